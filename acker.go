@@ -1,0 +1,111 @@
+package millrace
+
+import (
+	"context"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+)
+
+// acker batches acknowledgements into XACKs: a batch goes out when it holds
+// AckBatch IDs or AckInterval after its first ID, and always before stop
+// returns. One goroutine owns the pending batch.
+type acker struct {
+	sub  *subscription
+	ids  chan string
+	done chan struct{}
+}
+
+func newAcker(sub *subscription) *acker {
+	return &acker{
+		sub:  sub,
+		ids:  make(chan string, 4*sub.config.AckBatch),
+		done: make(chan struct{}),
+	}
+}
+
+func (a *acker) start() { go a.run() }
+
+// add queues id for acknowledgement. It blocks only while a full queue of
+// acknowledgements waits for Redis.
+func (a *acker) add(id string) { a.ids <- id }
+
+// stop flushes what was added and returns. No add may follow.
+func (a *acker) stop() {
+	close(a.ids)
+	<-a.done
+}
+
+func (a *acker) run() {
+	defer close(a.done)
+	cfg := a.sub.config
+	batch := make([]string, 0, cfg.AckBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	retry := newRetryBackoff()
+	log := errorLog{logger: a.sub.logger}
+
+	for {
+		if len(batch) == 0 {
+			id, ok := <-a.ids
+			if !ok {
+				return
+			}
+			batch = append(batch, id)
+			timer.Reset(cfg.AckInterval)
+		}
+	fill:
+		for len(batch) < cfg.AckBatch {
+			select {
+			case id, ok := <-a.ids:
+				if !ok {
+					a.final(batch)
+					return
+				}
+				batch = append(batch, id)
+			case <-timer.C:
+				break fill
+			}
+		}
+		timer.Stop()
+		if err := a.flush(a.sub.hard, batch); err != nil {
+			log.failure("Cannot acknowledge entries; retrying", err, a.sub.fields.Add(watermill.LogFields{"entries": len(batch)}))
+			if sleepCtx(a.sub.hard, retry.next()) {
+				timer.Reset(0)
+				continue
+			}
+			a.final(batch)
+			a.drain()
+			return
+		}
+		retry.reset()
+		log.recovered("Acknowledging entries again", a.sub.fields)
+		batch = batch[:0]
+	}
+}
+
+// drain acknowledges what is still queued, at shutdown.
+func (a *acker) drain() {
+	var rest []string
+	for id := range a.ids {
+		rest = append(rest, id)
+	}
+	a.final(rest)
+}
+
+// final makes one last bounded attempt at shutdown.
+func (a *acker) final(batch []string) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
+	defer cancel()
+	if err := a.flush(ctx, batch); err != nil {
+		a.sub.logger.Error("Cannot acknowledge entries at close; they will be redelivered", err,
+			a.sub.fields.Add(watermill.LogFields{"entries": len(batch)}))
+	}
+}
+
+func (a *acker) flush(ctx context.Context, ids []string) error {
+	return a.sub.client.XAck(ctx, a.sub.stream, a.sub.group, ids...).Err()
+}

@@ -1,0 +1,80 @@
+package millrace
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+)
+
+// deadLetter moves e to the topic's dead-letter stream with metadata saying
+// why, and acknowledges it, in one MULTI/EXEC: the entry is in exactly one of
+// the two streams' live sets. If Redis fails, e is tried again later.
+// Without a group there is nothing to acknowledge, and e is only logged.
+func (sub *subscription) deadLetter(e *entry, reason string) {
+	fields := sub.fields.Add(watermill.LogFields{"entry_id": e.id, "reason": reason, "deliveries": e.deliveries})
+	if sub.group == "" {
+		sub.logger.Error("Skipping stream entry", nil, fields)
+		return
+	}
+	dlq := sub.config.DeadLetterTopic(sub.topic)
+	values, err := sub.deadLetterValues(e, reason)
+	if err != nil {
+		sub.logger.Error("Cannot encode dead letter; retrying later", err, fields)
+		sub.redeliver.schedule(e, retryMax)
+		return
+	}
+	ctx, cancel := context.WithTimeout(sub.hard, finalCallTimeout)
+	defer cancel()
+	_, err = sub.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(dlq), Values: values})
+		pipe.XAck(ctx, sub.stream, sub.group, e.id)
+		return nil
+	})
+	if err != nil {
+		sub.logger.Error("Cannot dead-letter entry; retrying later", err, fields)
+		sub.redeliver.schedule(e, retryMax)
+		return
+	}
+	sub.held.remove(e.id)
+	sub.logger.Info("Moved entry to the dead-letter topic", fields.Add(watermill.LogFields{"dead_letter_topic": dlq}))
+}
+
+// deadLetterValues is e as a message in the dead-letter stream: decoded and
+// re-encoded with the dead-letter metadata, or, when it cannot be decoded,
+// a message whose payload is the entry's fields as JSON.
+func (sub *subscription) deadLetterValues(e *entry, reason string) ([]interface{}, error) {
+	msg, err := sub.config.Unmarshaler.Unmarshal(e.values)
+	if err != nil {
+		raw, jerr := json.Marshal(e.values)
+		if jerr != nil {
+			return nil, jerr
+		}
+		msg = message.NewMessage(e.id, raw)
+	}
+	if msg.UUID == "" {
+		msg.UUID = e.id
+	}
+	if msg.Metadata == nil {
+		msg.Metadata = message.Metadata{}
+	}
+	delete(msg.Metadata, MetadataEntryID)
+	delete(msg.Metadata, MetadataDeliveryCount)
+	msg.Metadata[MetadataReasonPoisoned] = reason
+	msg.Metadata[MetadataTopicPoisoned] = sub.topic
+	msg.Metadata[MetadataSubscriberPoisoned] = sub.config.Consumer
+	msg.Metadata[MetadataDeadLetterGroup] = sub.group
+	msg.Metadata[MetadataDeadLetterConsumer] = sub.config.Consumer
+	msg.Metadata[MetadataDeadLetterEntryID] = e.id
+	msg.Metadata[MetadataDeadLetterDeliveries] = strconv.FormatInt(e.deliveries, 10)
+	msg.Metadata[MetadataDeadLetterTime] = time.Now().UTC().Format(time.RFC3339Nano)
+	fields, err := sub.config.Marshaler.Marshal(sub.config.DeadLetterTopic(sub.topic), msg)
+	if err != nil {
+		return nil, err
+	}
+	return sortedFields(fields), nil
+}

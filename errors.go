@@ -1,0 +1,29 @@
+package millrace
+
+import "errors"
+
+var (
+	// ErrPublisherClosed is returned by [Publisher.Publish] after [Publisher.Close].
+	ErrPublisherClosed = errors.New("millrace: publisher is closed")
+
+	// ErrSubscriberClosed is returned by [Subscriber.Subscribe] and
+	// [Subscriber.SubscribeInitialize] after [Subscriber.Close].
+	ErrSubscriberClosed = errors.New("millrace: subscriber is closed")
+
+	// ErrEmptyTopic is returned when a topic name is empty.
+	ErrEmptyTopic = errors.New("millrace: topic is empty")
+
+	// ErrNilMessage is returned by [Publisher.Publish] when a message is nil.
+	ErrNilMessage = errors.New("millrace: message is nil")
+
+	// ErrNilClient is returned by the constructors when the Redis client is nil.
+	ErrNilClient = errors.New("millrace: redis client is nil")
+
+	// ErrUnsupportedRedis is returned when the server is older than Redis 6.2,
+	// the first version with XAUTOCLAIM.
+	ErrUnsupportedRedis = errors.New("millrace: redis 6.2 or newer is required")
+
+	// ErrMalformedEntry wraps the reason a stream entry could not be decoded.
+	// Such an entry is moved to the dead-letter stream, never delivered.
+	ErrMalformedEntry = errors.New("millrace: malformed stream entry")
+)

@@ -1,0 +1,130 @@
+package millrace
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Stream entry fields written by [DefaultMarshaler]. They are the fields
+// watermill-redisstream writes, so both adapters can share streams.
+const (
+	UUIDField     = "_watermill_message_uuid"
+	PayloadField  = "payload"
+	MetadataField = "metadata"
+)
+
+// Marshaler turns a message into the field-value pairs of one stream entry.
+// The signature is watermill-redisstream's, so its custom marshalers work
+// unchanged.
+type Marshaler interface {
+	Marshal(topic string, msg *message.Message) (map[string]interface{}, error)
+}
+
+// Unmarshaler turns the fields of a stream entry back into a message. A
+// message it returns with an empty UUID gets the entry ID as its UUID. An
+// error marks the entry as malformed: it is dead-lettered, never delivered.
+type Unmarshaler interface {
+	Unmarshal(values map[string]interface{}) (*message.Message, error)
+}
+
+// MarshalerUnmarshaler is both a [Marshaler] and an [Unmarshaler].
+type MarshalerUnmarshaler interface {
+	Marshaler
+	Unmarshaler
+}
+
+// DefaultMarshaler writes the UUID, the payload as raw bytes and the metadata
+// as a msgpack map[string]string. Entries without a UUID field, written by
+// redis-cli or by programs in other languages, are read as foreign entries:
+// the payload is a JSON object of all their fields and the UUID is left
+// empty (so it becomes the entry ID).
+type DefaultMarshaler struct{}
+
+var _ MarshalerUnmarshaler = DefaultMarshaler{}
+
+// Marshal implements [Marshaler].
+func (DefaultMarshaler) Marshal(_ string, msg *message.Message) (map[string]interface{}, error) {
+	md, err := marshalMetadata(msg.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("cannot marshal metadata of message %s: %w", msg.UUID, err)
+	}
+	return map[string]interface{}{
+		UUIDField:     msg.UUID,
+		PayloadField:  []byte(msg.Payload),
+		MetadataField: md,
+	}, nil
+}
+
+// Unmarshal implements [Unmarshaler].
+func (DefaultMarshaler) Unmarshal(values map[string]interface{}) (*message.Message, error) {
+	rawUUID, ok := values[UUIDField]
+	if !ok {
+		return unmarshalForeign(values)
+	}
+	uuid, ok := rawUUID.(string)
+	if !ok {
+		return nil, fmt.Errorf("field %s is %T, not a string", UUIDField, rawUUID)
+	}
+	var payload []byte
+	if raw, ok := values[PayloadField]; ok {
+		s, ok := raw.(string)
+		if !ok {
+			return nil, fmt.Errorf("field %s is %T, not a string", PayloadField, raw)
+		}
+		payload = []byte(s)
+	}
+	msg := message.NewMessage(uuid, payload)
+	if raw, ok := values[MetadataField]; ok {
+		s, ok := raw.(string)
+		if !ok {
+			return nil, fmt.Errorf("field %s is %T, not a string", MetadataField, raw)
+		}
+		md, err := unmarshalMetadata(s)
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", MetadataField, err)
+		}
+		if md != nil {
+			msg.Metadata = md
+		}
+	}
+	return msg, nil
+}
+
+// marshalMetadata encodes metadata as msgpack; nil or empty metadata is the
+// msgpack nil, as watermill-redisstream writes it.
+func marshalMetadata(md message.Metadata) ([]byte, error) {
+	if len(md) == 0 {
+		return []byte{msgpackNil}, nil
+	}
+	return msgpack.Marshal(map[string]string(md))
+}
+
+const msgpackNil = 0xc0
+
+// unmarshalMetadata decodes a msgpack map[string]string. An empty value
+// means no metadata.
+func unmarshalMetadata(s string) (message.Metadata, error) {
+	if s == "" || (len(s) == 1 && s[0] == msgpackNil) {
+		return nil, nil
+	}
+	var md map[string]string
+	if err := msgpack.Unmarshal([]byte(s), &md); err != nil {
+		return nil, fmt.Errorf("invalid msgpack metadata: %w", err)
+	}
+	return md, nil
+}
+
+// unmarshalForeign delivers an entry written by another producer: its
+// fields as a JSON object payload.
+func unmarshalForeign(values map[string]interface{}) (*message.Message, error) {
+	payload, err := json.Marshal(values)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode foreign entry as JSON: %w", err)
+	}
+	msg := message.NewMessage("", payload)
+	msg.Metadata.Set(MetadataForeign, "true")
+	return msg, nil
+}

@@ -1,0 +1,224 @@
+package millrace
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+)
+
+// Publisher adds messages to Redis streams, one entry per message.
+//
+// Publish is blocking: it returns once Redis has accepted every message of
+// the call, or with the first error. Concurrent calls share pipelines: while
+// one pipeline is on the wire, the calls that arrive meanwhile are gathered
+// into the next one, so a lone message goes out at once and throughput grows
+// with concurrency without any timer.
+type Publisher struct {
+	client  redis.UniversalClient
+	config  PublisherConfig
+	logger  watermill.LoggerAdapter
+	version versionCheck
+
+	requests chan *publishRequest
+	// mu is held shared by every Publish in progress and exclusively by
+	// Close, so Close waits for them.
+	mu      sync.RWMutex
+	closed  bool
+	flusher sync.WaitGroup
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher returns a Publisher over client. The client is borrowed:
+// Close does not close it. A nil logger logs nothing.
+func NewPublisher(client redis.UniversalClient, config PublisherConfig, logger watermill.LoggerAdapter) (*Publisher, error) {
+	if client == nil {
+		return nil, ErrNilClient
+	}
+	config.setDefaults()
+	if err := config.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid publisher config: %w", err)
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	p := &Publisher{
+		client:   client,
+		config:   config,
+		logger:   logger,
+		requests: make(chan *publishRequest, config.MaxBatch),
+	}
+	p.flusher.Add(config.Pipelines)
+	for range config.Pipelines {
+		go p.flush()
+	}
+	return p, nil
+}
+
+// publishRequest is one Publish call on its way to a pipeline.
+type publishRequest struct {
+	topic   string
+	args    []redis.XAddArgs
+	msgs    []*message.Message
+	results []*redis.StringCmd
+	done    chan error
+}
+
+// Publish adds msgs to topic's stream in one pipeline, in order. A message
+// whose context is already done is not sent and fails the call.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	if topic == "" {
+		return ErrEmptyTopic
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ErrPublisherClosed
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	ctx := msgs[0].Context()
+	if err := p.version.check(ctx, p.client); err != nil {
+		return err
+	}
+	req, err := p.prepare(topic, msgs)
+	if err != nil {
+		return err
+	}
+	p.requests <- req
+	return <-req.done
+}
+
+// prepare marshals msgs in the caller's goroutine, so that marshaling runs
+// in parallel across publishing goroutines.
+func (p *Publisher) prepare(topic string, msgs []*message.Message) (*publishRequest, error) {
+	req := &publishRequest{
+		topic: topic,
+		args:  make([]redis.XAddArgs, len(msgs)),
+		msgs:  msgs,
+		done:  make(chan error, 1),
+	}
+	retention := p.config.retention(topic)
+	for i, msg := range msgs {
+		if msg == nil {
+			return nil, fmt.Errorf("message %d of %d: %w", i, len(msgs), ErrNilMessage)
+		}
+		if err := msg.Context().Err(); err != nil {
+			return nil, fmt.Errorf("message %s: %w", msg.UUID, err)
+		}
+		fields, err := p.config.Marshaler.Marshal(topic, msg)
+		if err != nil {
+			return nil, fmt.Errorf("cannot marshal message %s: %w", msg.UUID, err)
+		}
+		req.args[i] = redis.XAddArgs{
+			Stream: streamKey(topic),
+			MaxLen: retention.MaxLen,
+			Approx: true,
+			Values: sortedFields(fields),
+		}
+	}
+	return req, nil
+}
+
+// sortedFields flattens fields in key order: entries with the same fields in
+// the same order are stored compactly by Redis (one master entry per node).
+func sortedFields(fields map[string]interface{}) []interface{} {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	flat := make([]interface{}, 0, 2*len(keys))
+	for _, k := range keys {
+		flat = append(flat, k, fields[k])
+	}
+	return flat
+}
+
+// flush sends gathered requests, one pipeline at a time, until Close.
+func (p *Publisher) flush() {
+	defer p.flusher.Done()
+	batch := make([]*publishRequest, 0, 64)
+	for req := range p.requests {
+		batch = append(batch[:0], req)
+		size := len(req.args)
+	gather:
+		for size < p.config.MaxBatch {
+			select {
+			case next, ok := <-p.requests:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, next)
+				size += len(next.args)
+			default:
+				break gather
+			}
+		}
+		p.send(batch)
+	}
+}
+
+// send runs one pipeline for batch and answers every request in it. The
+// pipeline is not tied to any one caller's context: a caller's cancellation
+// must not fail the messages of the others.
+func (p *Publisher) send(batch []*publishRequest) {
+	ctx := context.Background()
+	pipe := p.client.Pipeline()
+	trimmed := map[string]bool{}
+	for _, req := range batch {
+		req.results = make([]*redis.StringCmd, len(req.args))
+		for i := range req.args {
+			req.results[i] = pipe.XAdd(ctx, &req.args[i])
+		}
+		if age := p.config.retention(req.topic).MaxAge; age > 0 && !trimmed[req.topic] {
+			trimmed[req.topic] = true
+			pipe.XTrimMinIDApprox(ctx, streamKey(req.topic), minIDBefore(time.Now().Add(-age)), 0)
+		}
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+	for _, req := range batch {
+		req.done <- req.result()
+	}
+}
+
+// result reports the first failed XADD of a request, if any, and how many
+// of its messages failed.
+func (req *publishRequest) result() error {
+	var first error
+	failed := 0
+	for i, cmd := range req.results {
+		if err := cmd.Err(); err != nil {
+			if first == nil {
+				first = fmt.Errorf("cannot add message %s to stream %s: %w", req.msgs[i].UUID, req.topic, err)
+			}
+			failed++
+		}
+	}
+	if failed > 1 {
+		return fmt.Errorf("%d of %d messages failed, the first: %w", failed, len(req.results), first)
+	}
+	return first
+}
+
+// Close waits for the Publish calls in progress and stops. It is idempotent
+// and does not close the Redis client.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.requests)
+	p.mu.Unlock()
+	p.flusher.Wait()
+	return nil
+}

@@ -1,0 +1,146 @@
+package millrace
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+)
+
+// redeliverer hands Nacked entries out again when their backoff ends: one
+// goroutine and one timer for all of them. In a group each is first claimed
+// back by this consumer with XCLAIM, which bumps Redis's delivery counter, so
+// Redis sees every Nack.
+type redeliverer struct {
+	sub  *subscription
+	mu   sync.Mutex
+	due  dueHeap
+	wake chan struct{}
+	done chan struct{}
+}
+
+func newRedeliverer(sub *subscription) *redeliverer {
+	return &redeliverer{sub: sub, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (r *redeliverer) start() { go r.run() }
+
+// stop waits for the goroutine, which ends with the subscription's soft
+// context. Entries still waiting stay held and are released.
+func (r *redeliverer) stop() { <-r.done }
+
+// schedule redelivers e after delay. It never blocks.
+func (r *redeliverer) schedule(e *entry, delay time.Duration) {
+	r.mu.Lock()
+	heap.Push(&r.due, dueEntry{at: time.Now().Add(delay), e: e})
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pop returns the entries due now and the wait until the next one.
+func (r *redeliverer) pop() ([]*entry, time.Duration) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ready []*entry
+	for r.due.Len() > 0 && !r.due[0].at.After(now) {
+		ready = append(ready, heap.Pop(&r.due).(dueEntry).e)
+	}
+	wait := time.Hour
+	if r.due.Len() > 0 {
+		wait = r.due[0].at.Sub(now)
+	}
+	return ready, wait
+}
+
+func (r *redeliverer) run() {
+	defer close(r.done)
+	ctx := r.sub.soft
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	log := errorLog{logger: r.sub.logger}
+	for {
+		ready, wait := r.pop()
+		if len(ready) > 0 {
+			if !r.deliver(ctx, ready, &log) {
+				return
+			}
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-r.wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// deliver pushes ready entries to the queue; false when stopping.
+func (r *redeliverer) deliver(ctx context.Context, ready []*entry, log *errorLog) bool {
+	sub := r.sub
+	if sub.group != "" {
+		claimed, err := claimForRedelivery(ctx, sub.client, sub.stream, sub.group, sub.config.Consumer, ready)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			log.failure("Cannot claim nacked entries for redelivery; retrying", err, sub.fields)
+			for _, e := range ready {
+				r.schedule(e, retryMax)
+			}
+			return true
+		}
+		log.recovered("Claiming nacked entries again", sub.fields)
+		if len(claimed) < len(ready) {
+			r.forgetMissing(ready, claimed)
+		}
+		ready = claimed
+	}
+	for _, e := range ready {
+		if !sub.push(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// forgetMissing drops the entries XCLAIM did not return: deleted from the
+// stream or no longer pending.
+func (r *redeliverer) forgetMissing(ready, claimed []*entry) {
+	kept := make(map[string]bool, len(claimed))
+	for _, e := range claimed {
+		kept[e.id] = true
+	}
+	for _, e := range ready {
+		if !kept[e.id] {
+			r.sub.held.remove(e.id)
+			r.sub.logger.Debug("Nacked entry is gone from the stream", r.sub.fields.Add(watermill.LogFields{"entry_id": e.id}))
+		}
+	}
+}
+
+type dueEntry struct {
+	at time.Time
+	e  *entry
+}
+
+// dueHeap is a min-heap of entries by due time.
+type dueHeap []dueEntry
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueEntry)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

@@ -1,0 +1,150 @@
+package millrace
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+)
+
+// Subscriber reads messages from Redis streams, in a consumer group or, with
+// no group, in broadcast mode. See [SubscriberConfig] for the semantics.
+//
+// Every Subscribe call starts one subscription with its own output channel,
+// closed when the subscription ends: when Subscribe's context is cancelled
+// or when the Subscriber is closed.
+type Subscriber struct {
+	client  redis.UniversalClient
+	config  SubscriberConfig
+	logger  watermill.LoggerAdapter
+	version versionCheck
+
+	mu      sync.Mutex // guards closed and adding to running
+	closed  bool
+	closing chan struct{}
+	running sync.WaitGroup
+}
+
+var (
+	_ message.Subscriber           = (*Subscriber)(nil)
+	_ message.SubscribeInitializer = (*Subscriber)(nil)
+)
+
+// NewSubscriber returns a Subscriber over client. The client is borrowed:
+// Close does not close it. A nil logger logs nothing.
+//
+// Size the client's pool for at least one connection per subscription plus a
+// few: every subscription keeps one connection in a blocking read.
+func NewSubscriber(client redis.UniversalClient, config SubscriberConfig, logger watermill.LoggerAdapter) (*Subscriber, error) {
+	if client == nil {
+		return nil, ErrNilClient
+	}
+	config.setDefaults()
+	if err := config.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid subscriber config: %w", err)
+	}
+	if config.ConsumerGroup != "" && config.Consumer == "" {
+		config.Consumer = generatedConsumerName()
+	}
+	if logger == nil {
+		logger = watermill.NopLogger{}
+	}
+	return &Subscriber{
+		client:  client,
+		config:  config,
+		logger:  logger,
+		closing: make(chan struct{}),
+	}, nil
+}
+
+// generatedConsumerName is unique and says where the consumer runs.
+func generatedConsumerName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), watermill.NewShortUUID())
+}
+
+// Consumer is the name this subscriber uses in its consumer group.
+func (s *Subscriber) Consumer() string { return s.config.Consumer }
+
+// SubscribeInitialize creates the consumer group of topic (and the stream,
+// if missing) so that messages published from now on are kept for it.
+func (s *Subscriber) SubscribeInitialize(topic string) error {
+	if err := s.usable(topic); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := s.version.check(ctx, s.client); err != nil {
+		return err
+	}
+	if s.config.ConsumerGroup == "" {
+		return nil
+	}
+	return createGroup(ctx, s.client, streamKey(topic), s.config.ConsumerGroup, s.config.NewGroupStartID)
+}
+
+// Subscribe starts a subscription to topic. With a consumer group, the group
+// exists when Subscribe returns; in broadcast mode, every entry added after
+// Subscribe returns is delivered.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := s.usable(topic); err != nil {
+		return nil, err
+	}
+	if err := s.version.check(ctx, s.client); err != nil {
+		return nil, err
+	}
+	sub := newSubscription(s, topic)
+	if err := sub.prepare(ctx); err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrSubscriberClosed
+	}
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		sub.run(ctx, s.closing)
+	}()
+	return sub.out, nil
+}
+
+func (s *Subscriber) usable(topic string) error {
+	if topic == "" {
+		return ErrEmptyTopic
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrSubscriberClosed
+	}
+	return nil
+}
+
+// Close ends every subscription. It stops handing out messages, waits up to
+// CloseTimeout for the messages in handlers to be acknowledged, flushes the
+// acknowledgements, and returns after every output channel is closed.
+// Messages not acknowledged by then stay pending and are redelivered. Close
+// is idempotent and does not close the Redis client.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.mu.Unlock()
+
+	s.running.Wait()
+	s.logger.Debug("Subscriber closed", watermill.LogFields{"consumer": s.config.Consumer})
+	return nil
+}
