@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -15,22 +16,25 @@ import (
 // Publisher adds messages to Redis streams, one entry per message.
 //
 // Publish is blocking: it returns once Redis has accepted every message of
-// the call, or with the first error. Concurrent calls share pipelines: while
-// one pipeline is on the wire, the calls that arrive meanwhile are gathered
-// into the next one, so a lone message goes out at once and throughput grows
-// with concurrency without any timer.
+// the call, or with the first error. Concurrent calls share pipelines: a
+// caller that finds a pipeline slot free sends its own messages together
+// with every call queued meanwhile, so a lone message goes out at once, in
+// the caller's goroutine, and throughput grows with concurrency without any
+// timer.
 type Publisher struct {
 	client  redis.UniversalClient
 	config  PublisherConfig
 	logger  watermill.LoggerAdapter
 	version versionCheck
 
-	requests chan *publishRequest
+	// queue holds the calls waiting for a pipeline; slots holds a token per
+	// pipeline in flight.
+	queue chan *publishRequest
+	slots chan struct{}
 	// mu is held shared by every Publish in progress and exclusively by
 	// Close, so Close waits for them.
-	mu      sync.RWMutex
-	closed  bool
-	flusher sync.WaitGroup
+	mu     sync.RWMutex
+	closed bool
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -48,17 +52,13 @@ func NewPublisher(client redis.UniversalClient, config PublisherConfig, logger w
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	p := &Publisher{
-		client:   client,
-		config:   config,
-		logger:   logger,
-		requests: make(chan *publishRequest, config.MaxBatch),
-	}
-	p.flusher.Add(config.Pipelines)
-	for range config.Pipelines {
-		go p.flush()
-	}
-	return p, nil
+	return &Publisher{
+		client: client,
+		config: config,
+		logger: logger,
+		queue:  make(chan *publishRequest, config.MaxBatch),
+		slots:  make(chan struct{}, config.Pipelines),
+	}, nil
 }
 
 // publishRequest is one Publish call on its way to a pipeline.
@@ -68,6 +68,9 @@ type publishRequest struct {
 	msgs    []*message.Message
 	results []*redis.StringCmd
 	done    chan error
+	// taken is set once a sender has dequeued the request; its caller then
+	// only waits for done.
+	taken atomic.Bool
 }
 
 // Publish adds msgs to topic's stream in one pipeline, in order. A message
@@ -92,7 +95,18 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err != nil {
 		return err
 	}
-	p.requests <- req
+	p.queue <- req
+	for !req.taken.Load() {
+		select {
+		case err := <-req.done:
+			return err
+		case p.slots <- struct{}{}:
+			if !req.taken.Load() {
+				p.sendQueued()
+			}
+			<-p.slots
+		}
+	}
 	return <-req.done
 }
 
@@ -142,26 +156,23 @@ func sortedFields(fields map[string]interface{}) []interface{} {
 	return flat
 }
 
-// flush sends gathered requests, one pipeline at a time, until Close.
-func (p *Publisher) flush() {
-	defer p.flusher.Done()
-	batch := make([]*publishRequest, 0, 64)
-	for req := range p.requests {
-		batch = append(batch[:0], req)
-		size := len(req.args)
-	gather:
-		for size < p.config.MaxBatch {
-			select {
-			case next, ok := <-p.requests:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, next)
-				size += len(next.args)
-			default:
-				break gather
-			}
+// sendQueued sends the calls queued now, up to MaxBatch messages, in one
+// pipeline. It runs in a caller that holds a pipeline slot.
+func (p *Publisher) sendQueued() {
+	var batch []*publishRequest
+	size := 0
+	for size < p.config.MaxBatch {
+		select {
+		case req := <-p.queue:
+			req.taken.Store(true)
+			batch = append(batch, req)
+			size += len(req.args)
+			continue
+		default:
 		}
+		break
+	}
+	if len(batch) > 0 {
 		p.send(batch)
 	}
 }
@@ -171,6 +182,13 @@ func (p *Publisher) flush() {
 // must not fail the messages of the others.
 func (p *Publisher) send(batch []*publishRequest) {
 	ctx := context.Background()
+	if len(batch) == 1 && len(batch[0].args) == 1 && p.config.retention(batch[0].topic).MaxAge == 0 {
+		// A lone message skips the pipeline's bookkeeping.
+		req := batch[0]
+		req.results = []*redis.StringCmd{p.client.XAdd(ctx, &req.args[0])}
+		req.done <- req.result()
+		return
+	}
 	pipe := p.client.Pipeline()
 	trimmed := map[string]bool{}
 	for _, req := range batch {
@@ -217,8 +235,6 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	p.closed = true
-	close(p.requests)
 	p.mu.Unlock()
-	p.flusher.Wait()
 	return nil
 }
