@@ -72,6 +72,10 @@ type PublisherConfig struct {
 	// Pipelines is how many pipelines may be in flight at once, each on its
 	// own pooled connection. Default: 2.
 	Pipelines int
+
+	// Durability makes Publish wait for replicas (WAIT) or AOF fsync
+	// (WAITAOF) after its XADDs. Default: none.
+	Durability Durability
 }
 
 func (c *PublisherConfig) setDefaults() {
@@ -98,6 +102,9 @@ func (c PublisherConfig) Validate() error {
 		if err := r.validate(); err != nil {
 			return fmt.Errorf("TopicRetention[%q]: %w", topic, err)
 		}
+	}
+	if err := c.Durability.validate(); err != nil {
+		return fmt.Errorf("Durability: %w", err)
 	}
 	if c.MaxBatch < 0 {
 		return fmt.Errorf("MaxBatch must not be negative, got %d", c.MaxBatch)

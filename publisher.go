@@ -182,14 +182,39 @@ func (p *Publisher) sendQueued() {
 // must not fail the messages of the others.
 func (p *Publisher) send(batch []*publishRequest) {
 	ctx := context.Background()
-	if len(batch) == 1 && len(batch[0].args) == 1 && p.config.retention(batch[0].topic).MaxAge == 0 {
+	durable := p.config.Durability.enabled()
+	if len(batch) == 1 && len(batch[0].args) == 1 && !durable && p.config.retention(batch[0].topic).MaxAge == 0 {
 		// A lone message skips the pipeline's bookkeeping.
 		req := batch[0]
 		req.results = []*redis.StringCmd{p.client.XAdd(ctx, &req.args[0])}
-		req.done <- req.result()
+		req.done <- req.result(nil)
 		return
 	}
-	pipe := p.client.Pipeline()
+	cluster, isCluster := p.client.(*redis.ClusterClient)
+	if !durable || !isCluster {
+		p.pipeline(ctx, p.client, batch)
+		return
+	}
+	// WAIT counts the replicas that have the writes of its own connection,
+	// so on a Cluster each master gets its XADDs and WAIT in one pipeline.
+	byNode := map[*redis.Client][]*publishRequest{}
+	for _, req := range batch {
+		node, err := cluster.MasterForKey(ctx, streamKey(req.topic))
+		if err != nil {
+			req.done <- fmt.Errorf("cannot find the cluster node of stream %s: %w", req.topic, err)
+			continue
+		}
+		byNode[node] = append(byNode[node], req)
+	}
+	for node, reqs := range byNode {
+		p.pipeline(ctx, node, reqs)
+	}
+}
+
+// pipeline sends batch through c in one pipeline, followed by WAIT or
+// WAITAOF when Durability asks for it.
+func (p *Publisher) pipeline(ctx context.Context, c redis.Cmdable, batch []*publishRequest) {
+	pipe := c.Pipeline()
 	trimmed := map[string]bool{}
 	for _, req := range batch {
 		req.results = make([]*redis.StringCmd, len(req.args))
@@ -201,15 +226,17 @@ func (p *Publisher) send(batch []*publishRequest) {
 			pipe.XTrimMinIDApprox(ctx, streamKey(req.topic), minIDBefore(time.Now().Add(-age)), 0)
 		}
 	}
+	confirm := p.config.Durability.queue(ctx, pipe)
 	_, _ = pipe.Exec(ctx) // errors are read per command below
+	durErr := confirm()
 	for _, req := range batch {
-		req.done <- req.result()
+		req.done <- req.result(durErr)
 	}
 }
 
 // result reports the first failed XADD of a request, if any, and how many
-// of its messages failed.
-func (req *publishRequest) result() error {
+// of its messages failed; failing that, durErr.
+func (req *publishRequest) result(durErr error) error {
 	var first error
 	failed := 0
 	for i, cmd := range req.results {
@@ -223,7 +250,13 @@ func (req *publishRequest) result() error {
 	if failed > 1 {
 		return fmt.Errorf("%d of %d messages failed, the first: %w", failed, len(req.results), first)
 	}
-	return first
+	if first != nil {
+		return first
+	}
+	if durErr != nil {
+		return fmt.Errorf("messages of stream %s were added but not confirmed: %w", req.topic, durErr)
+	}
+	return nil
 }
 
 // Close waits for the Publish calls in progress and stops. It is idempotent
