@@ -69,7 +69,9 @@ func (a *acker) run() {
 		}
 		timer.Stop()
 		if err := a.flush(a.sub.hard, batch); err != nil {
-			log.failure("Cannot acknowledge entries; retrying", err, a.sub.fields.Add(watermill.LogFields{"entries": len(batch)}))
+			if a.sub.hard.Err() == nil {
+				log.failure("Cannot acknowledge entries; retrying", err, a.sub.fields.Add(watermill.LogFields{"entries": len(batch)}))
+			}
 			if sleepCtx(a.sub.hard, retry.next()) {
 				timer.Reset(0)
 				continue

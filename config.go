@@ -40,6 +40,14 @@ type Retention struct {
 	// MaxAge drops entries older than this, by the time in their IDs:
 	// XTRIM MINID ~ <now-MaxAge>, once per pipeline and topic. 0 = no limit.
 	MaxAge time.Duration
+	// KeepUnacked makes retention safe: an entry is trimmed only once every
+	// consumer group of the topic has read and acknowledged it (and, with
+	// MaxAge, once it is also older than MaxAge). With neither MaxLen nor
+	// MaxAge, everything acknowledged by all groups is trimmed. The Publisher
+	// trims every TrimInterval with XINFO GROUPS, XPENDING and XTRIM MINID ~;
+	// a topic without groups is not trimmed. It cannot be combined with
+	// MaxLen.
+	KeepUnacked bool
 }
 
 func (r Retention) validate() error {
@@ -49,10 +57,11 @@ func (r Retention) validate() error {
 	if r.MaxAge < 0 {
 		return fmt.Errorf("MaxAge must not be negative, got %s", r.MaxAge)
 	}
+	if r.KeepUnacked && r.MaxLen > 0 {
+		return errors.New("KeepUnacked cannot be combined with MaxLen: trimming by count cannot spare unacknowledged entries")
+	}
 	return nil
 }
-
-func (r Retention) isZero() bool { return r.MaxLen == 0 && r.MaxAge == 0 }
 
 // PublisherConfig configures a [Publisher]. The zero value is valid.
 type PublisherConfig struct {
@@ -76,6 +85,10 @@ type PublisherConfig struct {
 	// Durability makes Publish wait for replicas (WAIT) or AOF fsync
 	// (WAITAOF) after its XADDs. Default: none.
 	Durability Durability
+
+	// TrimInterval is how often topics with Retention.KeepUnacked are
+	// trimmed. Default: 1s.
+	TrimInterval time.Duration
 }
 
 func (c *PublisherConfig) setDefaults() {
@@ -88,6 +101,25 @@ func (c *PublisherConfig) setDefaults() {
 	if c.Pipelines == 0 {
 		c.Pipelines = DefaultPublishPipelines
 	}
+	if c.TrimInterval == 0 {
+		c.TrimInterval = DefaultTrimInterval
+	}
+}
+
+// trimsInPipeline reports whether a pipeline to the topic ends with XTRIM.
+func (r Retention) trimsInPipeline() bool { return r.MaxAge > 0 && !r.KeepUnacked }
+
+// keepsUnacked reports whether any topic's retention is KeepUnacked.
+func (c PublisherConfig) keepsUnacked() bool {
+	if c.Retention.KeepUnacked {
+		return true
+	}
+	for _, r := range c.TopicRetention {
+		if r.KeepUnacked {
+			return true
+		}
+	}
+	return false
 }
 
 // Validate reports the first invalid field. It does not change c.
@@ -111,6 +143,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if c.Pipelines < 0 {
 		return fmt.Errorf("Pipelines must not be negative, got %d", c.Pipelines)
+	}
+	if c.TrimInterval < 0 {
+		return fmt.Errorf("TrimInterval must not be negative, got %s", c.TrimInterval)
 	}
 	return nil
 }

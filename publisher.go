@@ -35,6 +35,8 @@ type Publisher struct {
 	// Close, so Close waits for them.
 	mu     sync.RWMutex
 	closed bool
+
+	trimmer *trimmer // nil unless some topic's retention is KeepUnacked
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -52,13 +54,18 @@ func NewPublisher(client redis.UniversalClient, config PublisherConfig, logger w
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Publisher{
+	p := &Publisher{
 		client: client,
 		config: config,
 		logger: logger,
 		queue:  make(chan *publishRequest, config.MaxBatch),
 		slots:  make(chan struct{}, config.Pipelines),
-	}, nil
+	}
+	if config.keepsUnacked() {
+		p.trimmer = newTrimmer(client, config, logger)
+		p.trimmer.start()
+	}
+	return p, nil
 }
 
 // publishRequest is one Publish call on its way to a pipeline.
@@ -88,7 +95,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return nil
 	}
 	ctx := msgs[0].Context()
-	if err := p.version.check(ctx, p.client); err != nil {
+	if err := p.version.check(ctx, p.client, streamKey(topic)); err != nil {
 		return err
 	}
 	req, err := p.prepare(topic, msgs)
@@ -96,6 +103,16 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return err
 	}
 	p.queue <- req
+	err = p.await(req)
+	if err == nil && p.trimmer != nil && p.config.retention(topic).KeepUnacked {
+		p.trimmer.touch(topic)
+	}
+	return err
+}
+
+// await returns req's result, sending queued requests itself whenever a
+// pipeline slot is free and req is still queued.
+func (p *Publisher) await(req *publishRequest) error {
 	for !req.taken.Load() {
 		select {
 		case err := <-req.done:
@@ -183,7 +200,7 @@ func (p *Publisher) sendQueued() {
 func (p *Publisher) send(batch []*publishRequest) {
 	ctx := context.Background()
 	durable := p.config.Durability.enabled()
-	if len(batch) == 1 && len(batch[0].args) == 1 && !durable && p.config.retention(batch[0].topic).MaxAge == 0 {
+	if len(batch) == 1 && len(batch[0].args) == 1 && !durable && !p.config.retention(batch[0].topic).trimsInPipeline() {
 		// A lone message skips the pipeline's bookkeeping.
 		req := batch[0]
 		req.results = []*redis.StringCmd{p.client.XAdd(ctx, &req.args[0])}
@@ -221,9 +238,9 @@ func (p *Publisher) pipeline(ctx context.Context, c redis.Cmdable, batch []*publ
 		for i := range req.args {
 			req.results[i] = pipe.XAdd(ctx, &req.args[i])
 		}
-		if age := p.config.retention(req.topic).MaxAge; age > 0 && !trimmed[req.topic] {
+		if r := p.config.retention(req.topic); r.MaxAge > 0 && !r.KeepUnacked && !trimmed[req.topic] {
 			trimmed[req.topic] = true
-			pipe.XTrimMinIDApprox(ctx, streamKey(req.topic), minIDBefore(time.Now().Add(-age)), 0)
+			pipe.XTrimMinIDApprox(ctx, streamKey(req.topic), minIDBefore(time.Now().Add(-r.MaxAge)), 0)
 		}
 	}
 	confirm := p.config.Durability.queue(ctx, pipe)
@@ -259,7 +276,8 @@ func (req *publishRequest) result(durErr error) error {
 	return nil
 }
 
-// Close waits for the Publish calls in progress and stops. It is idempotent
+// Close waits for the Publish calls in progress, makes a last round of
+// KeepUnacked trimming and stops. It is idempotent
 // and does not close the Redis client.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
@@ -269,5 +287,8 @@ func (p *Publisher) Close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
+	if p.trimmer != nil {
+		p.trimmer.stopAndWait()
+	}
 	return nil
 }

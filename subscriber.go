@@ -80,7 +80,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 		return err
 	}
 	ctx := context.Background()
-	if err := s.version.check(ctx, s.client); err != nil {
+	if err := s.version.check(ctx, s.client, streamKey(topic)); err != nil {
 		return err
 	}
 	if s.config.ConsumerGroup == "" {
@@ -96,7 +96,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err := s.usable(topic); err != nil {
 		return nil, err
 	}
-	if err := s.version.check(ctx, s.client); err != nil {
+	if err := s.version.check(ctx, s.client, streamKey(topic)); err != nil {
 		return nil, err
 	}
 	sub := newSubscription(s, topic)
@@ -133,18 +133,23 @@ func (s *Subscriber) usable(topic string) error {
 // CloseTimeout for the messages in handlers to be acknowledged, flushes the
 // acknowledgements, and returns after every output channel is closed.
 // Messages not acknowledged by then stay pending and are redelivered. Close
-// is idempotent and does not close the Redis client.
+// is idempotent, safe to call concurrently (every call returns once the
+// subscriber is closed) and does not close the Redis client.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
+	first := !s.closed
+	if first {
+		s.closed = true
+		close(s.closing)
 	}
-	s.closed = true
-	close(s.closing)
 	s.mu.Unlock()
 
+	// Every call waits, so that a Close racing the Router's own Close of this
+	// subscriber still returns only after the final XACK.
 	s.running.Wait()
+	if !first {
+		return nil
+	}
 	s.logger.Debug("Subscriber closed", watermill.LogFields{"consumer": s.config.Consumer})
 	return nil
 }

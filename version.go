@@ -3,6 +3,7 @@ package millrace
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -20,7 +21,10 @@ type versionCheck struct {
 	mu sync.Mutex
 }
 
-func (v *versionCheck) check(ctx context.Context, client redis.UniversalClient) error {
+// check reads redis_version from INFO server. A server that does not answer
+// INFO server (an emulator, a proxy, an ACL without +info) is probed instead
+// with XAUTOCLAIM on stream, the newest command Millrace needs.
+func (v *versionCheck) check(ctx context.Context, client redis.UniversalClient, stream string) error {
 	if v.ok.Load() {
 		return nil
 	}
@@ -30,19 +34,51 @@ func (v *versionCheck) check(ctx context.Context, client redis.UniversalClient) 
 		return nil
 	}
 	info, err := client.Info(ctx, "server").Result()
-	if err != nil {
-		return fmt.Errorf("cannot read redis version (INFO server): %w", err)
+	if err != nil && !isServerError(err) {
+		return fmt.Errorf("cannot reach redis: %w", err)
 	}
 	version := infoField(info, "redis_version")
-	major, minor, ok := parseVersion(version)
-	if !ok {
-		return fmt.Errorf("cannot parse redis_version %q from INFO server", version)
+	if err == nil && version != "" {
+		major, minor, ok := parseVersion(version)
+		if !ok {
+			return fmt.Errorf("cannot parse redis_version %q from INFO server", version)
+		}
+		if major < 6 || (major == 6 && minor < 2) {
+			return fmt.Errorf("%w: the server runs %s", ErrUnsupportedRedis, version)
+		}
+		v.ok.Store(true)
+		return nil
 	}
-	if major < 6 || (major == 6 && minor < 2) {
-		return fmt.Errorf("%w: the server runs %s", ErrUnsupportedRedis, version)
+	if err := probeAutoClaim(ctx, client, stream); err != nil {
+		return err
 	}
 	v.ok.Store(true)
 	return nil
+}
+
+// probeAutoClaim runs XAUTOCLAIM for a group that does not exist: Redis 6.2+
+// answers NOGROUP, older servers do not know the command.
+func probeAutoClaim(ctx context.Context, client redis.UniversalClient, stream string) error {
+	err := client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: stream, Group: "millrace-version-probe", Consumer: "probe", Start: "0-0", Count: 1,
+	}).Err()
+	switch {
+	case err == nil, isNoGroup(err), redis.HasErrorPrefix(err, "NOPERM"):
+		return nil
+	case redis.HasErrorPrefix(err, "ERR unknown command"):
+		return fmt.Errorf("%w: the server does not know XAUTOCLAIM", ErrUnsupportedRedis)
+	case isServerError(err):
+		return fmt.Errorf("cannot tell the redis version (INFO server and XAUTOCLAIM failed): %w", err)
+	default:
+		return fmt.Errorf("cannot reach redis: %w", err)
+	}
+}
+
+// isServerError reports an error reply from the server, as opposed to a
+// network or client failure.
+func isServerError(err error) bool {
+	var reply redis.Error
+	return errors.As(err, &reply) && !errors.Is(err, redis.Nil)
 }
 
 // infoField returns the value of one "key:value" line of an INFO reply.

@@ -1,0 +1,122 @@
+# Millrace's make targets. `make test` is the CI entry point (.ci/run).
+#
+# The repository holds several Go modules: the library at the root and, each
+# with its own go.mod, examples/, benchmarks/ and cmd/millrace/. The targets
+# that vet and test run over every module found (any directory with a
+# go.mod), each on its own with GOWORK=off, so every module is checked with
+# exactly the dependencies its own go.mod gives it. go.work is for working
+# by hand (`go run ./examples/quickstart` from the root).
+#
+# Tests need redis-server, redis-sentinel and redis-cli on PATH: the test
+# packages start their own servers on loopback ports (internal/redistest).
+# No docker.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+GO ?= go
+# Flags of every `go test` run; TEST_FLAGS adds to them, e.g.
+# make test TEST_FLAGS='-run TestPubSub -v'.
+GOTEST_FLAGS ?= -race -count=1 -timeout 30m
+TEST_FLAGS ?=
+# Read by Watermill's universal suite in stress runs: how many times each
+# stress test repeats.
+STRESS_TEST_COUNT ?= 2
+export STRESS_TEST_COUNT
+# Arguments of `make bench`, e.g. make bench BENCH_ARGS='-h'.
+BENCH_ARGS ?=
+
+# Every module: the directories holding a go.mod, the root first.
+MODULES := $(shell find . -name go.mod \
+	-not -path './.git/*' -not -path '*/vendor/*' -not -path '*/testdata/*' \
+	-printf '%h\n' | LC_ALL=C sort)
+
+REDIS_TOOLS := redis-server redis-sentinel redis-cli
+
+.PHONY: test test_short test_stress bench fmt vet quickstart deps redis-tools modules
+
+# in_modules runs $(1) in every module, on its own (GOWORK=off). It goes on
+# after a failing module and fails at the end, naming the modules that failed.
+define in_modules
+	@failed=""; \
+	for m in $(MODULES); do \
+		echo "==> $$m: $(strip $(1))"; \
+		if ! (cd "$$m" && GOWORK=off $(1)); then failed="$$failed $$m"; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED in:$$failed" >&2; exit 1; fi
+endef
+
+## test: vet and test every module with -race (the CI entry point), then the
+## tests that cannot run under -race and a short stress run of the suite.
+test: redis-tools
+	$(call in_modules,$(GO) vet ./... && $(GO) test $(GOTEST_FLAGS) $(TEST_FLAGS) ./...)
+	@echo "==> .: Watermill's TestReconnect, without -race (its harness races on its own slice)"
+	GOWORK=off $(GO) test -count=1 -timeout 10m -run '^TestPubSub_Reconnect$$' -v . | grep -E '^(=== RUN|--- |PASS|FAIL|ok)' 
+	@echo "==> .: universal suite stress run, STRESS_TEST_COUNT=$(STRESS_TEST_COUNT)"
+	GOWORK=off $(GO) test $(GOTEST_FLAGS) -tags stress -run '^TestPubSub_Stress$$' .
+
+## test_short: the same with -short.
+test_short: redis-tools
+	$(call in_modules,$(GO) vet ./... && $(GO) test $(GOTEST_FLAGS) -short $(TEST_FLAGS) ./...)
+
+## test_stress: the tests built with -tags stress (STRESS_TEST_COUNT=2 by default).
+test_stress: redis-tools
+	@echo "STRESS_TEST_COUNT=$(STRESS_TEST_COUNT)"
+	$(call in_modules,$(GO) test $(GOTEST_FLAGS) -tags stress $(TEST_FLAGS) ./...)
+
+## vet: go vet every module.
+vet:
+	$(call in_modules,$(GO) vet ./...)
+
+## fmt: fail if any Go file is not gofmt-formatted.
+fmt:
+	@files="$$(find . -name '*.go' -not -path './.git/*' -not -path '*/vendor/*' -print0 | xargs -0 -r gofmt -l)"; \
+	if [ -n "$$files" ]; then \
+		echo "gofmt needed on these files (run gofmt -w):" >&2; echo "$$files" >&2; exit 1; \
+	fi; \
+	echo "gofmt: all files formatted"
+
+## bench: run the benchmark program of benchmarks/.
+bench:
+	@if [ ! -f benchmarks/go.mod ]; then \
+		echo "bench: benchmarks/ does not exist yet (no benchmarks/go.mod); nothing to run" >&2; exit 1; \
+	fi
+	@if ! ls benchmarks/cmd/bench/*.go >/dev/null 2>&1; then \
+		echo "bench: benchmarks/cmd/bench has no Go program yet; nothing to run" >&2; exit 1; \
+	fi
+	cd benchmarks && GOWORK=off $(GO) run ./cmd/bench $(BENCH_ARGS)
+
+## quickstart: run the quickstart example (embedded miniredis unless REDIS_URL is set).
+quickstart:
+	$(GO) run ./examples/quickstart
+
+## deps: download every module's dependencies into the module cache. Offline
+## runs work once they are there (GOFLAGS=-mod=mod is not used: go.sum files
+## are complete, so nothing is resolved anew).
+deps:
+	$(call in_modules,$(GO) mod download)
+
+## modules: list the modules the targets run over.
+modules:
+	@printf '%s\n' $(MODULES)
+
+# redis-tools makes sure the Redis binaries the tests start are installed,
+# installing Debian's packages when one is missing (as root, or with sudo).
+redis-tools:
+	@missing=""; \
+	for t in $(REDIS_TOOLS); do command -v "$$t" >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		for t in $$missing; do echo "$$t not found; installing with apt-get"; done; \
+		sudo=""; \
+		if [ "$$(id -u)" != 0 ]; then \
+			if command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+			else echo "not root and no sudo: install redis-server redis-sentinel redis-tools by hand" >&2; exit 1; fi; \
+		fi; \
+		$$sudo apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-sentinel redis-tools; \
+		for t in $(REDIS_TOOLS); do \
+			command -v "$$t" >/dev/null 2>&1 || { echo "$$t still not found after apt-get install" >&2; exit 1; }; \
+		done; \
+	fi; \
+	redis-server --version

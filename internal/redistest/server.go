@@ -1,0 +1,503 @@
+// Package redistest starts real redis-server, Redis Cluster and Redis
+// Sentinel processes for tests.
+//
+// Every process listens on a free 127.0.0.1 port and keeps its redis.conf,
+// AOF, pidfile and log in a temp dir of the test. It runs daemonized, so that
+// restart.sh (see Server.RestartCommand) can start it again from a command
+// that exits, and it is killed when the test ends, passed or not.
+//
+// The package needs Linux (/proc) and the Debian packages redis-server,
+// redis-tools and, for Sentinel, redis-sentinel.
+package redistest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// File names inside a server's dir.
+const (
+	confFile    = "redis.conf"
+	pidFile     = "redis.pid"
+	logFile     = "redis.log"
+	restartFile = "restart.sh"
+)
+
+// Options configure a standalone server. The zero value gives a server with
+// AOF on, appendfsync always (every acknowledged write survives SIGKILL), no
+// RDB snapshots and no password.
+type Options struct {
+	NoAOF    bool     // disable appendonly: nothing survives a restart
+	Config   []string // extra redis.conf lines, e.g. "maxmemory-policy allkeys-lru"; they come last, so they override the defaults above
+	Password string   // requirepass (default user)
+	TLS      bool     // serve TLS only (port 0, tls-port) with a CA and certificate generated for this server; clients need Options for the CA
+}
+
+// Server is one redis-server or redis-sentinel process, or, from
+// StartFromEnv, an external server given by REDIS_URL.
+type Server struct {
+	tb       testing.TB // the test that started the server; methods without a tb report to it
+	external string     // REDIS_URL of a server that is not ours, "" otherwise
+	opts     Options
+	bin      string // absolute path of redis-server or redis-sentinel
+	cli      string // absolute path of redis-cli, used by restart.sh
+	dir      string // symlinks resolved, so it matches /proc/pid/cwd
+	addr     string
+	ca       *x509.CertPool // CA of the server certificate when opts.TLS
+	sentinel bool           // a redis-sentinel: no AOF, no password, no TLS
+}
+
+// Start starts a redis-server with opts and stops it when the test ends.
+func Start(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	s := newServer(tb, "redis-server", "redis-server not found: apt-get install redis-server", opts)
+	s.start(tb, false)
+	return s
+}
+
+// StartFromEnv returns a Server for the external server at REDIS_URL when
+// that variable is set, and otherwise starts one with Start(tb, Options{}).
+// An external server is only pointed at: Stop leaves it alone, RestartCommand
+// is nil, and Restart, StartAgain, Kill, Freeze and Thaw skip the test.
+func StartFromEnv(tb testing.TB) *Server {
+	tb.Helper()
+	u := os.Getenv("REDIS_URL")
+	if u == "" {
+		return Start(tb, Options{})
+	}
+	o, err := redis.ParseURL(u)
+	if err != nil {
+		tb.Fatalf("redistest: REDIS_URL: %v", err)
+	}
+	return &Server{tb: tb, external: u, addr: o.Addr}
+}
+
+// newServer prepares the temp dir (and TLS files) of a server run by bin and
+// registers its Stop; the caller sets any remaining fields and calls start.
+func newServer(tb testing.TB, bin, hint string, opts Options) *Server {
+	tb.Helper()
+	binPath, err := exec.LookPath(bin)
+	if err != nil {
+		tb.Fatalf("redistest: %s", hint)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		tb.Fatalf("redistest: redis-cli not found: apt-get install redis-tools")
+	}
+	// TempDir registers its removal before Stop is registered below, so
+	// Stop (cleanups run last-in first-out) kills the server first.
+	dir, err := filepath.EvalSymlinks(tb.TempDir())
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	s := &Server{tb: tb, opts: opts, bin: binPath, cli: cli, dir: dir}
+	if opts.TLS {
+		ca, err := newCA()
+		if err == nil {
+			err = ca.writeServerFiles(dir)
+		}
+		if err != nil {
+			tb.Fatalf("redistest: TLS files: %v", err)
+		}
+		s.ca = ca.pool()
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// start writes the config and restart.sh for a free port and starts the
+// server, retrying with another port if the chosen one was taken meanwhile.
+// clusterBus also reserves port+10000.
+func (s *Server) start(tb testing.TB, clusterBus bool) {
+	tb.Helper()
+	for attempt := 1; ; attempt++ {
+		port := freePort(tb, clusterBus)
+		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		os.Remove(s.path(logFile)) // holds the bind error of a failed attempt
+		s.writeFile(tb, confFile, s.config(port))
+		s.writeFile(tb, restartFile, s.restartScript(port))
+		// The foreground redis-server exits as soon as the daemon forked;
+		// config errors come out here, later ones only in the log.
+		if out, err := run(s.bin, s.path(confFile)); err != nil {
+			s.fatalf(tb, "start %s: %v\n%s", s.bin, err, out)
+		}
+		err := s.waitReady()
+		if err == nil {
+			return
+		}
+		log, _ := os.ReadFile(s.path(logFile))
+		if !strings.Contains(string(log), "Address already in use") || attempt == maxStartAttempts {
+			s.fatalf(tb, "start %s: %v", s.addr, err)
+		}
+	}
+}
+
+// config returns the redis.conf of the server on port.
+func (s *Server) config(port int) string {
+	lines := []string{
+		"bind 127.0.0.1",
+		"dir " + strconv.Quote(s.dir),
+		"daemonize yes",
+		"pidfile " + strconv.Quote(s.path(pidFile)),
+		"logfile " + strconv.Quote(s.path(logFile)),
+	}
+	switch {
+	case s.sentinel:
+		lines = append(lines, "port "+strconv.Itoa(port))
+	case s.opts.TLS:
+		lines = append(lines,
+			"port 0",
+			"tls-port "+strconv.Itoa(port),
+			"tls-cert-file "+strconv.Quote(s.path(serverCertFile)),
+			"tls-key-file "+strconv.Quote(s.path(serverKeyFile)),
+			"tls-ca-cert-file "+strconv.Quote(s.path(caCertFile)),
+			"tls-auth-clients no",
+		)
+	default:
+		lines = append(lines, "port "+strconv.Itoa(port))
+	}
+	if !s.sentinel {
+		// No RDB snapshots; and a master starts a replica's full sync at
+		// once instead of waiting 5 s for more replicas to join it.
+		lines = append(lines, `save ""`, "repl-diskless-sync-delay 0")
+		if s.opts.NoAOF {
+			lines = append(lines, "appendonly no")
+		} else {
+			lines = append(lines, "appendonly yes", "appendfsync always")
+		}
+	}
+	if s.opts.Password != "" {
+		lines = append(lines, "requirepass "+strconv.Quote(s.opts.Password))
+	}
+	lines = append(lines, s.opts.Config...)
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// restartScript returns restart.sh for the server on port. It is the only
+// code path that restarts a server: Restart and StartAgain run it too.
+func (s *Server) restartScript(port int) string {
+	// timeout: redis-cli has no reply timeout, and a frozen server (or a
+	// stranger that took the port) accepts the connection but never answers.
+	ping := "timeout 1 " + shellQuote(s.cli) + " -h 127.0.0.1 -p " + strconv.Itoa(port)
+	if s.opts.TLS {
+		ping += " --tls --cacert " + caCertFile
+	}
+	if s.opts.Password != "" {
+		ping = "REDISCLI_AUTH=" + shellQuote(s.opts.Password) + " " + ping
+	}
+	return fmt.Sprintf(`#!/bin/sh
+# Written by redistest. Restarts the Redis process of this directory the way
+# a service manager would: a running process gets SIGTERM, which Redis handles
+# like SHUTDOWN (the AOF is flushed); once it has exited, the same binary
+# starts again with the same config. Exits 0 as soon as PING answers PONG,
+# which Redis only does after loading its data, or 1 if a step takes more
+# than %[1]d s.
+cd %[2]s || exit 1
+alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //; s/ .*//' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+fail() { echo "restart.sh: $*, see %[3]s" >&2; exit 1; }
+deadline=$(($(date +%%s) + %[1]d))
+tick() { [ "$(date +%%s)" -lt "$deadline" ] && sleep 0.05; }
+if [ -s %[4]s ]; then
+	pid=$(cat %[4]s)
+	kill -CONT "$pid" 2>/dev/null
+	kill -TERM "$pid" 2>/dev/null
+	while alive "$pid"; do tick || fail "pid $pid did not exit"; done
+	rm -f %[4]s
+fi
+%[5]s %[6]s || exit 1
+deadline=$(($(date +%%s) + %[1]d))
+until [ "$(%[7]s ping 2>/dev/null)" = PONG ]; do tick || fail "no PONG on port %[8]d"; done
+`, int(waitTimeout/time.Second), shellQuote(s.dir), s.path(logFile), pidFile, shellQuote(s.bin), confFile, ping, port)
+}
+
+func (s *Server) writeFile(tb testing.TB, name, content string) {
+	tb.Helper()
+	if err := os.WriteFile(s.path(name), []byte(content), 0o600); err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+}
+
+func (s *Server) path(name string) string { return filepath.Join(s.dir, name) }
+
+// waitReady waits until the server answers PING. Redis refuses PING with
+// LOADING while it reads its AOF, so PONG also means the data is loaded.
+func (s *Server) waitReady() error {
+	c := redis.NewClient(probeOptions(s))
+	defer c.Close()
+	return waitFor(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := c.Ping(ctx).Err()
+		if err == nil {
+			return nil
+		}
+		// Redis chdirs into s.dir before daemonizing, so once the
+		// foreground redis-server has returned, no process in s.dir
+		// means the daemon died (e.g. its port was taken).
+		if len(procsIn(s.dir)) == 0 {
+			return stopWaiting{fmt.Errorf("process exited (last PING: %w)", err)}
+		}
+		return fmt.Errorf("PING %s: %w", s.addr, err)
+	})
+}
+
+// fatalf fails the test with the tail of the server log appended.
+func (s *Server) fatalf(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	tb.Fatalf("redistest: %s\n--- tail of %s ---\n%s", fmt.Sprintf(format, args...), s.path(logFile), logTail(s.path(logFile)))
+}
+
+// skipExternal skips the test when s is an external server.
+func (s *Server) skipExternal(tb testing.TB) {
+	tb.Helper()
+	if s.external != "" {
+		tb.Skip("redistest: not restartable: REDIS_URL points at an external server")
+	}
+}
+
+// Addr returns "127.0.0.1:port" (for an external server, the host:port of
+// REDIS_URL).
+func (s *Server) Addr() string { return s.addr }
+
+// URL returns a redis:// URL for the server, or rediss:// with TLS. The URL
+// cannot carry the test CA, so for TLS use Options instead of
+// redis.ParseURL(URL()).
+func (s *Server) URL() string {
+	if s.external != "" {
+		return s.external
+	}
+	u := url.URL{Scheme: "redis", Host: s.addr, Path: "/0"}
+	if s.opts.TLS {
+		u.Scheme = "rediss"
+	}
+	if s.opts.Password != "" {
+		u.User = url.UserPassword("", s.opts.Password)
+	}
+	return u.String()
+}
+
+// Dir returns the temp dir holding the config, AOF, pidfile, log and
+// restart.sh; "" for an external server.
+func (s *Server) Dir() string { return s.dir }
+
+// Options returns fresh client options for s: password, TLS config trusting
+// the test CA, PoolSize 100, short dial/read/write timeouts, and
+// ContextTimeoutEnabled so a test's ctx deadline also bounds network reads.
+func (s *Server) Options(tb testing.TB) *redis.Options {
+	tb.Helper()
+	return s.options()
+}
+
+func (s *Server) options() *redis.Options {
+	if s.external != "" {
+		o, _ := redis.ParseURL(s.external) // validated by StartFromEnv
+		o.PoolSize = 100
+		return o
+	}
+	o := &redis.Options{
+		Addr:                  s.addr,
+		Password:              s.opts.Password,
+		PoolSize:              100,
+		DialTimeout:           2 * time.Second,
+		ReadTimeout:           3 * time.Second,
+		WriteTimeout:          3 * time.Second,
+		ContextTimeoutEnabled: true,
+	}
+	if s.opts.TLS {
+		o.TLSConfig = &tls.Config{RootCAs: s.ca, MinVersion: tls.VersionTLS12}
+	}
+	return o
+}
+
+// probeOptions are client options for short readiness probes of s.
+func probeOptions(s *Server) *redis.Options {
+	o := s.options()
+	o.PoolSize, o.MaxRetries, o.DialerRetries = 1, -1, 1
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = time.Second, time.Second, time.Second
+	return o
+}
+
+// Client returns a new client on s, closed when the test ends.
+func (s *Server) Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(s.Options(tb))
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// RestartCommand returns the argv of restart.sh in Dir: run with
+// exec.Command from the test process, it gracefully restarts the server
+// (AOF flushed) on the same port with the same dir and config, and exits 0
+// once the server answers again. It returns nil for an external server, which
+// makes Watermill's test suite skip its reconnect test.
+func (s *Server) RestartCommand() []string {
+	if s.external != "" {
+		return nil
+	}
+	return []string{"/bin/sh", s.path(restartFile)}
+}
+
+// Restart runs RestartCommand and waits until the server answers.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.skipExternal(tb)
+	if out, err := run(s.RestartCommand()...); err != nil {
+		s.fatalf(tb, "restart %s: %v\n%s", s.addr, err, out)
+	}
+	if err := s.waitReady(); err != nil {
+		s.fatalf(tb, "restart %s: %v", s.addr, err)
+	}
+}
+
+// StartAgain starts the server again after Kill or Stop, with the same port,
+// dir and config; what was written before Kill is reloaded from the AOF. On a
+// running server it is the same as Restart.
+func (s *Server) StartAgain(tb testing.TB) {
+	tb.Helper()
+	s.Restart(tb)
+}
+
+// Pid returns the pid of the running server process, or 0 if there is none
+// (after Kill or Stop, or for an external server).
+func (s *Server) Pid() int {
+	if s.external != "" {
+		return 0
+	}
+	b, err := os.ReadFile(s.path(pidFile))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || !alive(pid) {
+		return 0
+	}
+	return pid
+}
+
+// running reports whether the server process exists and is not frozen.
+func (s *Server) running() bool {
+	pid := s.Pid()
+	return pid != 0 && procState(pid) != 'T'
+}
+
+// Kill sends SIGKILL and waits until the process is gone. Only what the AOF
+// already had survives: with the default appendfsync always, every write
+// that was acknowledged. Like Freeze and Thaw, it reports failures to the
+// test that started the server, so call it from that test's goroutine.
+func (s *Server) Kill() {
+	s.tb.Helper()
+	pid := s.signal(syscall.SIGKILL)
+	if err := waitFor(func() error {
+		if alive(pid) {
+			return fmt.Errorf("pid %d still alive", pid)
+		}
+		return nil
+	}); err != nil {
+		s.fatalf(s.tb, "kill %s: %v", s.addr, err)
+	}
+	os.Remove(s.path(pidFile)) // a stale pidfile could name a reused pid later
+}
+
+// Freeze sends SIGSTOP and waits until the process is stopped: its sockets
+// stay open but nothing is answered, like a hung or partitioned server.
+func (s *Server) Freeze() {
+	s.tb.Helper()
+	s.waitState(s.signal(syscall.SIGSTOP), true)
+}
+
+// Thaw sends SIGCONT to a frozen server and waits until it runs again.
+func (s *Server) Thaw() {
+	s.tb.Helper()
+	s.waitState(s.signal(syscall.SIGCONT), false)
+}
+
+// signal sends sig to the server process and returns its pid.
+func (s *Server) signal(sig syscall.Signal) int {
+	s.tb.Helper()
+	s.skipExternal(s.tb)
+	pid := s.Pid()
+	if pid == 0 {
+		s.fatalf(s.tb, "%v %s: server is not running", sig, s.addr)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		s.fatalf(s.tb, "%v %s: %v", sig, s.addr, err)
+	}
+	return pid
+}
+
+// waitState waits until pid is stopped (state 'T') or, with !stopped, not.
+func (s *Server) waitState(pid int, stopped bool) {
+	s.tb.Helper()
+	if err := waitFor(func() error {
+		if (procState(pid) == 'T') != stopped {
+			return fmt.Errorf("pid %d in state %q", pid, procState(pid))
+		}
+		return nil
+	}); err != nil {
+		s.fatalf(s.tb, "%s: %v", s.addr, err)
+	}
+}
+
+// Stop kills the server (SIGKILL: its data is thrown away with the temp dir)
+// and waits until it is gone. Besides the pid in the pidfile it kills every
+// process working in Dir, so a restart.sh still running, or the server it is
+// starting, is not left behind either. Stop is idempotent, runs at cleanup,
+// and does nothing for an external server.
+func (s *Server) Stop() {
+	if s.external != "" {
+		return
+	}
+	err := waitFor(func() error {
+		pids := procsIn(s.dir)
+		if pid := s.Pid(); pid != 0 {
+			pids = append(pids, pid)
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if len(pids) > 0 {
+			return fmt.Errorf("pids %v still alive", pids)
+		}
+		return nil
+	})
+	if err != nil {
+		s.tb.Errorf("redistest: stop %s: %v", s.addr, err)
+	}
+	os.Remove(s.path(pidFile))
+}
+
+// Version returns the redis_version of the server, e.g. "7.0.15".
+func (s *Server) Version(tb testing.TB) string {
+	tb.Helper()
+	c := redis.NewClient(s.Options(tb))
+	defer c.Close()
+	info, err := c.Info(context.Background(), "server").Result()
+	if err != nil {
+		tb.Fatalf("redistest: INFO server on %s: %v", s.addr, err)
+	}
+	return infoField(info, "redis_version")
+}
+
+// infoField returns the value of field in an INFO reply, "" if absent.
+func infoField(info, field string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,175 @@
+package millrace
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultTrimInterval is how often a Publisher trims topics whose retention
+// keeps unacknowledged entries ([Retention.KeepUnacked]).
+const DefaultTrimInterval = time.Second
+
+// trimmer applies KeepUnacked retention: every interval, each topic published
+// to since the last round is trimmed (XTRIM MINID ~) up to the oldest entry
+// that some consumer group has not read or not acknowledged yet, and no
+// further than MaxAge allows.
+type trimmer struct {
+	client   redis.UniversalClient
+	config   PublisherConfig
+	logger   watermill.LoggerAdapter
+	interval time.Duration
+
+	mu     sync.Mutex
+	topics map[string]struct{}
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newTrimmer(client redis.UniversalClient, config PublisherConfig, logger watermill.LoggerAdapter) *trimmer {
+	return &trimmer{
+		client:   client,
+		config:   config,
+		logger:   logger,
+		interval: config.TrimInterval,
+		topics:   map[string]struct{}{},
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+func (t *trimmer) start() { go t.run() }
+
+// stop ends the goroutine after one last round.
+func (t *trimmer) stopAndWait() {
+	close(t.stop)
+	<-t.done
+}
+
+// touch notes that topic was published to.
+func (t *trimmer) touch(topic string) {
+	t.mu.Lock()
+	t.topics[topic] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *trimmer) run() {
+	defer close(t.done)
+	ticker := time.NewTicker(t.interval)
+	defer ticker.Stop()
+	log := errorLog{logger: t.logger}
+	for {
+		select {
+		case <-ticker.C:
+			t.round(&log)
+		case <-t.stop:
+			t.round(&log)
+			return
+		}
+	}
+}
+
+func (t *trimmer) round(log *errorLog) {
+	t.mu.Lock()
+	topics := t.topics
+	t.topics = map[string]struct{}{}
+	t.mu.Unlock()
+	for topic := range topics {
+		ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
+		err := trimAcked(ctx, t.client, streamKey(topic), t.config.retention(topic).MaxAge)
+		cancel()
+		if err != nil {
+			log.failure("Cannot trim acknowledged entries", err, watermill.LogFields{"topic": topic})
+			t.touch(topic) // try again next round
+		}
+	}
+}
+
+// trimAcked trims stream below the oldest entry any group still needs, and
+// keeps entries younger than maxAge (0 = no age limit). A stream without
+// consumer groups is not trimmed: nothing says its entries were consumed.
+func trimAcked(ctx context.Context, client redis.UniversalClient, stream string, maxAge time.Duration) error {
+	minID, ok, err := oldestNeeded(ctx, client, stream)
+	if err != nil || !ok {
+		return err
+	}
+	if maxAge > 0 {
+		if byAge := minIDBefore(time.Now().Add(-maxAge)); compareIDs(byAge, minID) < 0 {
+			minID = byAge
+		}
+	}
+	return client.XTrimMinIDApprox(ctx, stream, minID, 0).Err()
+}
+
+// oldestNeeded is the smallest entry ID that some group of stream has not
+// acknowledged: its oldest pending entry, or the entry after the last one
+// it read. ok is false when the stream has no groups.
+func oldestNeeded(ctx context.Context, client redis.UniversalClient, stream string) (id string, ok bool, err error) {
+	groups, err := client.XInfoGroups(ctx, stream).Result()
+	if err != nil {
+		if isNil(err) || redis.HasErrorPrefix(err, "ERR no such key") {
+			return "", false, nil
+		}
+		return "", false, err
+	}
+	for _, g := range groups {
+		needed := nextID(g.LastDeliveredID)
+		if g.Pending > 0 {
+			summary, err := client.XPending(ctx, stream, g.Name).Result()
+			if err != nil {
+				return "", false, err
+			}
+			if summary.Count > 0 && compareIDs(summary.Lower, needed) < 0 {
+				needed = summary.Lower
+			}
+		}
+		if !ok || compareIDs(needed, id) < 0 {
+			id, ok = needed, true
+		}
+	}
+	return id, ok, nil
+}
+
+// nextID is the smallest entry ID greater than id.
+func nextID(id string) string {
+	ms, seq, ok := parseID(id)
+	if !ok {
+		return "0-1"
+	}
+	return strconv.FormatUint(ms, 10) + "-" + strconv.FormatUint(seq+1, 10)
+}
+
+// compareIDs orders entry IDs numerically; malformed IDs sort first.
+func compareIDs(a, b string) int {
+	am, as, _ := parseID(a)
+	bm, bs, _ := parseID(b)
+	switch {
+	case am != bm:
+		if am < bm {
+			return -1
+		}
+		return 1
+	case as != bs:
+		if as < bs {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+func parseID(id string) (ms, seq uint64, ok bool) {
+	m, s, found := strings.Cut(id, "-")
+	ms, err1 := strconv.ParseUint(m, 10, 64)
+	if !found {
+		return ms, 0, err1 == nil
+	}
+	seq, err2 := strconv.ParseUint(s, 10, 64)
+	return ms, seq, err1 == nil && err2 == nil
+}
