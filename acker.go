@@ -108,6 +108,12 @@ func (a *acker) final(batch []string) {
 	}
 }
 
+// flush acknowledges ids and stops holding them: they are no longer leased
+// or released.
 func (a *acker) flush(ctx context.Context, ids []string) error {
-	return a.sub.client.XAck(ctx, a.sub.stream, a.sub.group, ids...).Err()
+	if err := a.sub.client.XAck(ctx, a.sub.stream, a.sub.group, ids...).Err(); err != nil {
+		return err
+	}
+	a.sub.held.remove(ids...)
+	return nil
 }

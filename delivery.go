@@ -11,7 +11,8 @@ import (
 
 // work is one of MaxInFlight workers: it takes entries from the queue, hands
 // each out as a message and waits for its Ack or Nack before the next. The
-// message's context ends with its Ack, Nack or the subscription.
+// message's context ends with its Ack, Nack or the subscription: the worker
+// cancels it itself, so it need not hang under the subscription's context.
 func (sub *subscription) work() {
 	for sub.soft.Err() == nil {
 		var e *entry
@@ -24,7 +25,7 @@ func (sub *subscription) work() {
 		if !ok {
 			continue
 		}
-		ctx, cancel := context.WithCancel(sub.hard)
+		ctx, cancel := context.WithCancel(context.Background())
 		msg.SetContext(ctx)
 		select {
 		case sub.out <- msg:
@@ -73,20 +74,20 @@ func (sub *subscription) prepareMessage(e *entry) (*message.Message, bool) {
 		msg.Metadata = message.Metadata{}
 	}
 	msg.Metadata[MetadataEntryID] = e.id
-	deliveries := e.deliveries
-	if deliveries == 0 {
-		deliveries = 1
+	if e.deliveries <= 1 {
+		msg.Metadata[MetadataDeliveryCount] = "1"
+	} else {
+		msg.Metadata[MetadataDeliveryCount] = strconv.FormatInt(e.deliveries, 10)
 	}
-	msg.Metadata[MetadataDeliveryCount] = strconv.FormatInt(deliveries, 10)
 	return msg, true
 }
 
-// acked finishes e: in a group its ID is queued for a batched XACK.
+// acked finishes e: in a group its ID is queued for a batched XACK, and the
+// acker stops holding it.
 func (sub *subscription) acked(e *entry) {
 	if sub.acker == nil {
 		return
 	}
-	sub.held.remove(e.id)
 	sub.acker.add(e.id)
 }
 

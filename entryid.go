@@ -31,3 +31,23 @@ func EntryTime(id string) (time.Time, bool) {
 func minIDBefore(t time.Time) string {
 	return strconv.FormatInt(t.UnixMilli(), 10) + "-0"
 }
+
+// nextID is the smallest entry ID greater than id.
+func nextID(id string) string {
+	ms, seq, ok := parseID(id)
+	if !ok {
+		return "0-1"
+	}
+	return strconv.FormatUint(ms, 10) + "-" + strconv.FormatUint(seq+1, 10)
+}
+
+// parseID splits an entry ID; a bare "<ms>" has sequence 0.
+func parseID(id string) (ms, seq uint64, ok bool) {
+	m, s, found := strings.Cut(id, "-")
+	ms, err1 := strconv.ParseUint(m, 10, 64)
+	if !found {
+		return ms, 0, err1 == nil
+	}
+	seq, err2 := strconv.ParseUint(s, 10, 64)
+	return ms, seq, err1 == nil && err2 == nil
+}

@@ -32,9 +32,11 @@ func (h *heldSet) add(es []*entry) []*entry {
 	return fresh
 }
 
-func (h *heldSet) remove(id string) {
+func (h *heldSet) remove(ids ...string) {
 	h.mu.Lock()
-	delete(h.touched, id)
+	for _, id := range ids {
+		delete(h.touched, id)
+	}
 	h.mu.Unlock()
 }
 

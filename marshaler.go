@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Stream entry fields written by [DefaultMarshaler]. They are the fields
@@ -96,10 +95,7 @@ func (DefaultMarshaler) Unmarshal(values map[string]interface{}) (*message.Messa
 // marshalMetadata encodes metadata as msgpack; nil or empty metadata is the
 // msgpack nil, as watermill-redisstream writes it.
 func marshalMetadata(md message.Metadata) ([]byte, error) {
-	if len(md) == 0 {
-		return []byte{msgpackNil}, nil
-	}
-	return msgpack.Marshal(map[string]string(md))
+	return appendMetadata(make([]byte, 0, metadataSize(md)), md), nil
 }
 
 const msgpackNil = 0xc0
@@ -107,14 +103,10 @@ const msgpackNil = 0xc0
 // unmarshalMetadata decodes a msgpack map[string]string. An empty value
 // means no metadata.
 func unmarshalMetadata(s string) (message.Metadata, error) {
-	if s == "" || (len(s) == 1 && s[0] == msgpackNil) {
+	if s == "" {
 		return nil, nil
 	}
-	var md map[string]string
-	if err := msgpack.Unmarshal([]byte(s), &md); err != nil {
-		return nil, fmt.Errorf("invalid msgpack metadata: %w", err)
-	}
-	return md, nil
+	return decodeMetadata(s)
 }
 
 // unmarshalForeign delivers an entry written by another producer: its

@@ -2,8 +2,6 @@ package millrace
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -134,42 +132,4 @@ func oldestNeeded(ctx context.Context, client redis.UniversalClient, stream stri
 		}
 	}
 	return id, ok, nil
-}
-
-// nextID is the smallest entry ID greater than id.
-func nextID(id string) string {
-	ms, seq, ok := parseID(id)
-	if !ok {
-		return "0-1"
-	}
-	return strconv.FormatUint(ms, 10) + "-" + strconv.FormatUint(seq+1, 10)
-}
-
-// compareIDs orders entry IDs numerically; malformed IDs sort first.
-func compareIDs(a, b string) int {
-	am, as, _ := parseID(a)
-	bm, bs, _ := parseID(b)
-	switch {
-	case am != bm:
-		if am < bm {
-			return -1
-		}
-		return 1
-	case as != bs:
-		if as < bs {
-			return -1
-		}
-		return 1
-	}
-	return 0
-}
-
-func parseID(id string) (ms, seq uint64, ok bool) {
-	m, s, found := strings.Cut(id, "-")
-	ms, err1 := strconv.ParseUint(m, 10, 64)
-	if !found {
-		return ms, 0, err1 == nil
-	}
-	seq, err2 := strconv.ParseUint(s, 10, 64)
-	return ms, seq, err1 == nil && err2 == nil
 }
