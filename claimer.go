@@ -38,6 +38,11 @@ func (c *claimer) run() {
 	defer leaseTick.Stop()
 	log := errorLog{logger: c.sub.logger}
 
+	select {
+	case <-c.sub.reader.ownPendingRead:
+	case <-ctx.Done():
+		return
+	}
 	c.claimAll(ctx, &log)
 	for {
 		select {

@@ -94,8 +94,17 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	for i, msg := range msgs {
+		if msg == nil {
+			return fmt.Errorf("message %d of %d: %w", i, len(msgs), ErrNilMessage)
+		}
+	}
 	ctx := msgs[0].Context()
 	if err := p.version.check(ctx, p.client, streamKey(topic)); err != nil {
+		return err
+	}
+	msgs, err := p.publishDelayed(topic, msgs) // delay.go
+	if err != nil || len(msgs) == 0 {
 		return err
 	}
 	req, err := p.prepare(topic, msgs)
@@ -138,9 +147,6 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) (*publishRequ
 	}
 	retention := p.config.retention(topic)
 	for i, msg := range msgs {
-		if msg == nil {
-			return nil, fmt.Errorf("message %d of %d: %w", i, len(msgs), ErrNilMessage)
-		}
 		if err := msg.Context().Err(); err != nil {
 			return nil, fmt.Errorf("message %s: %w", msg.UUID, err)
 		}

@@ -19,19 +19,32 @@ type reader struct {
 	lastID string // last entry read, for broadcast and for recreating a group
 	retry  backoff
 	log    errorLog
+	// ownPendingRead is closed once this consumer's own pending entries are
+	// held (or were left to another subscription of the same consumer): from
+	// then on XAUTOCLAIM cannot mistake them for a dead consumer's.
+	ownPendingRead chan struct{}
 }
 
 func newReader(sub *subscription) *reader {
-	return &reader{sub: sub, retry: newRetryBackoff(), log: errorLog{logger: sub.logger}}
+	return &reader{
+		sub:            sub,
+		retry:          newRetryBackoff(),
+		log:            errorLog{logger: sub.logger},
+		ownPendingRead: make(chan struct{}),
+	}
 }
 
 func (r *reader) run() {
 	if r.sub.group == "" {
+		close(r.ownPendingRead)
 		r.lastID = r.sub.lastReadID
 		r.loop(r.readBroadcast)
 		return
 	}
-	r.loop(r.readOwnPending)
+	if !r.sub.sharesConsumer {
+		r.loop(r.readOwnPending)
+	}
+	close(r.ownPendingRead)
 	r.loop(r.readNew)
 }
 

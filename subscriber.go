@@ -23,8 +23,9 @@ type Subscriber struct {
 	logger  watermill.LoggerAdapter
 	version versionCheck
 
-	mu      sync.Mutex // guards closed and adding to running
+	mu      sync.Mutex // guards closed, active and adding to running
 	closed  bool
+	active  map[string]int // running subscriptions per topic
 	closing chan struct{}
 	running sync.WaitGroup
 }
@@ -57,6 +58,7 @@ func NewSubscriber(client redis.UniversalClient, config SubscriberConfig, logger
 		client:  client,
 		config:  config,
 		logger:  logger,
+		active:  map[string]int{},
 		closing: make(chan struct{}),
 	}, nil
 }
@@ -109,10 +111,17 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if s.closed {
 		return nil, ErrSubscriberClosed
 	}
+	sub.sharesConsumer = s.active[topic] > 0
+	s.active[topic]++
 	s.running.Add(1)
 	go func() {
 		defer s.running.Done()
 		sub.run(ctx, s.closing)
+		s.mu.Lock()
+		if s.active[topic]--; s.active[topic] == 0 {
+			delete(s.active, topic)
+		}
+		s.mu.Unlock()
 	}()
 	return sub.out, nil
 }
