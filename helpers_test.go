@@ -2,6 +2,8 @@ package millrace_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,4 +102,143 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// groupConfig is a consumer-group subscriber config with short timings, so
+// that Close (bounded by BlockTime and CloseTimeout) stays fast in tests.
+func groupConfig(group string) millrace.SubscriberConfig {
+	return millrace.SubscriberConfig{
+		ConsumerGroup: group,
+		BlockTime:     100 * time.Millisecond,
+		CloseTimeout:  300 * time.Millisecond,
+	}
+}
+
+// subscribe starts a subscription on sub that lives until sub is closed.
+func subscribe(t *testing.T, sub *millrace.Subscriber, topic string) <-chan *message.Message {
+	t.Helper()
+	ch, err := sub.Subscribe(context.Background(), topic)
+	require.NoError(t, err)
+	return ch
+}
+
+// pendingCount is the number of entries in group's PEL (XPENDING summary).
+func pendingCount(t *testing.T, c redis.UniversalClient, stream, group string) int64 {
+	t.Helper()
+	p, err := c.XPending(context.Background(), stream, group).Result()
+	require.NoError(t, err)
+	return p.Count
+}
+
+// pendingEntry is the PEL record of one entry (XPENDING stream group id id 1).
+func pendingEntry(t *testing.T, c redis.UniversalClient, stream, group, id string) (redis.XPendingExt, bool) {
+	t.Helper()
+	p, err := c.XPendingExt(context.Background(), &redis.XPendingExtArgs{
+		Stream: stream, Group: group, Start: id, End: id, Count: 1,
+	}).Result()
+	require.NoError(t, err)
+	if len(p) == 0 {
+		return redis.XPendingExt{}, false
+	}
+	return p[0], true
+}
+
+// groups returns XINFO GROUPS of stream; nil when the stream does not exist.
+func groups(t *testing.T, c redis.UniversalClient, stream string) []redis.XInfoGroup {
+	t.Helper()
+	g, err := c.XInfoGroups(context.Background(), stream).Result()
+	if err != nil && strings.Contains(err.Error(), "no such key") {
+		return nil
+	}
+	require.NoError(t, err)
+	return g
+}
+
+// groupInfo returns the XINFO GROUPS record of group, if the group exists.
+func groupInfo(t *testing.T, c redis.UniversalClient, stream, group string) (redis.XInfoGroup, bool) {
+	t.Helper()
+	for _, g := range groups(t, c, stream) {
+		if g.Name == group {
+			return g, true
+		}
+	}
+	return redis.XInfoGroup{}, false
+}
+
+// entries returns every entry of stream (XRANGE - +).
+func entries(t *testing.T, c redis.UniversalClient, stream string) []redis.XMessage {
+	t.Helper()
+	msgs, err := c.XRange(context.Background(), stream, "-", "+").Result()
+	require.NoError(t, err)
+	return msgs
+}
+
+// xlen is XLEN stream (0 when it does not exist).
+func xlen(t *testing.T, c redis.UniversalClient, stream string) int64 {
+	t.Helper()
+	n, err := c.XLen(context.Background(), stream).Result()
+	require.NoError(t, err)
+	return n
+}
+
+// decode decodes the fields of a stream entry with the DefaultMarshaler.
+func decode(t *testing.T, values map[string]interface{}) *message.Message {
+	t.Helper()
+	msg, err := millrace.DefaultMarshaler{}.Unmarshal(values)
+	require.NoError(t, err)
+	return msg
+}
+
+// readAs reads up to count new entries of stream as consumer of group with a
+// raw XREADGROUP and never acknowledges them: a consumer that crashed after
+// reading. The group is created (from the start of the stream) if missing.
+func readAs(t *testing.T, c redis.UniversalClient, stream, group, consumer string, count int64) []redis.XMessage {
+	t.Helper()
+	ctx := context.Background()
+	err := c.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+		require.NoError(t, err)
+	}
+	res, err := c.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: group, Consumer: consumer, Streams: []string{stream, ">"}, Count: count, Block: -1,
+	}).Result()
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	return res[0].Messages
+}
+
+// requireDone waits for ctx to be done.
+func requireDone(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: context not cancelled within 5s", what)
+	}
+}
+
+// requireClosedNow asserts that ch is already closed (draining anything left).
+func requireClosedNow(t *testing.T, ch <-chan *message.Message) {
+	t.Helper()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		default:
+			t.Fatal("channel is not closed")
+		}
+	}
+}
+
+// publishCatchingPanic calls pub.Publish and turns a panic into an error, so
+// that a library panic fails one test instead of the whole test binary.
+func publishCatchingPanic(pub message.Publisher, topic string, msgs ...*message.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("Publish panicked: %v", r)
+		}
+	}()
+	return pub.Publish(topic, msgs...)
 }

@@ -44,6 +44,10 @@ type subscription struct {
 	redeliver  *redeliverer
 	reader     *reader
 	lastReadID string // broadcast: where the first XREAD starts
+	// sharesConsumer is set when another subscription of the same Subscriber
+	// reads the topic as the same consumer: that one holds the consumer's
+	// pending entries, so this one does not read them again.
+	sharesConsumer bool
 }
 
 func newSubscription(s *Subscriber, topic string) *subscription {
@@ -105,6 +109,8 @@ func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 		sub.reader.run()
 	}()
 	sub.redeliver.start()
+	delayer := newDelayer(sub) // delay.go
+	delayer.start()
 	if sub.acker != nil {
 		sub.acker.start()
 		sub.claimer.start()
@@ -143,11 +149,12 @@ func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 	close(sub.out)
 
 	feeders.Wait()
+	delayer.stop()
 	sub.redeliver.stop()
 	if sub.acker != nil {
 		sub.claimer.stop()
+		sub.acker.stop() // before the release: acknowledged entries are not released
 		sub.releaseHeld()
-		sub.acker.stop()
 	}
 	sub.logger.Info("Subscription ended", sub.fields)
 }

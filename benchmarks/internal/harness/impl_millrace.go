@@ -1,0 +1,23 @@
+package harness
+
+import (
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace"
+)
+
+// newMillrace returns Millrace with its default configuration.
+func newMillrace() *watermillImpl {
+	return &watermillImpl{
+		name: Millrace,
+		newPublisher: func(c redis.UniversalClient) (message.Publisher, error) {
+			return millrace.NewPublisher(c, millrace.PublisherConfig{}, watermill.NopLogger{})
+		},
+		newSubscriber: func(c redis.UniversalClient, group string) (message.Subscriber, error) {
+			return millrace.NewSubscriber(c, millrace.SubscriberConfig{ConsumerGroup: group}, watermill.NopLogger{})
+		},
+		marshal: millrace.DefaultMarshaler{}.Marshal,
+	}
+}

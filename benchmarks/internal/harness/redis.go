@@ -1,0 +1,107 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisServer is a redis-server process started by [StartRedis]: loopback
+// only, no persistence, in a temp dir removed by Stop.
+type RedisServer struct {
+	Addr string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+}
+
+// StartRedis starts redis-server on a free 127.0.0.1 port and waits (at most
+// 10s) until it answers PING. The process gets SIGKILL if this one dies, so
+// it never outlives the benchmark.
+func StartRedis(ctx context.Context) (*RedisServer, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, errors.New("redis-server not found: apt-get install redis-server")
+	}
+	dir, err := os.MkdirTemp("", "millrace-bench-redis-")
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s := &RedisServer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, done: make(chan struct{})}
+	s.cmd = exec.Command(bin,
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--save", "", "--appendonly", "no", "--dir", dir,
+		"--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"),
+	)
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	go func() { s.cmd.Wait(); close(s.done) }()
+	if err := s.waitReady(ctx); err != nil {
+		s.Stop()
+		log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+		return nil, fmt.Errorf("redis-server on %s: %w\n%s", s.Addr, err, log)
+	}
+	return s, nil
+}
+
+// waitReady polls PING until it succeeds, the process exits or 10s pass.
+func (s *RedisServer) waitReady(ctx context.Context) error {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		if err := c.Ping(ctx).Err(); err == nil {
+			return nil
+		}
+		select {
+		case <-s.done:
+			return errors.New("redis-server exited")
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Stop terminates the server (SIGTERM, then SIGKILL after 5s) and removes
+// its dir. It is safe to call more than once.
+func (s *RedisServer) Stop() {
+	if s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+	}
+	os.RemoveAll(s.dir)
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

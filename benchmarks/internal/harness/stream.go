@@ -1,0 +1,69 @@
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// prefillBatch is how many XADDs one pre-fill pipeline carries.
+const prefillBatch = 1000
+
+// NewTopic returns a fresh topic name.
+func NewTopic() string { return "bench_" + watermill.NewShortUUID() }
+
+// NewGroup returns a fresh consumer group name.
+func NewGroup() string { return "bench_group_" + watermill.NewShortUUID() }
+
+// Payload returns size random bytes, the one payload every message of a run
+// carries.
+func Payload(size int) []byte {
+	p := make([]byte, size)
+	rand.Read(p)
+	return p
+}
+
+// newMessage returns a message with a fresh ULID and payload.
+func newMessage(payload []byte) *message.Message {
+	return message.NewMessage(ulid.Make().String(), payload)
+}
+
+// Prefill adds n entries to topic's stream with pipelined XADDs, each entry
+// encoded as impl's publisher would write it.
+func Prefill(ctx context.Context, admin *redis.Client, impl Impl, topic string, payload []byte, n int) error {
+	for done := 0; done < n; {
+		pipe := admin.Pipeline()
+		for range min(prefillBatch, n-done) {
+			values, err := impl.Encode(topic, newMessage(payload))
+			if err != nil {
+				return err
+			}
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: topic, Values: values})
+			done++
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("pre-fill %s: %w", topic, err)
+		}
+	}
+	return nil
+}
+
+// DeleteTopic deletes topic's stream and every auxiliary key of it (such as
+// Millrace's "{topic}:dlq"), so that the server's memory does not grow from
+// run to run.
+func DeleteTopic(ctx context.Context, admin *redis.Client, topic string) error {
+	keys := []string{topic}
+	iter := admin.Scan(ctx, 0, "*"+topic+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	return admin.Del(ctx, keys...).Err()
+}

@@ -1,0 +1,529 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace"
+)
+
+// JSON views of the inspector's figures: durations in milliseconds, times
+// in RFC 3339, unknowns as null.
+
+type topicJSON struct {
+	Topic           string      `json:"topic"`
+	Exists          bool        `json:"exists"`
+	Length          int64       `json:"length"`
+	FirstEntryID    string      `json:"first_entry_id,omitempty"`
+	FirstEntryTime  *string     `json:"first_entry_time"`
+	LastEntryID     string      `json:"last_entry_id,omitempty"`
+	LastEntryTime   *string     `json:"last_entry_time"`
+	LastGeneratedID string      `json:"last_generated_id,omitempty"`
+	EntriesAdded    *int64      `json:"entries_added"`
+	DeadLetterTopic string      `json:"dead_letter_topic"`
+	DeadLetters     int64       `json:"dead_letters"`
+	Time            *string     `json:"time"`
+	Groups          []groupJSON `json:"groups"`
+}
+
+type groupJSON struct {
+	Name                   string         `json:"name"`
+	LastDeliveredID        string         `json:"last_delivered_id"`
+	EntriesRead            *int64         `json:"entries_read"`
+	Lag                    int64          `json:"lag"`
+	LagSource              string         `json:"lag_source"`
+	Pending                int64          `json:"pending"`
+	OldestPendingID        string         `json:"oldest_pending_id,omitempty"`
+	OldestPendingAgeMS     *int64         `json:"oldest_pending_age_ms"`
+	NextUndeliveredID      string         `json:"next_undelivered_id,omitempty"`
+	OldestUndeliveredAgeMS *int64         `json:"oldest_undelivered_age_ms"`
+	Consumers              []consumerJSON `json:"consumers"`
+}
+
+type consumerJSON struct {
+	Name       string `json:"name"`
+	Pending    int64  `json:"pending"`
+	IdleMS     int64  `json:"idle_ms"`
+	InactiveMS *int64 `json:"inactive_ms"`
+}
+
+func optional(n int64, ok bool) *int64 {
+	if !ok {
+		return nil
+	}
+	return &n
+}
+
+func toTopicJSON(s millrace.TopicStats) topicJSON {
+	out := topicJSON{
+		Topic: s.Topic, Exists: s.Exists, Length: s.Length,
+		FirstEntryID: s.FirstEntryID, FirstEntryTime: jsonTime(s.FirstEntryTime),
+		LastEntryID: s.LastEntryID, LastEntryTime: jsonTime(s.LastEntryTime),
+		LastGeneratedID: s.LastGeneratedID, EntriesAdded: optional(s.EntriesAdded, s.EntriesAdded >= 0),
+		DeadLetterTopic: s.DeadLetterTopic, DeadLetters: s.DeadLetters, Time: jsonTime(s.Time),
+		Groups: []groupJSON{},
+	}
+	for _, g := range s.Groups {
+		gj := groupJSON{
+			Name: g.Name, LastDeliveredID: g.LastDeliveredID, EntriesRead: optional(g.EntriesRead, g.EntriesRead >= 0),
+			Lag: g.Lag, LagSource: string(g.LagSource), Pending: g.Pending,
+			OldestPendingID: g.OldestPendingID, OldestPendingAgeMS: optional(ms(g.OldestPendingAge), g.OldestPendingID != ""),
+			NextUndeliveredID: g.NextUndeliveredID, OldestUndeliveredAgeMS: optional(ms(g.OldestUndeliveredAge), g.NextUndeliveredID != ""),
+			Consumers: []consumerJSON{},
+		}
+		for _, c := range g.Consumers {
+			gj.Consumers = append(gj.Consumers, consumerJSON{Name: c.Name, Pending: c.Pending, IdleMS: ms(c.Idle), InactiveMS: optional(ms(c.Inactive), c.Inactive >= 0)})
+		}
+		out.Groups = append(out.Groups, gj)
+	}
+	return out
+}
+
+// lagText is a group's lag for people: ">=1000" for a lower bound.
+func lagText(g millrace.GroupStats) string {
+	if g.LagSource == millrace.LagLowerBound {
+		return ">=" + itoa(g.Lag)
+	}
+	return itoa(g.Lag)
+}
+
+func (a *app) topicsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "topics",
+		Short: "List topics with their length, lag, pending entries and dead letters",
+		Long: `List every topic of the database: each stream, and the topic of each dead-letter
+stream, with its length, consumer groups, the largest lag of its groups, the
+entries pending in all its groups and its dead letters.
+
+Topics are found with SCAN ... TYPE stream, which walks the whole keyspace: on a
+very large database prefer 'millrace stat <topic>'.`,
+		Example: `  millrace topics
+  millrace topics --json`,
+		Args: args(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, c, cancel, err := a.call(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			in := millrace.NewInspector(c)
+			topics, err := in.Topics(ctx)
+			if err != nil {
+				return err
+			}
+			stats, err := in.Stats(ctx, topics...)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Topic         string  `json:"topic"`
+				Exists        bool    `json:"exists"`
+				Length        int64   `json:"length"`
+				Groups        int     `json:"groups"`
+				MaxLag        int64   `json:"max_lag"`
+				Pending       int64   `json:"pending"`
+				DeadLetters   int64   `json:"dead_letters"`
+				LastEntryTime *string `json:"last_entry_time"`
+			}
+			rows := []row{}
+			var table [][]string
+			for _, s := range stats {
+				r := row{Topic: s.Topic, Exists: s.Exists, Length: s.Length, Groups: len(s.Groups), DeadLetters: s.DeadLetters, LastEntryTime: jsonTime(s.LastEntryTime)}
+				lag := "-"
+				for _, g := range s.Groups {
+					r.Pending += g.Pending
+					if g.Lag >= r.MaxLag {
+						r.MaxLag = g.Lag
+						lag = lagText(g)
+					}
+				}
+				rows = append(rows, r)
+				length := itoa(s.Length)
+				if !s.Exists {
+					length = "(no stream)"
+				}
+				table = append(table, []string{s.Topic, length, itoa(int64(r.Groups)), lag, itoa(r.Pending), itoa(s.DeadLetters), a.ago(s.LastEntryTime, s.Time)})
+			}
+			if a.json {
+				return a.printJSON(rows)
+			}
+			if len(rows) == 0 {
+				a.printf("No topics (no stream in this database).\n")
+				return nil
+			}
+			return a.table([]string{"TOPIC", "LENGTH", "GROUPS", "MAX LAG", "PENDING", "DEAD LETTERS", "NEWEST ENTRY"}, table)
+		},
+	}
+}
+
+func (a *app) statCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stat <topic>",
+		Short: "Show a topic: length, groups with lag and pending entries, consumers, dead letters",
+		Long: `Show one topic: its stream's length and oldest and newest entries, and for each
+consumer group:
+
+  LAG                 entries not read yet (Redis 7's figure; computed when Redis
+                      has none, ">=1000" when the count stopped at its cap)
+  PENDING             entries delivered but not acknowledged
+  OLDEST PENDING      age of the oldest of those: a stuck message shows here
+  OLDEST UNDELIVERED  age of the oldest entry not read yet: the queue latency
+  CONSUMERS           with the entries each holds and its idle time
+
+Only cheap commands are used (XINFO STREAM/GROUPS/CONSUMERS, XPENDING summary,
+XRANGE COUNT 1), in one round trip: safe to run in a loop.`,
+		Example: `  millrace stat orders
+  watch -n 2 millrace stat orders
+  millrace stat orders --json | jq '.groups[] | {name, lag, pending}'`,
+		Args: args(1, "<topic>"),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			ctx, c, cancel, err := a.call(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			s, err := millrace.NewInspector(c).Topic(ctx, argv[0])
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(toTopicJSON(s))
+			}
+			return a.printStat(s)
+		},
+	}
+}
+
+func (a *app) printStat(s millrace.TopicStats) error {
+	stream := fmt.Sprintf("%d entries", s.Length)
+	if s.Length == 1 {
+		stream = "1 entry"
+	}
+	if !s.Exists {
+		stream = "none (the topic's stream does not exist)"
+	}
+	pairs := [][2]string{{"Topic", s.Topic}, {"Stream", stream}}
+	if s.Exists && s.Length > 0 {
+		pairs = append(pairs,
+			[2]string{"Oldest entry", s.FirstEntryID + "  " + a.ago(s.FirstEntryTime, s.Time)},
+			[2]string{"Newest entry", s.LastEntryID + "  " + a.ago(s.LastEntryTime, s.Time)},
+		)
+	}
+	pairs = append(pairs, [2]string{"Dead letters", fmt.Sprintf("%d in %s", s.DeadLetters, s.DeadLetterTopic)})
+	if err := a.fields(pairs); err != nil {
+		return err
+	}
+	if !s.Exists {
+		return nil
+	}
+	a.printf("\n")
+	if len(s.Groups) == 0 {
+		a.printf("No consumer groups.\n")
+		return nil
+	}
+	var rows, consumers [][]string
+	for _, g := range s.Groups {
+		oldestPending, oldestUndelivered := "-", "-"
+		if g.OldestPendingID != "" {
+			oldestPending = a.dur(g.OldestPendingAge)
+		}
+		if g.NextUndeliveredID != "" {
+			oldestUndelivered = a.dur(g.OldestUndeliveredAge)
+		}
+		rows = append(rows, []string{g.Name, lagText(g), itoa(g.Pending), oldestPending, oldestUndelivered, itoa(int64(len(g.Consumers))), g.LastDeliveredID})
+		for _, c := range g.Consumers {
+			consumers = append(consumers, []string{g.Name, c.Name, itoa(c.Pending), a.dur(c.Idle)})
+		}
+	}
+	if err := a.table([]string{"GROUP", "LAG", "PENDING", "OLDEST PENDING", "OLDEST UNDELIVERED", "CONSUMERS", "LAST DELIVERED"}, rows); err != nil {
+		return err
+	}
+	if len(consumers) > 0 {
+		a.printf("\n")
+		return a.table([]string{"GROUP", "CONSUMER", "PENDING", "IDLE"}, consumers)
+	}
+	return nil
+}
+
+func (a *app) pendingCommand() *cobra.Command {
+	var count int64
+	cmd := &cobra.Command{
+		Use:   "pending <topic> <group>",
+		Short: "List a group's pending entries: owner, idle time, delivery count",
+		Long: `List the entries a consumer group has received and not acknowledged, oldest
+first, with the consumer that holds each, how long since it was delivered (IDLE),
+how often Redis delivered it, and its age. Entries at a dead consumer are
+reclaimed by live ones after their ClaimMinIdle; entries delivered more than
+MaxDeliveries times go to the dead-letter stream.`,
+		Example: `  millrace pending orders billing
+  millrace pending orders billing --count 1000 --json`,
+		Args: args(2, "<topic>", "<group>"),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			ctx, c, cancel, err := a.call(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			entries, err := millrace.NewInspector(c).Pending(ctx, argv[0], argv[1], count)
+			if err != nil {
+				return err
+			}
+			now := a.now()
+			if a.json {
+				type row struct {
+					ID         string  `json:"id"`
+					Consumer   string  `json:"consumer"`
+					IdleMS     int64   `json:"idle_ms"`
+					Deliveries int64   `json:"deliveries"`
+					Time       *string `json:"time"`
+				}
+				rows := []row{}
+				for _, e := range entries {
+					t, _ := millrace.EntryTime(e.ID)
+					rows = append(rows, row{ID: e.ID, Consumer: e.Consumer, IdleMS: ms(e.Idle), Deliveries: e.Deliveries, Time: jsonTime(t)})
+				}
+				return a.printJSON(rows)
+			}
+			if len(entries) == 0 {
+				a.printf("No pending entries in group %s of topic %s.\n", argv[1], argv[0])
+				return nil
+			}
+			var rows [][]string
+			for _, e := range entries {
+				t, _ := millrace.EntryTime(e.ID)
+				rows = append(rows, []string{e.ID, e.Consumer, a.dur(e.Idle), itoa(e.Deliveries), a.dur(now.Sub(t))})
+			}
+			return a.table([]string{"ID", "CONSUMER", "IDLE", "DELIVERIES", "AGE"}, rows)
+		},
+	}
+	cmd.Flags().Int64VarP(&count, "count", "n", 100, "list at most this many entries")
+	return cmd
+}
+
+// entryJSON is one decoded stream entry (tail, dlq show).
+type entryJSON struct {
+	ID            string            `json:"id"`
+	Time          *string           `json:"time"`
+	UUID          string            `json:"uuid"`
+	Metadata      map[string]string `json:"metadata"`
+	Payload       *string           `json:"payload,omitempty"`
+	PayloadBase64 *string           `json:"payload_base64,omitempty"`
+	Error         string            `json:"error,omitempty"`
+}
+
+// payloadText is p as text when it is printable UTF-8, else base64.
+func payloadText(p []byte) (text string, isText bool) {
+	s := string(p)
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+		return !unicode.IsPrint(r) && !unicode.IsSpace(r)
+	}) {
+		return s, true
+	}
+	return base64.StdEncoding.EncodeToString(p), false
+}
+
+func decodeEntry(m redis.XMessage) entryJSON {
+	e := entryJSON{ID: m.ID, Metadata: map[string]string{}}
+	t, _ := millrace.EntryTime(m.ID)
+	e.Time = jsonTime(t)
+	msg, err := millrace.DefaultMarshaler{}.Unmarshal(m.Values)
+	if err != nil {
+		e.Error = err.Error()
+		raw, _ := json.Marshal(m.Values)
+		s := string(raw)
+		e.Payload = &s
+		return e
+	}
+	e.UUID = msg.UUID
+	if e.UUID == "" {
+		e.UUID = m.ID
+	}
+	for k, v := range msg.Metadata {
+		e.Metadata[k] = v
+	}
+	setPayload(&e, msg.Payload)
+	return e
+}
+
+func setPayload(e *entryJSON, p []byte) {
+	s, ok := payloadText(p)
+	if ok {
+		e.Payload = &s
+	} else {
+		e.PayloadBase64 = &s
+	}
+}
+
+// printEntry prints a decoded entry for people: a header line, metadata
+// indented, then the payload.
+func (a *app) printEntry(e entryJSON) {
+	t, _ := millrace.EntryTime(e.ID)
+	a.printf("%s  %s  %s\n", e.ID, a.when(t), e.UUID)
+	if e.Error != "" {
+		a.printf("  ! cannot decode: %s\n", e.Error)
+	}
+	keys := make([]string, 0, len(e.Metadata))
+	for k := range e.Metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		a.printf("  %s: %s\n", k, e.Metadata[k])
+	}
+	switch {
+	case e.Payload != nil:
+		a.printf("  %s\n", strings.ReplaceAll(*e.Payload, "\n", "\n  "))
+	case e.PayloadBase64 != nil:
+		a.printf("  (base64) %s\n", *e.PayloadBase64)
+	}
+}
+
+func (a *app) emitEntry(e entryJSON) error {
+	if a.json {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(e)
+	}
+	a.printEntry(e)
+	return nil
+}
+
+func (a *app) tailCommand() *cobra.Command {
+	var (
+		count  int64
+		follow bool
+		from   string
+	)
+	cmd := &cobra.Command{
+		Use:   "tail <topic>",
+		Short: "Print a topic's newest messages, decoded; -f follows new ones",
+		Long: `Print the newest messages of a topic, decoded with Millrace's default marshaler
+(UUID, metadata, payload; binary payloads in base64), oldest first. With -f it
+keeps printing messages as they are published, until interrupted.
+
+tail reads with XRANGE/XREAD, never in a consumer group: it acknowledges nothing
+and moves no group. With --json it prints one JSON object per line.`,
+		Example: `  millrace tail orders
+  millrace tail orders -n 100
+  millrace tail orders -f --json | jq .payload
+  millrace tail orders --from 2024-05-01T12:00:00Z -n 0`,
+		Args: args(1, "<topic>"),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			topic := argv[0]
+			ctx := cmd.Context()
+			c, err := a.redis(ctx)
+			if err != nil {
+				return err
+			}
+			last, err := a.tailBacklog(ctx, c, topic, count, from)
+			if err != nil {
+				return err
+			}
+			if !follow {
+				return nil
+			}
+			for {
+				res, err := c.XRead(ctx, &redis.XReadArgs{Streams: []string{topic, last}, Count: 100, Block: time.Second}).Result()
+				if ctx.Err() != nil {
+					return nil
+				}
+				if errors.Is(err, redis.Nil) {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("cannot follow topic %s: %w", topic, err)
+				}
+				for _, s := range res {
+					for _, m := range s.Messages {
+						if err := a.emitEntry(decodeEntry(m)); err != nil {
+							return err
+						}
+						last = m.ID
+					}
+				}
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.Int64VarP(&count, "lines", "n", 10, "print this many messages (0 = all from --from)")
+	f.BoolVarP(&follow, "follow", "f", false, "keep printing new messages until interrupted")
+	f.StringVar(&from, "from", "", "start at this entry ID or time (RFC 3339, or a duration ago like 15m) instead of the newest messages")
+	return cmd
+}
+
+// tailBacklog prints the messages before following and returns the ID to
+// follow from.
+func (a *app) tailBacklog(ctx context.Context, c redis.UniversalClient, topic string, count int64, from string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	if from == "" {
+		if count <= 0 {
+			count = 10
+		}
+		msgs, err := c.XRevRangeN(cctx, topic, "+", "-", count).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return "", fmt.Errorf("cannot read topic %s: %w", topic, err)
+		}
+		slices.Reverse(msgs)
+		for _, m := range msgs {
+			if err := a.emitEntry(decodeEntry(m)); err != nil {
+				return "", err
+			}
+		}
+		if len(msgs) > 0 {
+			return msgs[len(msgs)-1].ID, nil
+		}
+		return "0-0", nil
+	}
+	pos, err := parsePosition(from, a.now(), false)
+	if err != nil {
+		return "", usageError{fmt.Errorf("--from: %w", err)}
+	}
+	start := pos.minID()
+	printed := int64(0)
+	last := "0-0"
+	for count <= 0 || printed < count {
+		n := int64(100)
+		if count > 0 {
+			n = min(n, count-printed)
+		}
+		msgs, err := c.XRangeN(cctx, topic, start, "+", n).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return "", fmt.Errorf("cannot read topic %s: %w", topic, err)
+		}
+		for _, m := range msgs {
+			if err := a.emitEntry(decodeEntry(m)); err != nil {
+				return "", err
+			}
+			last = m.ID
+		}
+		printed += int64(len(msgs))
+		if int64(len(msgs)) < n {
+			break
+		}
+		start = "(" + last
+	}
+	if last != "0-0" {
+		return last, nil
+	}
+	// Nothing at or after --from: follow from the current end.
+	msgs, err := c.XRevRangeN(cctx, topic, "+", "-", 1).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("cannot read topic %s: %w", topic, err)
+	}
+	if len(msgs) > 0 {
+		return msgs[0].ID, nil
+	}
+	return "0-0", nil
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseURL(t *testing.T) {
+	t.Run("single", func(t *testing.T) {
+		for _, raw := range []string{"redis://u:p@h:6380/2", "h:6380", "rediss://h:6380/0", "unix:///tmp/r.sock?db=3"} {
+			tg, err := parseURL(raw)
+			require.NoError(t, err, raw)
+			assert.Equal(t, kindSingle, tg.kind, raw)
+		}
+		tg, _ := parseURL("redis://u:p@h:6380/2")
+		assert.Equal(t, "h:6380", tg.single.Addr)
+		assert.Equal(t, "u", tg.single.Username)
+		assert.Equal(t, "p", tg.single.Password)
+		assert.Equal(t, 2, tg.single.DB)
+		tg, _ = parseURL("rediss://h:6380/0")
+		assert.NotNil(t, tg.single.TLSConfig)
+		tg, _ = parseURL("unix:///tmp/r.sock?db=3")
+		assert.Equal(t, "unix", tg.single.Network)
+		assert.Equal(t, 3, tg.single.DB)
+	})
+	t.Run("sentinel", func(t *testing.T) {
+		tg, err := parseURL("redis-sentinel://app:secret@s1:26379,s2,[::1]:26380/mymaster/3?sentinel_password=sp&dial_timeout=2s")
+		require.NoError(t, err)
+		require.Equal(t, kindSentinel, tg.kind)
+		o := tg.sentinel
+		assert.Equal(t, "mymaster", o.MasterName)
+		assert.Equal(t, []string{"s1:26379", "s2:26379", "[::1]:26380"}, o.SentinelAddrs)
+		assert.Equal(t, "app", o.Username)
+		assert.Equal(t, "secret", o.Password)
+		assert.Equal(t, "sp", o.SentinelPassword)
+		assert.Equal(t, 3, o.DB)
+		assert.Nil(t, o.TLSConfig)
+		assert.Equal(t, "2s", o.DialTimeout.String())
+
+		tg, err = parseURL("rediss-sentinel://s1/m")
+		require.NoError(t, err)
+		assert.NotNil(t, tg.sentinel.TLSConfig)
+		assert.Equal(t, "m", tg.sentinel.MasterName)
+		assert.Equal(t, 0, tg.sentinel.DB)
+
+		_, err = parseURL("redis-sentinel://s1:26379")
+		assert.ErrorContains(t, err, "master-name")
+	})
+	t.Run("cluster", func(t *testing.T) {
+		for _, raw := range []string{"redis-cluster://u:p@n1:7000,n2:7001,n3", "redis://u:p@n1:7000,n2:7001,n3"} {
+			tg, err := parseURL(raw)
+			require.NoError(t, err, raw)
+			require.Equal(t, kindCluster, tg.kind)
+			assert.Equal(t, []string{"n1:7000", "n2:7001", "n3:6379"}, tg.cluster.Addrs)
+			assert.Equal(t, "u", tg.cluster.Username)
+			assert.Equal(t, "p", tg.cluster.Password)
+		}
+		tg, err := parseURL("rediss-cluster://n1:7000")
+		require.NoError(t, err)
+		assert.NotNil(t, tg.cluster.TLSConfig)
+		_, err = parseURL("redis-cluster://n1:7000/2")
+		assert.ErrorContains(t, err, "no database")
+	})
+	t.Run("errors", func(t *testing.T) {
+		for _, raw := range []string{"", "ftp://h", "redis://h1,,h2", "redis://u:topsecret@h:1/x"} {
+			_, err := parseURL(raw)
+			require.Error(t, err, raw)
+			assert.NotContains(t, err.Error(), "topsecret")
+		}
+	})
+}
+
+func TestParsePosition(t *testing.T) {
+	now := mustTime(t, "2024-05-01T12:00:00Z")
+	for in, want := range map[string]string{
+		"oldest":               "0 (oldest)",
+		"0":                    "0 (oldest)",
+		"$":                    "$ (newest)",
+		"newest":               "$ (newest)",
+		"1700000000000-5":      "1700000000000-5",
+		"1700000000000":        "2023-11-14T22:13:20Z",
+		"2024-05-01T11:00:00Z": "2024-05-01T11:00:00Z",
+		"15m":                  "2024-05-01T11:45:00Z",
+		"2d":                   "2024-04-29T12:00:00Z",
+	} {
+		p, err := parsePosition(in, now, true)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, p.String(), in)
+	}
+	_, err := parsePosition("$", now, false)
+	assert.Error(t, err)
+	_, err = parsePosition("soon", now, true)
+	assert.Error(t, err)
+	p, _ := parsePosition("1700000000000", now, false)
+	assert.Equal(t, "1700000000000-0", p.minID())
+	assert.Equal(t, "1699999999999-18446744073709551615", positionBefore(p.t))
+}
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[string]string{"0s": "0ms", "850ms": "850ms", "42s": "42s", "185s": "3m05s", "7810s": "2h10m", "97h": "4d01h"} {
+		assert.Equal(t, want, humanDuration(mustDuration(t, d)), d)
+	}
+}
+
+func TestSlot(t *testing.T) {
+	// Values from the CLUSTER KEYSLOT documentation.
+	assert.Equal(t, 11058, slot("somekey"))
+	assert.Equal(t, 2515, slot("foo{hash_tag}"))
+	assert.Equal(t, 2515, slot("bar{hash_tag}"))
+	assert.Equal(t, 12182, slot("foo"))
+	assert.Equal(t, slot("orders"), slot("{orders}:dlq"))
+}
+
+func mustTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	require.NoError(t, err)
+	return v
+}
+
+func mustDuration(t *testing.T, s string) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(s)
+	require.NoError(t, err)
+	return d
+}
