@@ -3,7 +3,6 @@ package millrace
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -17,17 +16,6 @@ import (
 // Administration of topics for operators: dead letters (list, replay,
 // purge), consumer groups (create, reset, delete), dead consumers (prune) and
 // trimming. Every function borrows client and never closes it.
-
-var (
-	// ErrNoSuchGroup is returned for a consumer group (or its stream) that
-	// does not exist.
-	ErrNoSuchGroup = errors.New("millrace: no such consumer group")
-	// ErrGroupExists is returned by [CreateGroup] for a group that exists.
-	ErrGroupExists = errors.New("millrace: consumer group already exists")
-	// ErrNoSuchDeadLetter is returned by [GetDeadLetter] for an ID that is
-	// not in the dead-letter stream.
-	ErrNoSuchDeadLetter = errors.New("millrace: no such dead letter")
-)
 
 // deadLetterMetadata are the metadata keys the dead-letter path adds; replay
 // removes them.
