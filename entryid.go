@@ -1,6 +1,7 @@
 package millrace
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 	"time"
@@ -50,4 +51,14 @@ func parseID(id string) (ms, seq uint64, ok bool) {
 	}
 	seq, err2 := strconv.ParseUint(s, 10, 64)
 	return ms, seq, err1 == nil && err2 == nil
+}
+
+// compareIDs orders entry IDs numerically; an unparsable ID sorts first.
+func compareIDs(a, b string) int {
+	am, as, _ := parseID(a)
+	bm, bs, _ := parseID(b)
+	if c := cmp.Compare(am, bm); c != 0 {
+		return c
+	}
+	return cmp.Compare(as, bs)
 }

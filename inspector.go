@@ -500,32 +500,6 @@ func parseServerTime(v interface{}) time.Time {
 	return time.Unix(sec, usec*1000)
 }
 
-// compareIDs orders two entry IDs; an unparsable ID sorts first.
-func compareIDs(a, b string) int {
-	ams, aseq := splitID(a)
-	bms, bseq := splitID(b)
-	if ams != bms {
-		if ams < bms {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case aseq < bseq:
-		return -1
-	case aseq > bseq:
-		return 1
-	}
-	return 0
-}
-
-func splitID(id string) (ms, seq uint64) {
-	a, b, _ := strings.Cut(id, "-")
-	ms, _ = strconv.ParseUint(a, 10, 64)
-	seq, _ = strconv.ParseUint(b, 10, 64)
-	return ms, seq
-}
-
 // replyMap turns a field-value reply into a map: a flat RESP2 array or a RESP3 map.
 func replyMap(v interface{}) map[string]interface{} {
 	switch r := v.(type) {
