@@ -25,6 +25,9 @@ func (c *claimer) start() { go c.run() }
 // context.
 func (c *claimer) stop() { <-c.done }
 
+// pruneEvery is how often idle consumers are looked for, at most.
+const pruneEvery = time.Minute
+
 // leaseEvery is how often held entries get their idle time reset: a third
 // of ClaimMinIdle, so two consecutive resets may fail before anyone claims.
 func (c *claimer) leaseEvery() time.Duration { return c.sub.config.ClaimMinIdle / 3 }
@@ -36,6 +39,12 @@ func (c *claimer) run() {
 	defer claimTick.Stop()
 	leaseTick := time.NewTicker(c.leaseEvery())
 	defer leaseTick.Stop()
+	var pruneTick <-chan time.Time
+	if c.sub.config.PruneConsumersAfter > 0 {
+		t := time.NewTicker(min(pruneEvery, max(c.sub.config.PruneConsumersAfter/2, 10*time.Millisecond)))
+		defer t.Stop()
+		pruneTick = t.C
+	}
 	log := errorLog{logger: c.sub.logger}
 
 	select {
@@ -50,6 +59,8 @@ func (c *claimer) run() {
 			c.claimAll(ctx, &log)
 		case <-leaseTick.C:
 			c.extendLeases(ctx, &log)
+		case <-pruneTick:
+			c.pruneConsumers(ctx, &log)
 		case <-ctx.Done():
 			return
 		}
@@ -125,5 +136,21 @@ func (c *claimer) extendLeases(ctx context.Context, log *errorLog) {
 	}
 	if err := extendLeases(ctx, sub.client, sub.stream, sub.group, sub.config.Consumer, ids); err != nil && ctx.Err() == nil {
 		log.failure("Cannot extend the leases of held entries", err, sub.fields)
+	}
+}
+
+// pruneConsumers removes consumers idle for PruneConsumersAfter that hold
+// nothing.
+func (c *claimer) pruneConsumers(ctx context.Context, log *errorLog) {
+	sub := c.sub
+	res, err := PruneConsumers(ctx, sub.client, sub.topic, sub.group, sub.config.PruneConsumersAfter)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.failure("Cannot prune idle consumers", err, sub.fields)
+		}
+		return
+	}
+	if len(res.Removed) > 0 {
+		sub.logger.Info("Removed idle consumers without pending entries", sub.fields.Add(watermill.LogFields{"removed": res.Removed}))
 	}
 }

@@ -8,18 +8,19 @@ import (
 
 // Defaults of [PublisherConfig] and [SubscriberConfig].
 const (
-	DefaultClaimMinIdle     = 30 * time.Second
-	DefaultBlockTime        = time.Second
-	DefaultPrefetch         = 100
-	DefaultMaxInFlight      = 1
-	DefaultClaimBatch       = 100
-	DefaultAckBatch         = 256
-	DefaultAckInterval      = 2 * time.Millisecond
-	DefaultNackBackoff      = 100 * time.Millisecond
-	DefaultNackBackoffMax   = 10 * time.Second
-	DefaultCloseTimeout     = 10 * time.Second
-	DefaultPublishBatch     = 512
-	DefaultPublishPipelines = 2
+	DefaultClaimMinIdle        = 30 * time.Second
+	DefaultBlockTime           = time.Second
+	DefaultPrefetch            = 100
+	DefaultMaxInFlight         = 1
+	DefaultClaimBatch          = 100
+	DefaultAckBatch            = 256
+	DefaultAckInterval         = 2 * time.Millisecond
+	DefaultNackBackoff         = 100 * time.Millisecond
+	DefaultNackBackoffMax      = 10 * time.Second
+	DefaultCloseTimeout        = 10 * time.Second
+	DefaultPruneConsumersAfter = time.Hour
+	DefaultPublishBatch        = 512
+	DefaultPublishPipelines    = 2
 )
 
 // Start positions of a new consumer group ([SubscriberConfig.NewGroupStartID]).
@@ -209,6 +210,13 @@ type SubscriberConfig struct {
 	// Default: 100ms and 10s.
 	NackBackoff    time.Duration
 	NackBackoffMax time.Duration
+	// PruneConsumersAfter removes consumers of the group that have been idle
+	// this long and hold no pending entry (XGROUP DELCONSUMER, checked
+	// atomically in a script, so no pending entry is ever dropped), checked
+	// once a minute. Generated consumer names otherwise pile up in the group
+	// over restarts. A live consumer removed this way is recreated by its
+	// next read. Default: 1h; negative disables.
+	PruneConsumersAfter time.Duration
 	// CloseTimeout bounds how long Close waits for handlers to Ack or Nack
 	// the messages they hold. Messages still unacknowledged then stay
 	// pending and are redelivered. Default: 10s.
@@ -259,6 +267,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.PruneConsumersAfter == 0 {
+		c.PruneConsumersAfter = DefaultPruneConsumersAfter
 	}
 	if c.DeadLetterTopic == nil {
 		c.DeadLetterTopic = DeadLetterTopic
