@@ -11,16 +11,37 @@ import (
 // AckBatch IDs or AckInterval after its first ID, and always before stop
 // returns. One goroutine owns the pending batch.
 type acker struct {
-	sub  *subscription
-	ids  chan string
-	done chan struct{}
+	sub     *subscription
+	ids     chan string
+	flushes chan chan struct{}
+	done    chan struct{}
 }
 
 func newAcker(sub *subscription) *acker {
 	return &acker{
-		sub:  sub,
-		ids:  make(chan string, 4*sub.config.AckBatch),
-		done: make(chan struct{}),
+		sub:     sub,
+		ids:     make(chan string, 4*sub.config.AckBatch),
+		flushes: make(chan chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// sync sends every acknowledgement added so far before it returns (or
+// gives up when the subscription is abandoned). Workers call it before
+// handing out an entry being recovered: if that entry crashes the process
+// again, the messages acknowledged just before it must not come back.
+func (a *acker) sync() {
+	flushed := make(chan struct{})
+	select {
+	case a.flushes <- flushed:
+	case <-a.done:
+		return
+	case <-a.sub.hard.Done():
+		return
+	}
+	select {
+	case <-flushed:
+	case <-a.sub.hard.Done():
 	}
 }
 
@@ -45,17 +66,27 @@ func (a *acker) run() {
 	retry := newRetryBackoff()
 	log := errorLog{logger: a.sub.logger}
 
+	var flushed []chan struct{} // sync calls answered by the next flush
 	for {
 		if len(batch) == 0 {
-			id, ok := <-a.ids
-			if !ok {
-				return
+			select {
+			case id, ok := <-a.ids:
+				if !ok {
+					return
+				}
+				batch = append(batch, id)
+				timer.Reset(cfg.AckInterval)
+			case f := <-a.flushes:
+				batch = a.drainQueued(batch)
+				if len(batch) == 0 {
+					close(f)
+					continue
+				}
+				flushed = append(flushed, f)
 			}
-			batch = append(batch, id)
-			timer.Reset(cfg.AckInterval)
 		}
 	fill:
-		for len(batch) < cfg.AckBatch {
+		for len(batch) < cfg.AckBatch && len(flushed) == 0 {
 			select {
 			case id, ok := <-a.ids:
 				if !ok {
@@ -63,6 +94,9 @@ func (a *acker) run() {
 					return
 				}
 				batch = append(batch, id)
+			case f := <-a.flushes:
+				batch = a.drainQueued(batch)
+				flushed = append(flushed, f)
 			case <-timer.C:
 				break fill
 			}
@@ -83,6 +117,25 @@ func (a *acker) run() {
 		retry.reset()
 		log.recovered("Acknowledging entries again", a.sub.fields)
 		batch = batch[:0]
+		for _, f := range flushed {
+			close(f)
+		}
+		flushed = flushed[:0]
+	}
+}
+
+// drainQueued moves every ID already queued into batch.
+func (a *acker) drainQueued(batch []string) []string {
+	for {
+		select {
+		case id, ok := <-a.ids:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, id)
+		default:
+			return batch
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package millrace
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -88,4 +89,17 @@ func (l *errorLog) recovered(msg string, fields watermill.LogFields) {
 	l.last = time.Time{}
 	l.suppressed = 0
 	l.logger.Info(msg, fields)
+}
+
+// lockedErrorLog is an errorLog shared by goroutines.
+type lockedErrorLog struct {
+	mu  sync.Mutex
+	log errorLog
+}
+
+func (l *lockedErrorLog) failure(logger watermill.LoggerAdapter, msg string, err error, fields watermill.LogFields) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.log.logger = logger
+	l.log.failure(msg, err, fields)
 }

@@ -9,9 +9,9 @@ import (
 )
 
 // claimer takes over entries left idle at other consumers for ClaimMinIdle
-// (XAUTOCLAIM) and extends the leases of the entries this subscription holds
-// so that nobody takes them while a handler is slow. It runs beside the
-// reader, so reclaimed entries are interleaved with new ones.
+// (XAUTOCLAIM), a queue's worth at a time, and removes idle consumers that
+// hold nothing. It runs beside the reader, so reclaimed
+// entries are interleaved with new ones.
 type claimer struct {
 	sub  *subscription
 	done chan struct{}
@@ -28,17 +28,11 @@ func (c *claimer) stop() { <-c.done }
 // pruneEvery is how often idle consumers are looked for, at most.
 const pruneEvery = time.Minute
 
-// leaseEvery is how often held entries get their idle time reset: a third
-// of ClaimMinIdle, so two consecutive resets may fail before anyone claims.
-func (c *claimer) leaseEvery() time.Duration { return c.sub.config.ClaimMinIdle / 3 }
-
 func (c *claimer) run() {
 	defer close(c.done)
 	ctx := c.sub.soft
 	claimTick := time.NewTicker(c.sub.config.ClaimInterval)
 	defer claimTick.Stop()
-	leaseTick := time.NewTicker(c.leaseEvery())
-	defer leaseTick.Stop()
 	var pruneTick <-chan time.Time
 	if c.sub.config.PruneConsumersAfter > 0 {
 		t := time.NewTicker(min(pruneEvery, max(c.sub.config.PruneConsumersAfter/2, 10*time.Millisecond)))
@@ -46,6 +40,7 @@ func (c *claimer) run() {
 		pruneTick = t.C
 	}
 	log := errorLog{logger: c.sub.logger}
+	pruneLog := errorLog{logger: c.sub.logger}
 
 	select {
 	case <-c.sub.reader.ownPendingRead:
@@ -57,28 +52,32 @@ func (c *claimer) run() {
 		select {
 		case <-claimTick.C:
 			c.claimAll(ctx, &log)
-		case <-leaseTick.C:
-			c.extendLeases(ctx, &log)
 		case <-pruneTick:
-			c.pruneConsumers(ctx, &log)
+			c.pruneConsumers(ctx, &pruneLog)
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// claimAll scans the group's PEL once, claiming idle entries page by page.
+// claimAll scans the group's PEL once, taking over idle entries page by page
+// (XAUTOCLAIM ... JUSTID), each page no larger than the queue. Entries
+// deleted from the stream are dropped from the PEL by Redis 7.
 func (c *claimer) claimAll(ctx context.Context, log *errorLog) {
 	sub := c.sub
 	cursor := "0-0"
 	for ctx.Err() == nil {
-		msgs, next, deleted, err := sub.client.XAutoClaimWithDeleted(ctx, &redis.XAutoClaimArgs{
+		// At most a queue's worth at a time: the claimed entries wait for
+		// room in the queue beside the reader's, so new and reclaimed
+		// entries are interleaved (the leaser keeps them leased meanwhile).
+		room := min(sub.config.ClaimBatch, cap(sub.queue))
+		ids, next, err := sub.client.XAutoClaimJustID(ctx, &redis.XAutoClaimArgs{
 			Stream:   sub.stream,
 			Group:    sub.group,
 			Consumer: sub.config.Consumer,
 			MinIdle:  sub.config.ClaimMinIdle,
 			Start:    cursor,
-			Count:    int64(sub.config.ClaimBatch),
+			Count:    int64(room),
 		}).Result()
 		if err != nil {
 			if ctx.Err() == nil && !isNoGroup(err) {
@@ -87,10 +86,7 @@ func (c *claimer) claimAll(ctx context.Context, log *errorLog) {
 			return
 		}
 		log.recovered("Claiming idle entries again", sub.fields)
-		if len(deleted) > 0 {
-			sub.logger.Debug("Cleared pending entries deleted from the stream", sub.fields.Add(watermill.LogFields{"entries": len(deleted)}))
-		}
-		if len(msgs) > 0 && !c.deliver(ctx, msgs, log) {
+		if len(ids) > 0 && !c.deliver(ids) {
 			return
 		}
 		if next == "0-0" || next == "" {
@@ -100,43 +96,26 @@ func (c *claimer) claimAll(ctx context.Context, log *errorLog) {
 	}
 }
 
-// deliver queues claimed entries with their delivery counters, skipping
-// those this subscription already holds; false when stopping.
-func (c *claimer) deliver(ctx context.Context, msgs []redis.XMessage, log *errorLog) bool {
+// deliver queues the entries taken over, skipping those this subscription
+// already holds; false when stopping. They were claimed with JUSTID, which
+// counts no delivery: a worker counts one when it hands each out.
+func (c *claimer) deliver(ids []string) bool {
 	sub := c.sub
-	es := sub.held.add(toEntries(msgs, 0))
+	es := make([]*entry, len(ids))
+	for i, id := range ids {
+		es[i] = &entry{id: id, claim: true}
+	}
+	es = sub.held.add(es)
 	if len(es) == 0 {
 		return true
 	}
-	ids := make([]string, len(es))
-	for i, e := range es {
-		ids[i] = e.id
-	}
-	if counts, err := deliveryCounts(ctx, sub.client, sub.stream, sub.group, ids); err == nil {
-		for _, e := range es {
-			e.deliveries = counts.of(e.id)
-		}
-	} else if ctx.Err() == nil {
-		log.failure("Cannot read delivery counters of claimed entries", err, sub.fields)
-	}
-	sub.logger.Debug("Claimed idle entries", sub.fields.Add(watermill.LogFields{"entries": len(es)}))
+	sub.logger.Debug("Took over idle entries", sub.fields.Add(watermill.LogFields{"entries": len(es)}))
 	for _, e := range es {
 		if !sub.push(e) {
 			return false
 		}
 	}
 	return true
-}
-
-func (c *claimer) extendLeases(ctx context.Context, log *errorLog) {
-	sub := c.sub
-	ids := sub.held.stale(c.leaseEvery())
-	if len(ids) == 0 {
-		return
-	}
-	if err := extendLeases(ctx, sub.client, sub.stream, sub.group, sub.config.Consumer, ids); err != nil && ctx.Err() == nil {
-		log.failure("Cannot extend the leases of held entries", err, sub.fields)
-	}
 }
 
 // pruneConsumers removes consumers idle for PruneConsumersAfter that hold

@@ -39,7 +39,9 @@ type Retention struct {
 	// Redis trims whole nodes, so a few tens more may stay. 0 = no limit.
 	MaxLen int64
 	// MaxAge drops entries older than this, by the time in their IDs:
-	// XTRIM MINID ~ <now-MaxAge>, once per pipeline and topic. 0 = no limit.
+	// XADD ... MINID ~ <now-MaxAge> (with MaxLen, an XTRIM MINID ~ once per
+	// pipeline and topic). Like MaxLen it trims whole nodes, so up to about a
+	// hundred older entries may stay. 0 = no limit.
 	MaxAge time.Duration
 	// KeepUnacked makes retention safe: an entry is trimmed only once every
 	// consumer group of the topic has read and acknowledged it (and, with
@@ -107,8 +109,17 @@ func (c *PublisherConfig) setDefaults() {
 	}
 }
 
-// trimsInPipeline reports whether a pipeline to the topic ends with XTRIM.
-func (r Retention) trimsInPipeline() bool { return r.MaxAge > 0 && !r.KeepUnacked }
+// trimsInPipeline reports whether a pipeline to the topic ends with XTRIM:
+// when MaxLen takes XADD's one trimming clause and MaxAge needs another.
+func (r Retention) trimsInPipeline() bool { return r.MaxAge > 0 && r.MaxLen > 0 && !r.KeepUnacked }
+
+// minID is XADD's MINID clause for MaxAge, when XADD trims by age.
+func (r Retention) minID() string {
+	if r.MaxAge == 0 || r.MaxLen > 0 || r.KeepUnacked {
+		return ""
+	}
+	return minIDBefore(time.Now().Add(-r.MaxAge))
+}
 
 // keepsUnacked reports whether any topic's retention is KeepUnacked.
 func (c PublisherConfig) keepsUnacked() bool {

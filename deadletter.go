@@ -11,9 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// deadLetter moves e to the topic's dead-letter stream with metadata saying
-// why, and acknowledges it, in one MULTI/EXEC: the entry is in exactly one of
-// the two streams' live sets. If Redis fails, e is tried again later.
+// deadLetter copies e to the topic's dead-letter stream with metadata saying
+// why, then acknowledges it. If the copy fails, e is tried again later.
 // Without a group there is nothing to acknowledge, and e is only logged.
 func (sub *subscription) deadLetter(e *entry, reason string) {
 	fields := sub.fields.Add(watermill.LogFields{"entry_id": e.id, "reason": reason, "deliveries": e.deliveries})
@@ -30,15 +29,16 @@ func (sub *subscription) deadLetter(e *entry, reason string) {
 	}
 	ctx, cancel := context.WithTimeout(sub.hard, finalCallTimeout)
 	defer cancel()
-	_, err = sub.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(dlq), Values: values})
-		pipe.XAck(ctx, sub.stream, sub.group, e.id)
-		return nil
-	})
-	if err != nil {
+	// XADD first and XACK only once it succeeded: MULTI would not roll the
+	// XACK back if the XADD failed. A crash in between leaves the entry in
+	// both streams, never in neither.
+	if err := sub.client.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(dlq), Values: values}).Err(); err != nil {
 		sub.logger.Error("Cannot dead-letter entry; retrying later", err, fields)
 		sub.redeliver.schedule(e, retryMax)
 		return
+	}
+	if err := sub.client.XAck(ctx, sub.stream, sub.group, e.id).Err(); err != nil {
+		sub.logger.Error("Dead-lettered entry not acknowledged; it may be dead-lettered again", err, fields)
 	}
 	sub.held.remove(e.id)
 	sub.logger.Info("Moved entry to the dead-letter topic", fields.Add(watermill.LogFields{"dead_letter_topic": dlq}))

@@ -3,6 +3,7 @@ package millrace
 import (
 	"context"
 	"encoding"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -34,7 +35,7 @@ import (
 // A member of the delayed set is "<unique id>\n" followed by the stream
 // entry's fields and values, alternately, each as "<byte length>:<bytes>":
 //
-//	01HZX3K9...\n22:_watermill_message_uuid36:7c1c...8:metadata87:...7:payload13:{"order":42}
+//	01HZX3K9...\n23:_watermill_message_uuid36:7c1c...8:metadata87:...7:payload12:{"order":42}
 //
 // The fields are those the Publisher's Marshaler produced, so the moved entry
 // is exactly what an immediate Publish would have added (without MAXLEN
@@ -47,16 +48,21 @@ const (
 	// up at the due time of the next member it saw, so a message is usually
 	// moved within a few milliseconds of its due time.
 	delayPollInterval = 200 * time.Millisecond
+	// delayIdlePoll is the pace while the topic has no delayed message at
+	// all, so that an idle subscription stays at about two Redis commands a
+	// second: a message delayed into an empty set is moved up to this long
+	// after it is due.
+	delayIdlePoll = 2 * time.Second
 	// delayMoveBatch caps the members one script call moves; a full batch
 	// is followed at once by another call.
 	delayMoveBatch = 100
 )
 
-// MetadataDelayedRaw is the one field of the entry added for a member of the
+// DelayedRawField is the one field of the entry added for a member of the
 // delayed set that is not in Millrace's member format (written to the set by
 // something else): the member as it was. Such an entry is delivered as a
 // foreign entry rather than lost.
-const MetadataDelayedRaw = "_millrace_delayed_raw"
+const DelayedRawField = "_millrace_delayed_raw"
 
 // dueTime is when a message with metadata md, published at now, is due, and
 // whether that is in the future. Watermill writes delay.DelayedUntilKey in
@@ -178,14 +184,28 @@ func (p *Publisher) delayedMember(topic string, msg *message.Message, exact stri
 func (p *Publisher) addDelayed(topic string, members []redis.Z) error {
 	ctx := context.Background()
 	key := DelayedKey(topic)
-	var c redis.Cmdable = p.client
-	if cluster, ok := p.client.(*redis.ClusterClient); ok && p.config.Durability.enabled() {
-		node, err := cluster.MasterForKey(ctx, key)
-		if err != nil {
-			return fmt.Errorf("cannot find the cluster node of %s: %w", key, err)
-		}
-		c = node
+	cluster, isCluster := p.client.(*redis.ClusterClient)
+	if !isCluster || !p.config.Durability.enabled() {
+		return p.zaddDurably(ctx, p.client, topic, members)
 	}
+	node, err := cluster.MasterForKey(ctx, key)
+	if err != nil {
+		return fmt.Errorf("cannot find the cluster node of %s: %w", key, err)
+	}
+	err = p.zaddDurably(ctx, node, topic, members)
+	if !isRedirect(errors.Unwrap(err)) {
+		return err
+	}
+	// MOVED or ASK: nothing was added; once more on the new master.
+	if node, err = masterAfterRedirect(ctx, cluster, key, node); err != nil {
+		return fmt.Errorf("cannot find the cluster node of %s: %w", key, err)
+	}
+	return p.zaddDurably(ctx, node, topic, members)
+}
+
+// zaddDurably is addDelayed through c, a client of the set's master.
+func (p *Publisher) zaddDurably(ctx context.Context, c redis.Cmdable, topic string, members []redis.Z) error {
+	key := DelayedKey(topic)
 	pipe := c.Pipeline()
 	add := pipe.ZAdd(ctx, key, members...)
 	confirm := p.config.Durability.queue(ctx, pipe)
@@ -295,7 +315,7 @@ for _, m in ipairs(due) do
   if f then
     redis.call('XADD', KEYS[2], '*', unpack(f))
   else
-    redis.call('XADD', KEYS[2], '*', '` + MetadataDelayedRaw + `', m)
+    redis.call('XADD', KEYS[2], '*', '` + DelayedRawField + `', m)
   end
   redis.call('ZREM', KEYS[1], m)
 end
@@ -339,8 +359,8 @@ func moveDue(ctx context.Context, client redis.UniversalClient, topic string, li
 }
 
 // delayer moves the due delayed messages of a subscription's topic into its
-// stream: at most delayPollInterval after they are due, and at the due time
-// of the next member it knows of. One goroutine, one script call per round;
+// stream: at most delayPollInterval after they are due (delayIdlePoll when
+// the set was empty), and at the due time of the next member it knows of. One goroutine, one script call per round;
 // it ends with the subscription's soft context.
 type delayer struct {
 	sub  *subscription
@@ -372,6 +392,8 @@ func (d *delayer) run() {
 		moved, wait, err := moveDue(ctx, sub.client, sub.topic, delayMoveBatch)
 		next := delayPollInterval
 		switch {
+		case err == nil && wait < 0 && moved < delayMoveBatch:
+			next = delayIdlePoll
 		case err != nil:
 			if ctx.Err() != nil {
 				return

@@ -11,8 +11,8 @@ import (
 
 // work is one of MaxInFlight workers: it takes entries from the queue, hands
 // each out as a message and waits for its Ack or Nack before the next. The
-// message's context ends with its Ack, Nack or the subscription: the worker
-// cancels it itself, so it need not hang under the subscription's context.
+// message's context carries the values of Subscribe's context and ends with
+// its Ack, Nack or the subscription: the worker cancels it itself.
 func (sub *subscription) work() {
 	for sub.soft.Err() == nil {
 		var e *entry
@@ -21,11 +21,23 @@ func (sub *subscription) work() {
 		case <-sub.soft.Done():
 			return
 		}
+		if sub.soft.Err() != nil {
+			return // the entry stays held and is released
+		}
+		if sub.held != nil && !sub.held.has(e.id) {
+			continue // acknowledged meanwhile, or taken over by another consumer
+		}
+		if e.claim {
+			sub.acker.sync()
+			if !sub.claimForDelivery(e) {
+				continue
+			}
+		}
 		msg, ok := sub.prepareMessage(e)
 		if !ok {
 			continue
 		}
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(sub.values)
 		msg.SetContext(ctx)
 		select {
 		case sub.out <- msg:
@@ -80,6 +92,30 @@ func (sub *subscription) prepareMessage(e *entry) (*message.Message, bool) {
 		msg.Metadata[MetadataDeliveryCount] = strconv.FormatInt(e.deliveries, 10)
 	}
 	return msg, true
+}
+
+// claimForDelivery claims e back to this consumer, counting a delivery and
+// reading its fields and delivery counter. An entry that is gone (deleted
+// from the stream, or no longer pending) is acknowledged, which clears it
+// from the PEL where Redis did not. When Redis fails, e is tried later.
+func (sub *subscription) claimForDelivery(e *entry) bool {
+	ctx, cancel := context.WithTimeout(sub.hard, finalCallTimeout)
+	defer cancel()
+	claimed, err := claimForRedelivery(ctx, sub.client, sub.stream, sub.group, sub.config.Consumer, []*entry{e})
+	if err != nil {
+		if sub.hard.Err() == nil {
+			sub.logger.Error("Cannot claim entry for delivery; retrying later", err, sub.fields.Add(watermill.LogFields{"entry_id": e.id}))
+			sub.redeliver.schedule(e, retryMax)
+		}
+		return false
+	}
+	if len(claimed) == 0 {
+		sub.logger.Debug("Pending entry is gone from the stream", sub.fields.Add(watermill.LogFields{"entry_id": e.id}))
+		sub.acked(e)
+		return false
+	}
+	e.claim = false
+	return true
 }
 
 // acked finishes e: in a group its ID is queued for a batched XACK, and the

@@ -93,3 +93,26 @@ func first(xs []int64, i int) int64 {
 	}
 	return 0
 }
+
+// isRedirect reports a MOVED or ASK reply: the command was not executed,
+// because its slot is served by another node now.
+func isRedirect(err error) bool {
+	return redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")
+}
+
+// masterAfterRedirect reloads the cluster's slot map after a redirect and
+// returns key's master once it is no longer stale, waiting at most a
+// second for the reload go-redis does in the background.
+func masterAfterRedirect(ctx context.Context, cluster *redis.ClusterClient, key string, stale *redis.Client) (*redis.Client, error) {
+	cluster.ReloadState(ctx)
+	deadline := time.Now().Add(time.Second)
+	for {
+		node, err := cluster.MasterForKey(ctx, key)
+		if err != nil || node != stale || time.Now().After(deadline) {
+			return node, err
+		}
+		if !sleepCtx(ctx, 10*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
+}

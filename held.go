@@ -53,9 +53,9 @@ func (h *heldSet) len() int {
 	return len(h.touched)
 }
 
-// stale returns the entries whose idle time was last reset more than age
-// ago, and records that it is being reset now.
-func (h *heldSet) stale(age time.Duration) []string {
+// renewable returns the entries whose idle time was last reset more than
+// age ago.
+func (h *heldSet) renewable(age time.Duration) []string {
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -63,10 +63,25 @@ func (h *heldSet) stale(age time.Duration) []string {
 	for id, t := range h.touched {
 		if now.Sub(t) >= age {
 			ids = append(ids, id)
-			h.touched[id] = now
 		}
 	}
 	return ids
+}
+
+// renewed records that ids had their idle time reset now, except lost,
+// which are no longer pending at this consumer and are no longer held.
+func (h *heldSet) renewed(ids, lost []string) {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := h.touched[id]; ok {
+			h.touched[id] = now
+		}
+	}
+	for _, id := range lost {
+		delete(h.touched, id)
+	}
 }
 
 func (h *heldSet) all() []string {

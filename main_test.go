@@ -16,5 +16,6 @@ func TestMain(m *testing.M) {
 		// arrives after the test stopped reading (an entry a closing
 		// subscriber handed over to one still running).
 		goleak.IgnoreTopFunction("github.com/ThreeDotsLabs/watermill/internal/subscriber.(*multiplier).Subscribe.func2"),
+		goleak.IgnoreAnyFunction("github.com/ThreeDotsLabs/watermill/internal/subscriber.(*multiplier).Subscribe.func3"),
 	)
 }

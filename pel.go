@@ -3,6 +3,7 @@ package millrace
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -10,12 +11,12 @@ import (
 // Operations on a group's pending entries list (PEL): every XCLAIM and
 // XPENDING Millrace sends is here.
 
-// pelChunk caps the IDs of one XCLAIM.
+// pelChunk caps the IDs of one XCLAIM or script call.
 const pelChunk = 1000
 
 // releaseIdle is the idle time released entries get: far above any sensible
 // ClaimMinIdle, so that every other consumer's next XAUTOCLAIM takes them.
-const releaseIdleMillis = 24 * 60 * 60 * 1000
+const releaseIdle = 24 * time.Hour
 
 // claimForRedelivery claims es back to consumer (XCLAIM min-idle 0), which
 // counts a delivery, and reads their delivery counters in the same round
@@ -83,39 +84,55 @@ func (c pendingCounts) of(id string) int64 {
 	return pending[0].RetryCount
 }
 
-// extendLeases resets the idle time of entries this consumer still holds,
-// without counting a delivery (XCLAIM ... JUSTID), so that no other consumer
-// claims them while a handler is slow.
-func extendLeases(ctx context.Context, client redis.UniversalClient, stream, group, consumer string, ids []string) error {
-	for len(ids) > 0 {
-		n := min(len(ids), pelChunk)
-		err := client.XClaimJustID(ctx, &redis.XClaimArgs{Stream: stream, Group: group, Consumer: consumer, Messages: ids[:n]}).Err()
-		if err != nil && !isNil(err) {
-			return err
-		}
-		ids = ids[n:]
-	}
-	return nil
-}
+// claimOwnedScript resets the idle time of the entries that are still
+// pending at this consumer, without counting a delivery, and skips the
+// others: a plain XCLAIM with min-idle 0 would take an entry back from a
+// consumer that legitimately claimed it.
+//
+// KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] idle time in ms
+// to set, ARGV[4...] entry IDs. Returns the IDs not pending at the consumer.
+var claimOwnedScript = redis.NewScript(`
+local lost = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if #p == 1 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'IDLE', ARGV[3], 'JUSTID')
+  else
+    table.insert(lost, id)
+  end
+end
+return lost
+`)
 
-// releaseEntries marks entries as long idle (XCLAIM ... IDLE JUSTID) so
-// other consumers of the group claim them on their next scan. They stay in
-// this consumer's PEL, so a restart under the same name reads them too.
-func releaseEntries(ctx context.Context, client redis.UniversalClient, stream, group, consumer string, ids []string) error {
+// claimOwned sets the idle time of ids that consumer still owns to idle and
+// returns those it does not own any more. An idle of 0 extends their lease;
+// a long one releases them to the other consumers.
+func claimOwned(ctx context.Context, client redis.UniversalClient, stream, group, consumer string, ids []string, idle time.Duration) ([]string, error) {
+	var lost []string
 	for len(ids) > 0 {
 		n := min(len(ids), pelChunk)
-		args := make([]interface{}, 0, 9+n)
-		args = append(args, "xclaim", stream, group, consumer, 0)
+		args := make([]interface{}, 0, 3+n)
+		args = append(args, group, consumer, idle.Milliseconds())
 		for _, id := range ids[:n] {
 			args = append(args, id)
 		}
-		args = append(args, "idle", releaseIdleMillis, "justid")
-		if err := client.Do(ctx, args...).Err(); err != nil && !isNil(err) {
-			return err
+		reply, err := claimOwnedScript.Run(ctx, client, []string{stream}, args...).StringSlice()
+		if err != nil && !isNil(err) {
+			return lost, err
 		}
+		lost = append(lost, reply...)
 		ids = ids[n:]
 	}
-	return nil
+	return lost, nil
+}
+
+// releaseEntries marks the entries consumer still owns as long idle, so
+// other consumers of the group claim them on their next scan. They stay in
+// this consumer's PEL, so a restart under the same name reads them too.
+func releaseEntries(ctx context.Context, client redis.UniversalClient, stream, group, consumer string, ids []string) error {
+	_, err := claimOwned(ctx, client, stream, group, consumer, ids, releaseIdle)
+	return err
 }
 
 func isNil(err error) bool { return errors.Is(err, redis.Nil) }

@@ -37,6 +37,7 @@ type Publisher struct {
 	closed bool
 
 	trimmer *trimmer // nil unless some topic's retention is KeepUnacked
+	trimLog lockedErrorLog
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -157,6 +158,7 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) (*publishRequ
 		req.args[i] = redis.XAddArgs{
 			Stream: streamKey(topic),
 			MaxLen: retention.MaxLen,
+			MinID:  retention.minID(),
 			Approx: true,
 			Values: sortedFields(fields),
 		}
@@ -215,11 +217,21 @@ func (p *Publisher) send(batch []*publishRequest) {
 	}
 	cluster, isCluster := p.client.(*redis.ClusterClient)
 	if !durable || !isCluster {
-		p.pipeline(ctx, p.client, batch)
+		durErr := p.pipeline(ctx, p.client, batch)
+		for _, req := range batch {
+			req.done <- req.result(durErr)
+		}
 		return
 	}
-	// WAIT counts the replicas that have the writes of its own connection,
-	// so on a Cluster each master gets its XADDs and WAIT in one pipeline.
+	p.sendToMasters(ctx, cluster, batch)
+}
+
+// sendToMasters sends each request to its stream's master with WAIT in the
+// same pipeline: WAIT counts the replicas that have the writes of its own
+// connection. A request answered MOVED or ASK (a failover or a slot
+// migration under way) was not executed: it is sent once more to the new
+// master.
+func (p *Publisher) sendToMasters(ctx context.Context, cluster *redis.ClusterClient, batch []*publishRequest) {
 	byNode := map[*redis.Client][]*publishRequest{}
 	for _, req := range batch {
 		node, err := cluster.MasterForKey(ctx, streamKey(req.topic))
@@ -230,31 +242,58 @@ func (p *Publisher) send(batch []*publishRequest) {
 		byNode[node] = append(byNode[node], req)
 	}
 	for node, reqs := range byNode {
-		p.pipeline(ctx, node, reqs)
+		durErr := p.pipeline(ctx, node, reqs)
+		for _, req := range reqs {
+			if !req.redirected() {
+				req.done <- req.result(durErr)
+				continue
+			}
+			retry, err := masterAfterRedirect(ctx, cluster, streamKey(req.topic), node)
+			if err != nil {
+				req.done <- fmt.Errorf("cannot find the cluster node of stream %s: %w", req.topic, err)
+				continue
+			}
+			durErr := p.pipeline(ctx, retry, []*publishRequest{req})
+			req.done <- req.result(durErr)
+		}
 	}
 }
 
 // pipeline sends batch through c in one pipeline, followed by WAIT or
-// WAITAOF when Durability asks for it.
-func (p *Publisher) pipeline(ctx context.Context, c redis.Cmdable, batch []*publishRequest) {
+// WAITAOF when Durability asks for it, and returns the durability error.
+// A failed retention trim is logged: it never fails the messages.
+func (p *Publisher) pipeline(ctx context.Context, c redis.Cmdable, batch []*publishRequest) error {
 	pipe := c.Pipeline()
+	var trims []*redis.IntCmd
 	trimmed := map[string]bool{}
 	for _, req := range batch {
 		req.results = make([]*redis.StringCmd, len(req.args))
 		for i := range req.args {
 			req.results[i] = pipe.XAdd(ctx, &req.args[i])
 		}
-		if r := p.config.retention(req.topic); r.MaxAge > 0 && !r.KeepUnacked && !trimmed[req.topic] {
+		if r := p.config.retention(req.topic); r.trimsInPipeline() && !trimmed[req.topic] {
 			trimmed[req.topic] = true
-			pipe.XTrimMinIDApprox(ctx, streamKey(req.topic), minIDBefore(time.Now().Add(-r.MaxAge)), 0)
+			trims = append(trims, pipe.XTrimMinIDApprox(ctx, streamKey(req.topic), minIDBefore(time.Now().Add(-r.MaxAge)), 0))
 		}
 	}
 	confirm := p.config.Durability.queue(ctx, pipe)
 	_, _ = pipe.Exec(ctx) // errors are read per command below
-	durErr := confirm()
-	for _, req := range batch {
-		req.done <- req.result(durErr)
+	for _, trim := range trims {
+		if err := trim.Err(); err != nil {
+			p.trimLog.failure(p.logger, "Cannot trim stream by MaxAge", err, watermill.LogFields{"stream": trim.Args()[1]})
+		}
 	}
+	return confirm()
+}
+
+// redirected reports whether Redis answered the request with MOVED or ASK.
+func (req *publishRequest) redirected() bool {
+	for _, cmd := range req.results {
+		if isRedirect(cmd.Err()) {
+			return true
+		}
+	}
+	return false
 }
 
 // result reports the first failed XADD of a request, if any, and how many

@@ -85,29 +85,30 @@ func (r *reader) failed(ctx context.Context, err error) {
 	sleepCtx(ctx, r.retry.next())
 }
 
-// readOwnPending reads one page of this consumer's pending entries; done
-// when there are no more.
+// readOwnPending lists one page of this consumer's pending entries (what a
+// previous run under the same name left unacknowledged) with XPENDING, which
+// counts no delivery; each is claimed when a worker hands it out. Done when
+// there are no more.
 func (r *reader) readOwnPending(ctx context.Context) (bool, error) {
 	sub := r.sub
-	start := r.lastID
-	if start == "" {
-		start = "0"
+	start := "-"
+	if r.lastID != "" {
+		start = "(" + r.lastID
 	}
-	msgs, err := r.readGroup(ctx, start, -1)
-	if err != nil || len(msgs) == 0 {
+	pending, err := sub.client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream:   sub.stream,
+		Group:    sub.group,
+		Start:    start,
+		End:      "+",
+		Count:    int64(sub.config.Prefetch),
+		Consumer: sub.config.Consumer,
+	}).Result()
+	if err != nil || len(pending) == 0 {
 		return err == nil, err
 	}
-	es := toEntries(msgs, 0)
-	ids := make([]string, len(es))
-	for i, e := range es {
-		ids[i] = e.id
-	}
-	counts, err := deliveryCounts(ctx, sub.client, sub.stream, sub.group, ids)
-	if err != nil {
-		return false, err
-	}
-	for _, e := range es {
-		e.deliveries = counts.of(e.id)
+	es := make([]*entry, len(pending))
+	for i, p := range pending {
+		es[i] = &entry{id: p.ID, deliveries: p.RetryCount, claim: true}
 	}
 	r.lastID = es[len(es)-1].id
 	return !r.pushHeld(es), nil

@@ -2,16 +2,13 @@ package millrace
 
 import (
 	"container/heap"
-	"context"
 	"sync"
 	"time"
-
-	"github.com/ThreeDotsLabs/watermill"
 )
 
 // redeliverer hands Nacked entries out again when their backoff ends: one
-// goroutine and one timer for all of them. In a group each is first claimed
-// back by this consumer with XCLAIM, which bumps Redis's delivery counter, so
+// goroutine and one timer for all of them. In a group the worker that takes
+// one claims it back with XCLAIM, which bumps Redis's delivery counter, so
 // Redis sees every Nack.
 type redeliverer struct {
 	sub  *subscription
@@ -63,11 +60,10 @@ func (r *redeliverer) run() {
 	ctx := r.sub.soft
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	log := errorLog{logger: r.sub.logger}
 	for {
 		ready, wait := r.pop()
 		if len(ready) > 0 {
-			if !r.deliver(ctx, ready, &log) {
+			if !r.deliver(ready) {
 				return
 			}
 			continue
@@ -82,48 +78,17 @@ func (r *redeliverer) run() {
 	}
 }
 
-// deliver pushes ready entries to the queue; false when stopping.
-func (r *redeliverer) deliver(ctx context.Context, ready []*entry, log *errorLog) bool {
-	sub := r.sub
-	if sub.group != "" {
-		claimed, err := claimForRedelivery(ctx, sub.client, sub.stream, sub.group, sub.config.Consumer, ready)
-		if err != nil {
-			if ctx.Err() != nil {
-				return false
-			}
-			log.failure("Cannot claim nacked entries for redelivery; retrying", err, sub.fields)
-			for _, e := range ready {
-				r.schedule(e, retryMax)
-			}
-			return true
-		}
-		log.recovered("Claiming nacked entries again", sub.fields)
-		if len(claimed) < len(ready) {
-			r.forgetMissing(ready, claimed)
-		}
-		ready = claimed
-	}
+// deliver pushes ready entries to the queue; false when stopping. In a group
+// each is marked to be claimed, counting the redelivery, when a worker
+// takes it.
+func (r *redeliverer) deliver(ready []*entry) bool {
 	for _, e := range ready {
-		if !sub.push(e) {
+		e.claim = r.sub.group != ""
+		if !r.sub.push(e) {
 			return false
 		}
 	}
 	return true
-}
-
-// forgetMissing drops the entries XCLAIM did not return: deleted from the
-// stream or no longer pending.
-func (r *redeliverer) forgetMissing(ready, claimed []*entry) {
-	kept := make(map[string]bool, len(claimed))
-	for _, e := range claimed {
-		kept[e.id] = true
-	}
-	for _, e := range ready {
-		if !kept[e.id] {
-			r.sub.held.remove(e.id)
-			r.sub.logger.Debug("Nacked entry is gone from the stream", r.sub.fields.Add(watermill.LogFields{"entry_id": e.id}))
-		}
-	}
 }
 
 type dueEntry struct {

@@ -102,6 +102,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, err
 	}
 	sub := newSubscription(s, topic)
+	sub.values = context.WithoutCancel(ctx)
 	if err := sub.prepare(ctx); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,12 @@ type entry struct {
 	// nacks counts the Nacks of the entry in this subscription; it sets the
 	// backoff before the next delivery.
 	nacks int
+	// claim marks an entry that is pending at this consumer but not read
+	// for this delivery (own pending entries after a restart, entries taken
+	// over from others, Nacked entries): a worker claims it (XCLAIM, which
+	// counts the delivery and returns its fields) just before handing it out,
+	// so entries queued behind a crash are not charged for it.
+	claim bool
 }
 
 // subscription is one Subscribe call: a reader (and, in a group, a claimer
@@ -34,11 +40,15 @@ type subscription struct {
 	// soft stops taking new work; hard abandons messages still in handlers.
 	soft, hard             context.Context
 	cancelSoft, cancelHard context.CancelFunc
+	// values is Subscribe's context without its cancellation: messages'
+	// contexts carry its values.
+	values context.Context
 
 	queue chan *entry
 	out   chan *message.Message
 
 	held       *heldSet // entries read and not yet acked (group only)
+	leaser     *leaser
 	acker      *acker
 	claimer    *claimer
 	redeliver  *redeliverer
@@ -72,6 +82,7 @@ func newSubscription(s *Subscriber, topic string) *subscription {
 	}
 	if sub.group != "" {
 		sub.held = newHeldSet()
+		sub.leaser = newLeaser(sub)
 		sub.acker = newAcker(sub)
 		sub.claimer = newClaimer(sub)
 	}
@@ -101,6 +112,9 @@ func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 	defer sub.cancelHard()
 	defer sub.cancelSoft()
 	sub.logger.Info("Subscribed", sub.fields)
+	if sub.leaser != nil {
+		sub.leaser.start()
+	}
 
 	var feeders sync.WaitGroup
 	feeders.Add(1)
@@ -130,22 +144,25 @@ func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 		close(workersDone)
 	}()
 
+	// Cancelling Subscribe's context ends the subscription as gracefully as
+	// Close: Watermill's Router does both at once when it closes.
 	select {
 	case <-ctx.Done():
-		sub.cancelSoft()
-		sub.cancelHard()
 	case <-closing:
-		sub.cancelSoft()
-		grace := time.NewTimer(sub.config.CloseTimeout)
-		select {
-		case <-workersDone:
-		case <-grace.C:
-			sub.logger.Info("Close timed out waiting for handlers; their messages stay pending", sub.fields)
-			sub.cancelHard()
-		}
-		grace.Stop()
 	}
+	sub.cancelSoft()
+	grace := time.NewTimer(sub.config.CloseTimeout)
+	select {
+	case <-workersDone:
+	case <-grace.C:
+		sub.logger.Info("Timed out waiting for handlers to acknowledge; their messages stay pending", sub.fields)
+		sub.cancelHard()
+	}
+	grace.Stop()
 	<-workersDone
+	if sub.leaser != nil {
+		sub.leaser.stopAndWait()
+	}
 	close(sub.out)
 
 	feeders.Wait()

@@ -1,0 +1,457 @@
+package millrace_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/delay"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/redistest"
+)
+
+// The minimal ACL rules of Millrace's roles, as documented in
+// docs/production.md. Each list is the commands of one role; the keys of a
+// topic are its stream and its "{topic}:..." auxiliary keys (dead letters,
+// delayed set), so "~orders ~{orders}:*" grants one topic.
+var (
+	// aclPublisher: XADD; ZADD for delayed messages. The version check
+	// needs nothing: without INFO it probes with XAUTOCLAIM and takes
+	// NOPERM as "new enough". Add +wait (or +waitaof) for Durability and
+	// +xtrim for a Retention with both MaxLen and MaxAge.
+	aclPublisher = []string{"+xadd", "+zadd"}
+	// aclSubscriber (consumer group): create the group, read, ack, reclaim
+	// and redeliver, extend leases and prune idle consumers (Lua scripts),
+	// dead-letter (XADD to "{topic}:dlq") and move due delayed messages (a
+	// Lua script: EVALSHA, EVAL when the script is not cached, and the
+	// commands the scripts call).
+	aclSubscriber = []string{
+		"+xgroup|create", "+xreadgroup", "+xack", "+xpending", "+xclaim", "+xautoclaim",
+		"+xinfo|consumers", "+xgroup|delconsumer",
+		"+xadd",
+		"+evalsha", "+eval", "+time", "+zrangebyscore", "+zrange", "+zrem",
+	}
+	// aclBroadcast (subscriber without a group): read and find the end
+	// of the stream, and move due delayed messages.
+	aclBroadcast = []string{"+xread", "+xrevrange", "+evalsha", "+eval", "+time", "+zrangebyscore", "+zrange", "+zrem", "+xadd"}
+)
+
+// aclTopicKeys are the key patterns granting topic: its stream and its
+// auxiliary keys.
+func aclTopicKeys(topic string) []string { return []string{"~" + topic, "~{" + topic + "}:*"} }
+
+// topoLogBuffer collects log output from many goroutines.
+type topoLogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *topoLogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *topoLogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// topoLoggerTo returns a logger writing every level, debug and trace
+// included, into buf.
+func topoLoggerTo(buf *topoLogBuffer) watermill.LoggerAdapter {
+	return watermill.NewStdLoggerWithOut(buf, true, true)
+}
+
+// topoQuietLogger returns a logger that keeps the log of name (info and up)
+// and prints its tail only if the test fails, so that noisy failover runs
+// stay quiet when they pass.
+func topoQuietLogger(t *testing.T, name string) watermill.LoggerAdapter {
+	buf := &topoLogBuffer{}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+		t.Logf("--- last log lines of %s ---\n%s", name, strings.Join(lines[max(0, len(lines)-60):], "\n"))
+	})
+	return watermill.NewStdLoggerWithOut(buf, false, false)
+}
+
+// aclServer is a Redis server whose default user (no password) is the
+// admin that creates the restricted users.
+type aclServer struct {
+	srv   *redistest.Server
+	admin *redis.Client
+}
+
+func newACLServer(t *testing.T) *aclServer {
+	srv := redistest.Start(t, redistest.Options{NoAOF: true})
+	return &aclServer{srv: srv, admin: srv.Client(t)}
+}
+
+// setUser creates (or replaces) user with exactly commands on keys, and
+// returns a client logged in as user. The client does not retry, so NOPERM
+// and connection errors come back at once.
+func (a *aclServer) setUser(t *testing.T, user, password string, commands, keys []string) *redis.Client {
+	t.Helper()
+	args := []interface{}{"acl", "setuser", user, "reset", "on", ">" + password}
+	for _, r := range slices.Concat(keys, commands) {
+		args = append(args, r)
+	}
+	require.NoError(t, a.admin.Do(context.Background(), args...).Err())
+	o := a.srv.Options(t)
+	o.Username, o.Password = user, password
+	o.MaxRetries = -1
+	c := redis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// without returns rules less rule.
+func aclWithout(rules []string, rule string) []string {
+	return slices.DeleteFunc(slices.Clone(rules), func(r string) bool { return r == rule })
+}
+
+func topoDelayed(payload string, d time.Duration) *message.Message {
+	msg := message.NewMessage(watermill.NewUUID(), []byte(payload))
+	delay.Message(msg, delay.For(d))
+	return msg
+}
+
+// aclConsume acks messages whose payload starts with "ack" and nacks the
+// others, until ch closes.
+func aclConsume(ch <-chan *message.Message, got chan<- string) {
+	for msg := range ch {
+		if strings.HasPrefix(string(msg.Payload), "ack") {
+			msg.Ack()
+		} else {
+			msg.Nack()
+		}
+		select {
+		case got <- string(msg.Payload):
+		default:
+		}
+	}
+}
+
+// A publisher and a subscriber whose users have exactly the documented
+// rules do everything end to end: publish, delayed publish, consume, ack,
+// nack and redeliver, dead-letter, release on Close, broadcast.
+func TestACL_MinimalRulesWork(t *testing.T) {
+	t.Parallel()
+	a := newACLServer(t)
+	logs := &topoLogBuffer{}
+	logger := topoLoggerTo(logs)
+	const pubPass, subPass, bcPass = "pub-Secret-9f2c", "sub-Secret-71ab", "bc-Secret-4d0e"
+	topic := "orders"
+	pubClient := a.setUser(t, "publisher", pubPass, aclPublisher, aclTopicKeys(topic))
+	subClient := a.setUser(t, "subscriber", subPass, aclSubscriber, aclTopicKeys(topic))
+	bcClient := a.setUser(t, "watcher", bcPass, aclBroadcast, aclTopicKeys(topic))
+
+	pub, err := millrace.NewPublisher(pubClient, millrace.PublisherConfig{}, logger)
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := millrace.NewSubscriber(subClient, millrace.SubscriberConfig{
+		ConsumerGroup: "workers", MaxDeliveries: 2, ClaimMinIdle: time.Second,
+		BlockTime: 100 * time.Millisecond, NackBackoff: 10 * time.Millisecond, CloseTimeout: time.Second,
+		PruneConsumersAfter: 100 * time.Millisecond,
+	}, logger)
+	require.NoError(t, err)
+	bc, err := millrace.NewSubscriber(bcClient, millrace.SubscriberConfig{BlockTime: 100 * time.Millisecond}, logger)
+	require.NoError(t, err)
+
+	ch, err := sub.Subscribe(context.Background(), topic)
+	require.NoError(t, err)
+	bch, err := bc.Subscribe(context.Background(), topic)
+	require.NoError(t, err)
+	got := make(chan string, 100)
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		aclConsume(ch, got)
+	}()
+
+	require.NoError(t, pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("ack-1")), message.NewMessage(watermill.NewUUID(), []byte("poison"))))
+	require.NoError(t, pub.Publish(topic, topoDelayed("ack-delayed", 200*time.Millisecond)))
+
+	seen := map[string]int{}
+	deadline := time.After(15 * time.Second)
+	for seen["ack-1"] == 0 || seen["ack-delayed"] == 0 || seen["poison"] < 2 {
+		select {
+		case p := <-got:
+			seen[p]++
+		case <-deadline:
+			t.Fatalf("deliveries so far: %v", seen)
+		}
+	}
+	// The poison message was delivered twice and then dead-lettered.
+	require.Eventually(t, func() bool { return xlen(t, a.admin, millrace.DeadLetterTopic(topic)) == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return pendingCount(t, a.admin, topic, "workers") == 0 }, 10*time.Second, 20*time.Millisecond)
+
+	broadcast := map[string]bool{}
+	for len(broadcast) < 3 {
+		msg := receive(t, bch)
+		broadcast[string(msg.Payload)] = true
+		msg.Ack()
+	}
+
+	// One message left in a handler is released (XCLAIM) by Close.
+	require.NoError(t, pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("held"))))
+	require.Eventually(t, func() bool { return pendingCount(t, a.admin, topic, "workers") == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, sub.Close())
+	require.NoError(t, bc.Close())
+	<-consumed
+
+	out := logs.String()
+	assert.NotContains(t, out, "NOPERM", "a command or key of the flow is missing from the rules")
+	for _, pw := range []string{pubPass, subPass, bcPass} {
+		assert.NotContains(t, out, pw, "a password in the log")
+	}
+}
+
+// Every rule is needed: a user without one of them fails with a clear
+// NOPERM error, from Publish or Subscribe when they run the command, and
+// otherwise in the subscription's log (the subscription keeps retrying, as
+// it does when Redis is down). The log never shows a password, even when
+// the subscriber's password is changed under it.
+func TestACL_EachRuleIsNeeded(t *testing.T) {
+	t.Parallel()
+	a := newACLServer(t)
+	const password = "Very-Secret-Pw-0b7e"
+	logs := &topoLogBuffer{}
+
+	t.Run("publisher", func(t *testing.T) {
+		for _, rule := range aclPublisher {
+			topic := "p" + strings.Trim(rule, "+|")
+			c := a.setUser(t, "pub-"+topic, password, aclWithout(aclPublisher, rule), aclTopicKeys(topic))
+			pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{}, topoLoggerTo(logs))
+			require.NoError(t, err)
+			msg := message.NewMessage(watermill.NewUUID(), []byte("x"))
+			if rule == "+zadd" {
+				msg = topoDelayed("x", time.Minute)
+			}
+			err = pub.Publish(topic, msg)
+			require.Error(t, err, "Publish without %s", rule)
+			assert.Contains(t, err.Error(), "NOPERM", "Publish without %s", rule)
+			assert.Contains(t, err.Error(), strings.TrimPrefix(rule, "+"), "the error names the command")
+			require.NoError(t, pub.Close())
+		}
+		// Durability needs +wait: with it, the call gets past ACL (and WAIT
+		// finds no replica on this lone server); without, NOPERM.
+		for _, granted := range []bool{true, false} {
+			topic := fmt.Sprintf("pwait%v", granted)
+			rules := aclPublisher
+			if granted {
+				rules = append(slices.Clone(aclPublisher), "+wait")
+			}
+			c := a.setUser(t, "pub-"+topic, password, rules, aclTopicKeys(topic))
+			pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{
+				Durability: millrace.Durability{Replicas: 1, Timeout: 10 * time.Millisecond},
+			}, topoLoggerTo(logs))
+			require.NoError(t, err)
+			err = pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x")))
+			require.Error(t, err)
+			if granted {
+				assert.ErrorIs(t, err, millrace.ErrNotDurable)
+			} else {
+				assert.Contains(t, err.Error(), "NOPERM this user has no permissions to run the 'wait' command")
+			}
+			require.NoError(t, pub.Close())
+		}
+
+		// Keys outside the pattern are refused too.
+		c := a.setUser(t, "pub-keys", password, aclPublisher, aclTopicKeys("orders"))
+		pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{}, nil)
+		require.NoError(t, err)
+		err = pub.Publish("payments", message.NewMessage(watermill.NewUUID(), []byte("x")))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "NOPERM")
+		assert.Contains(t, err.Error(), "key")
+	})
+
+	cases := map[string]struct{ commands, keys func(topic string) []string }{}
+	for _, rule := range aclSubscriber {
+		cases["without "+rule] = struct{ commands, keys func(string) []string }{
+			func(string) []string { return aclWithout(aclSubscriber, rule) }, aclTopicKeys,
+		}
+	}
+	cases["without the auxiliary keys"] = struct{ commands, keys func(string) []string }{
+		func(string) []string { return aclSubscriber }, func(topic string) []string { return []string{"~" + topic} },
+	}
+	t.Run("subscriber", func(t *testing.T) {
+		for name, tc := range cases {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				topic := "s" + strings.NewReplacer("+", "", "|", "", " ", "").Replace(name)
+				// A server of its own: scripts are cached per server, and
+				// one cached by another user would hide a missing +eval.
+				a := newACLServer(t)
+				c := a.setUser(t, topic, password, tc.commands(topic), tc.keys(topic))
+				caseLogs := &topoLogBuffer{}
+				sub, err := millrace.NewSubscriber(c, millrace.SubscriberConfig{
+					ConsumerGroup: "workers", MaxDeliveries: 1, ClaimMinIdle: 200 * time.Millisecond,
+					BlockTime: 100 * time.Millisecond, NackBackoff: 10 * time.Millisecond, CloseTimeout: 500 * time.Millisecond,
+					PruneConsumersAfter: 100 * time.Millisecond,
+				}, topoLoggerTo(caseLogs))
+				require.NoError(t, err)
+				defer sub.Close()
+				// The admin publishes: the subscriber's rules are under test.
+				adminPub, err := millrace.NewPublisher(a.admin, millrace.PublisherConfig{}, nil)
+				require.NoError(t, err)
+				require.NoError(t, adminPub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("ack")), message.NewMessage(watermill.NewUUID(), []byte("nack"))))
+				require.NoError(t, adminPub.Publish(topic, topoDelayed("ack-later", 100*time.Millisecond)))
+
+				ch, err := sub.Subscribe(context.Background(), topic)
+				if err != nil {
+					assert.Contains(t, err.Error(), "NOPERM", "Subscribe's error")
+					assert.Equal(t, "without +xgroup|create", name, "only group creation fails Subscribe: %v", err)
+					logs.Write([]byte(err.Error() + "\n"))
+					return
+				}
+				go aclConsume(ch, nil)
+				cmd := strings.TrimPrefix(strings.TrimPrefix(name, "without "), "+")
+				switch cmd {
+				case "time", "zrange", "zrangebyscore", "zrem", "xadd", "the auxiliary keys",
+					"xinfo|consumers", "xgroup|delconsumer":
+					// Called by a script (the delayed-message mover, the
+					// consumer pruner; xadd also by dead-lettering), or a
+					// key refusal.
+					aclWaitLogged(t, caseLogs, aclRefusals...)
+				default:
+					aclWaitLogged(t, caseLogs, "NOPERM this user has no permissions to run the '"+cmd+"' command")
+				}
+				logs.Write([]byte(caseLogs.String()))
+				start := time.Now()
+				require.NoError(t, sub.Close())
+				t.Logf("close took %s", time.Since(start))
+			})
+		}
+	})
+
+	t.Run("password changed under a running subscriber", func(t *testing.T) {
+		ctx := context.Background()
+		c := a.setUser(t, "rotated", password, aclSubscriber, aclTopicKeys("rotated"))
+		caseLogs := &topoLogBuffer{}
+		sub, err := millrace.NewSubscriber(c, millrace.SubscriberConfig{ConsumerGroup: "workers", BlockTime: 100 * time.Millisecond}, topoLoggerTo(caseLogs))
+		require.NoError(t, err)
+		defer sub.Close()
+		_, err = sub.Subscribe(ctx, "rotated")
+		require.NoError(t, err)
+		require.NoError(t, a.admin.Do(ctx, "acl", "setuser", "rotated", "resetpass", ">Another-Secret-Pw-55").Err())
+		require.NoError(t, a.admin.Do(ctx, "client", "kill", "user", "rotated").Err())
+		aclWaitLogged(t, caseLogs, "WRONGPASS")
+		logs.Write([]byte(caseLogs.String()))
+	})
+
+	out := logs.String()
+	t.Logf("a sample of the errors:\n%s", aclSampleLines(out, "NOPERM", 4))
+	for _, secret := range []string{password, "Another-Secret-Pw-55"} {
+		assert.NotContains(t, out, secret, "a password in the log")
+	}
+}
+
+// aclRefusals are the ways Redis 7 says a user lacks a right: NOPERM for a
+// command or key, and for a command called by a script an error reply
+// saying the user "can't run this command".
+var aclRefusals = []string{"NOPERM", "can't run this command"}
+
+// aclWaitLogged waits until buf holds one of substrs.
+func aclWaitLogged(t *testing.T, buf *topoLogBuffer, substrs ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		out := buf.String()
+		for _, s := range substrs {
+			if strings.Contains(out, s) {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("none of %q logged within 10s; log:\n%s", substrs, buf.String())
+}
+
+// aclSampleLines returns up to n distinct lines of s containing substr.
+func aclSampleLines(s, substr string, n int) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.Contains(l, substr) {
+			continue
+		}
+		i := strings.Index(l, "msg=")
+		key := l[max(0, i):]
+		if !seen[key] && len(out) < n {
+			seen[key] = true
+			out = append(out, strings.TrimSpace(key))
+		}
+	}
+	return fmt.Sprint(strings.Join(out, "\n"))
+}
+
+// A dead letter refused by ACL names the refusal in the log. (Dead letters
+// were once written in MULTI/EXEC, whose EXECABORT hid the NOPERM of the
+// queued XADD.)
+func TestACL_DeadLetterRefusalIsNamed(t *testing.T) {
+	t.Parallel()
+	a := newACLServer(t)
+	topic := "orders"
+	// Everything but XADD on the dead-letter stream's key.
+	c := a.setUser(t, "worker", "Worker-Secret-3c1d", aclSubscriber, []string{"~" + topic, "~{" + topic + "}:delayed"})
+	logs := &topoLogBuffer{}
+	sub, err := millrace.NewSubscriber(c, millrace.SubscriberConfig{
+		ConsumerGroup: "workers", MaxDeliveries: 1, BlockTime: 100 * time.Millisecond,
+		NackBackoff: 10 * time.Millisecond, CloseTimeout: 500 * time.Millisecond,
+	}, topoLoggerTo(logs))
+	require.NoError(t, err)
+	defer sub.Close()
+	ch, err := sub.Subscribe(context.Background(), topic)
+	require.NoError(t, err)
+	go aclConsume(ch, nil)
+	adminPub, err := millrace.NewPublisher(a.admin, millrace.PublisherConfig{}, nil)
+	require.NoError(t, err)
+	require.NoError(t, adminPub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("poison"))))
+
+	aclWaitLogged(t, logs, "Cannot dead-letter entry")
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "Cannot dead-letter entry") {
+			line = l
+			break
+		}
+	}
+	assert.Contains(t, line, "NOPERM", "the dead-letter error names the refusal")
+}
+
+// Retention with both MaxLen and MaxAge needs +xtrim (XADD takes one
+// trimming clause, MaxAge then comes as an XTRIM). The messages are added
+// all the same, so Publish succeeds, but the refusal must be logged:
+// otherwise the stream grows without bound and nobody is told.
+func TestACL_TrimRefusalIsLogged(t *testing.T) {
+	t.Parallel()
+	a := newACLServer(t)
+	topic := "orders"
+	c := a.setUser(t, "trimless", "Trimless-Secret-8a2f", aclPublisher, aclTopicKeys(topic))
+	logs := &topoLogBuffer{}
+	pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{Retention: millrace.Retention{MaxLen: 1000, MaxAge: time.Hour}}, topoLoggerTo(logs))
+	require.NoError(t, err)
+	defer pub.Close()
+	// Two messages: a lone one skips the pipeline that trims.
+	require.NoError(t, pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x")), message.NewMessage(watermill.NewUUID(), []byte("y"))))
+	assert.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "NOPERM this user has no permissions to run the 'xtrim' command")
+	}, 2*time.Second, 10*time.Millisecond, "the refused XTRIM is not logged; log:\n%s", logs)
+}
