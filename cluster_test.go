@@ -276,11 +276,7 @@ func clusterLossRuns(t *testing.T, cl *redistest.Cluster, topics []string) (dura
 	t.Helper()
 	start := func(name, topic string, d millrace.Durability) *foRun {
 		logger := topoQuietLogger(t, name)
-		// Workaround of the bug TestCluster_DurablePublishFollowsFailover
-		// shows: a slot map older than 1 s is reloaded.
-		o := cl.Options()
-		o.ClusterStateReloadInterval = time.Second
-		pc := redis.NewClusterClient(o)
+		pc := redis.NewClusterClient(cl.Options())
 		t.Cleanup(func() { pc.Close() })
 		pub, err := millrace.NewPublisher(pc, millrace.PublisherConfig{Durability: d}, logger)
 		require.NoError(t, err)

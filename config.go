@@ -179,7 +179,9 @@ type SubscriberConfig struct {
 	ConsumerGroup string
 	// Consumer names this subscriber within its group. A restarted subscriber
 	// with the same name first gets back the entries it had not acknowledged.
-	// Default: a unique generated name.
+	// It must be unique among live subscribers of the group: two under one
+	// name take each other's pending entries as their own. Default: a unique
+	// generated name.
 	Consumer string
 	// ClaimMinIdle is how long an entry must sit unacknowledged at another
 	// consumer before this one takes it over (XAUTOCLAIM min-idle-time). Live
@@ -195,19 +197,23 @@ type SubscriberConfig struct {
 	// StartOldest ("0", the whole history), StartNewest ("$") or an entry ID.
 	// It does not move an existing group. Default: StartOldest.
 	NewGroupStartID string
-	// Prefetch is how many entries one read fetches and at most holds in
-	// memory before they are handed out (XREADGROUP COUNT). Default: 100.
+	// Prefetch is how many entries one read fetches (XREADGROUP COUNT) and
+	// the size of the queue in front of the handlers; with a read and a claim
+	// waiting for room, about three times this many entries are in memory.
+	// Default: 100.
 	Prefetch int
 	// MaxInFlight is how many messages a subscription hands out before their
-	// Ack or Nack. 1 keeps stream order; more trade order for throughput
-	// with slow handlers. Default: 1.
+	// Ack or Nack. 1 hands them out in stream order, except that a Nacked
+	// message comes back after its backoff and entries taken over from dead
+	// consumers are interleaved; more trade order for throughput with slow
+	// handlers. Default: 1.
 	MaxInFlight int
 	// BlockTime is how long one read waits for new entries (XREADGROUP BLOCK).
 	// It bounds how long Close waits for a read in flight. Default: 1s.
 	BlockTime time.Duration
-	// ClaimInterval is how often idle entries of other consumers are looked
-	// for. A scan that finds a full batch goes on at once. Default:
-	// ClaimMinIdle/2, at most 5s.
+	// ClaimInterval is how often the group's pending entries are scanned for
+	// idle ones of other consumers; each scan goes through the whole list,
+	// ClaimBatch entries per XAUTOCLAIM. Default: ClaimMinIdle/2, at most 5s.
 	ClaimInterval time.Duration
 	// ClaimBatch caps one XAUTOCLAIM (COUNT). Default: 100.
 	ClaimBatch int
@@ -228,9 +234,11 @@ type SubscriberConfig struct {
 	// over restarts. A live consumer removed this way is recreated by its
 	// next read. Default: 1h; negative disables.
 	PruneConsumersAfter time.Duration
-	// CloseTimeout bounds how long Close waits for handlers to Ack or Nack
-	// the messages they hold. Messages still unacknowledged then stay
-	// pending and are redelivered. Default: 10s.
+	// CloseTimeout bounds how long Close (or cancelling Subscribe's context)
+	// waits for handlers to Ack or Nack the messages they hold. Messages
+	// still unacknowledged then stay pending and are redelivered. Close
+	// returns within about CloseTimeout+BlockTime, plus a bounded final XACK
+	// and release when Redis is slow. Default: 10s.
 	CloseTimeout time.Duration
 	// DeadLetterTopic names the dead-letter topic of a topic.
 	// Default: DeadLetterTopic, "{topic}:dlq".

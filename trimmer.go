@@ -78,10 +78,12 @@ func (t *trimmer) round(log *errorLog) {
 	topics := t.topics
 	t.topics = map[string]struct{}{}
 	t.mu.Unlock()
+	// One deadline for the whole round, so that Close stays bounded however
+	// many topics wait when Redis is unreachable.
+	ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
+	defer cancel()
 	for topic := range topics {
-		ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
 		err := trimAcked(ctx, t.client, streamKey(topic), t.config.retention(topic).MaxAge)
-		cancel()
 		if err != nil {
 			log.failure("Cannot trim acknowledged entries", err, watermill.LogFields{"topic": topic})
 			t.touch(topic) // try again next round
