@@ -37,17 +37,14 @@ func (v *versionCheck) check(ctx context.Context, client redis.UniversalClient, 
 	if err != nil && !isServerError(err) {
 		return fmt.Errorf("cannot reach redis: %w", err)
 	}
-	version := infoField(info, "redis_version")
-	if err == nil && version != "" {
-		major, minor, ok := parseVersion(version)
-		if !ok {
-			return fmt.Errorf("cannot parse redis_version %q from INFO server", version)
+	if err == nil {
+		if known, unsupported := versionSupported(info); known {
+			if unsupported != nil {
+				return unsupported
+			}
+			v.ok.Store(true)
+			return nil
 		}
-		if major < 6 || (major == 6 && minor < 2) {
-			return fmt.Errorf("%w: the server runs %s", ErrUnsupportedRedis, version)
-		}
-		v.ok.Store(true)
-		return nil
 	}
 	if err := probeAutoClaim(ctx, client, stream); err != nil {
 		return err
@@ -79,6 +76,24 @@ func probeAutoClaim(ctx context.Context, client redis.UniversalClient, stream st
 func isServerError(err error) bool {
 	var reply redis.Error
 	return errors.As(err, &reply) && !errors.Is(err, redis.Nil)
+}
+
+// versionSupported judges the redis_version of an INFO server reply: err
+// is nil for 6.2 or newer; known is false when the reply has no
+// redis_version.
+func versionSupported(info string) (known bool, err error) {
+	version := infoField(info, "redis_version")
+	if version == "" {
+		return false, nil
+	}
+	major, minor, ok := parseVersion(version)
+	if !ok {
+		return true, fmt.Errorf("cannot parse redis_version %q from INFO server", version)
+	}
+	if major < 6 || (major == 6 && minor < 2) {
+		return true, fmt.Errorf("%w: the server runs %s", ErrUnsupportedRedis, version)
+	}
+	return true, nil
 }
 
 // infoField returns the value of one "key:value" line of an INFO reply.
