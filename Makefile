@@ -24,6 +24,8 @@ TEST_FLAGS ?=
 # stress test repeats.
 STRESS_TEST_COUNT ?= 2
 export STRESS_TEST_COUNT
+# How long `make test` fuzzes the marshaler's decoding.
+FUZZ_TIME ?= 15s
 # Arguments of `make bench`, e.g. make bench BENCH_ARGS='-h'.
 BENCH_ARGS ?=
 
@@ -48,11 +50,14 @@ define in_modules
 endef
 
 ## test: vet and test every module with -race (the CI entry point), then the
-## tests that cannot run under -race and a short stress run of the suite.
+## tests that cannot run under -race, a short fuzz of the marshaler and a
+## short stress run of the suite.
 test: redis-tools
 	$(call in_modules,$(GO) vet ./... && $(GO) test $(GOTEST_FLAGS) $(TEST_FLAGS) ./...)
 	@echo "==> .: Watermill's TestReconnect, without -race (its harness races on its own slice)"
 	GOWORK=off $(GO) test -count=1 -timeout 10m -run '^TestPubSub_Reconnect$$' -v . | grep -E '^(=== RUN|--- |PASS|FAIL|ok)' 
+	@echo "==> .: fuzzing the marshaler's decoding for $(FUZZ_TIME)"
+	GOWORK=off $(GO) test -run '^$$' -fuzz '^FuzzDefaultMarshalerUnmarshal$$' -fuzztime $(FUZZ_TIME) .
 	@echo "==> .: universal suite stress run, STRESS_TEST_COUNT=$(STRESS_TEST_COUNT)"
 	GOWORK=off $(GO) test $(GOTEST_FLAGS) -tags stress -run '^TestPubSub_Stress$$' .
 
