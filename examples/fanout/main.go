@@ -8,7 +8,8 @@
 // workers example.)
 //
 // It publishes five orders, prints what each group handles, and exits once
-// both groups have handled all five.
+// both groups have handled all five. It fails if a group missed an order or
+// left one pending.
 //
 //	go run ./examples/fanout
 //	REDIS_URL=redis://127.0.0.1:6379/0 go run ./examples/fanout
@@ -18,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -65,6 +67,8 @@ func run() error {
 	// One subscriber per group; each group gets its own copy of every message.
 	var subscribers []*millrace.Subscriber
 	var countdowns []*exampleutil.Countdown
+	var mu sync.Mutex
+	handledBy := make(map[string]map[string]bool) // group -> UUIDs it handled
 	for _, group := range groups {
 		subscriber, err := millrace.NewSubscriber(client, millrace.SubscriberConfig{
 			ConsumerGroup: group,
@@ -78,8 +82,12 @@ func run() error {
 
 		handled := exampleutil.NewCountdown(orders)
 		countdowns = append(countdowns, handled)
+		handledBy[group] = make(map[string]bool)
 		router.AddConsumerHandler(group, topic, subscriber, func(msg *message.Message) error {
 			fmt.Printf("[%-8s] handled %s entry=%s\n", group, msg.Payload, msg.Metadata.Get(millrace.MetadataEntryID))
+			mu.Lock()
+			handledBy[group][msg.UUID] = true
+			mu.Unlock()
 			handled.Done(msg.UUID)
 			return nil
 		})
@@ -92,8 +100,10 @@ func run() error {
 		return err
 	}
 
+	var published []string
 	for i := 1; i <= orders; i++ {
 		msg := message.NewMessage(watermill.NewUUID(), fmt.Appendf(nil, `{"order_id":%d}`, i))
+		published = append(published, msg.UUID)
 		fmt.Printf("publish %s\n", msg.Payload)
 		if err := publisher.Publish(topic, msg); err != nil {
 			return fmt.Errorf("publish: %w", err)
@@ -103,6 +113,16 @@ func run() error {
 	if err := exampleutil.Wait(30*time.Second, routerDone, countdowns...); err != nil {
 		return err
 	}
+	mu.Lock()
+	for _, group := range groups {
+		for _, id := range published {
+			if !handledBy[group][id] {
+				mu.Unlock()
+				return fmt.Errorf("group %s did not handle order %s", group, id)
+			}
+		}
+	}
+	mu.Unlock()
 	fmt.Printf("each of the %d groups handled all %d orders\n", len(groups), orders)
 
 	if err := router.Close(); err != nil {
@@ -118,6 +138,17 @@ func run() error {
 	}
 	if err := publisher.Close(); err != nil {
 		return fmt.Errorf("close publisher: %w", err)
+	}
+
+	// Each group acknowledged its own copy of every order.
+	for _, group := range groups {
+		pending, err := client.XPending(context.Background(), topic, group).Result()
+		if err != nil {
+			return fmt.Errorf("xpending %s: %w", group, err)
+		}
+		if pending.Count != 0 {
+			return fmt.Errorf("%d entries still pending in %s", pending.Count, group)
+		}
 	}
 	return nil
 }

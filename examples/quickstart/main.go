@@ -5,7 +5,8 @@
 //
 // It publishes ten orders, prints each order it publishes and each one the
 // handler processes, and exits once all ten are handled, after closing the
-// router, the subscriber, the publisher and the Redis client.
+// router, the subscriber, the publisher and the Redis client. It fails if an
+// order was not handled, lost its correlation ID, or is still pending.
 //
 // It uses the Redis named by REDIS_URL, or an embedded miniredis when
 // REDIS_URL is unset:
@@ -18,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -78,10 +80,15 @@ func run() error {
 	)
 
 	handled := exampleutil.NewCountdown(orders)
+	var mu sync.Mutex
+	correlationIDs := make(map[string]string) // message UUID -> correlation ID the handler saw
 	router.AddConsumerHandler("process_orders", topic, subscriber, func(msg *message.Message) error {
 		fmt.Printf("handled   %s  %-16s correlation_id=%s delivery=%s\n",
 			msg.UUID, msg.Payload, middleware.MessageCorrelationID(msg),
 			msg.Metadata.Get(millrace.MetadataDeliveryCount))
+		mu.Lock()
+		correlationIDs[msg.UUID] = middleware.MessageCorrelationID(msg)
+		mu.Unlock()
 		handled.Done(msg.UUID)
 		return nil // the router Acks the message: XACK
 	})
@@ -93,9 +100,11 @@ func run() error {
 		return err
 	}
 
+	published := make(map[string]string) // message UUID -> correlation ID set on it
 	for i := 1; i <= orders; i++ {
 		msg := message.NewMessage(watermill.NewUUID(), fmt.Appendf(nil, `{"order_id":%d}`, i))
 		middleware.SetCorrelationID(watermill.NewShortUUID(), msg)
+		published[msg.UUID] = middleware.MessageCorrelationID(msg)
 		fmt.Printf("publish   %s  %-16s correlation_id=%s\n",
 			msg.UUID, msg.Payload, middleware.MessageCorrelationID(msg))
 		if err := publisher.Publish(topic, msg); err != nil { // XADD orders * ...
@@ -106,6 +115,19 @@ func run() error {
 	if err := exampleutil.Wait(30*time.Second, routerDone, handled); err != nil {
 		return err
 	}
+	mu.Lock()
+	for id, want := range published {
+		got, ok := correlationIDs[id]
+		if !ok {
+			mu.Unlock()
+			return fmt.Errorf("order %s was not handled", id)
+		}
+		if got != want {
+			mu.Unlock()
+			return fmt.Errorf("order %s: handler saw correlation_id=%q, published %q", id, got, want)
+		}
+	}
+	mu.Unlock()
 	fmt.Printf("all %d orders handled\n", orders)
 
 	// Router.Close waits for the handlers and closes their subscribers too.
@@ -122,6 +144,15 @@ func run() error {
 	}
 	if err := publisher.Close(); err != nil {
 		return fmt.Errorf("close publisher: %w", err)
+	}
+
+	// Every handled order was acknowledged: nothing is left pending.
+	pending, err := client.XPending(context.Background(), topic, group).Result()
+	if err != nil {
+		return fmt.Errorf("xpending: %w", err)
+	}
+	if pending.Count != 0 {
+		return fmt.Errorf("%d entries still pending in %s", pending.Count, group)
 	}
 	return nil
 }

@@ -8,7 +8,8 @@
 // take a whole small burst at once.
 //
 // It publishes 30 jobs, prints which worker handled which job and how many
-// each worker handled, and exits once every job is done.
+// each worker handled, and exits once every job is done. It fails if a job
+// was not handled exactly once, or if a single worker did all the work.
 //
 //	go run ./examples/workers
 //	REDIS_URL=redis://127.0.0.1:6379/0 go run ./examples/workers
@@ -68,6 +69,7 @@ func run() error {
 	done := exampleutil.NewCountdown(jobs)
 	var mu sync.Mutex
 	perWorker := make(map[string]int)
+	perJob := make(map[string]int) // message UUID -> times handled
 
 	var subscribers []*millrace.Subscriber
 	for i := 1; i <= workers; i++ {
@@ -85,6 +87,9 @@ func run() error {
 
 		router.AddConsumerHandler(name, topic, subscriber, func(msg *message.Message) error {
 			time.Sleep(jobTime)
+			mu.Lock()
+			perJob[msg.UUID]++
+			mu.Unlock()
 			if done.Done(msg.UUID) {
 				mu.Lock()
 				perWorker[name]++
@@ -134,9 +139,32 @@ func run() error {
 	mu.Lock()
 	defer mu.Unlock()
 	fmt.Printf("all %d jobs done:\n", jobs)
+	busy := 0
 	for i := 1; i <= workers; i++ {
 		name := fmt.Sprintf("worker-%d", i)
 		fmt.Printf("  %s: %d jobs\n", name, perWorker[name])
+		if perWorker[name] > 0 {
+			busy++
+		}
+	}
+
+	// Each job went to one worker of the group, once, and the group shared
+	// the work. (Delivery is at-least-once: a job is handled again only
+	// after a Nack or a crash, and this run has neither.)
+	for _, msg := range msgs {
+		if n := perJob[msg.UUID]; n != 1 {
+			return fmt.Errorf("job %s handled %d times, want 1", msg.Payload, n)
+		}
+	}
+	if busy < 2 {
+		return fmt.Errorf("only %d of %d workers handled jobs", busy, workers)
+	}
+	pending, err := client.XPending(context.Background(), topic, group).Result()
+	if err != nil {
+		return fmt.Errorf("xpending: %w", err)
+	}
+	if pending.Count != 0 {
+		return fmt.Errorf("%d entries still pending in %s", pending.Count, group)
 	}
 	return nil
 }
