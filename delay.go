@@ -52,7 +52,7 @@ const (
 	// all, so that an idle subscription stays at about two Redis commands a
 	// second: a message delayed into an empty set is moved up to this long
 	// after it is due.
-	delayIdlePoll = 2 * time.Second
+	delayIdlePoll = 3 * time.Second
 	// delayMoveBatch caps the members one script call moves; a full batch
 	// is followed at once by another call.
 	delayMoveBatch = 100
@@ -291,6 +291,9 @@ func fieldString(v interface{}) (string, error) {
 // the set is empty). Both keys are in one Cluster slot: the set's hash tag
 // is the stream's name.
 var moveDueScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {0, -1}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now), 'LIMIT', 0, tonumber(ARGV[1]))
