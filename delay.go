@@ -291,7 +291,7 @@ func fieldString(v interface{}) (string, error) {
 // the set is empty). Both keys are in one Cluster slot: the set's hash tag
 // is the stream's name.
 var moveDueScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if #redis.call('ZRANGE', KEYS[1], 0, 0) == 0 then
   return {0, -1}
 end
 local t = redis.call('TIME')
