@@ -116,3 +116,12 @@ func masterAfterRedirect(ctx context.Context, cluster *redis.ClusterClient, key 
 		}
 	}
 }
+
+// reloadOnNetworkError asks a Cluster client to reload its slot map after a
+// network error: a master that died answers no MOVED, and go-redis would
+// otherwise keep dialing it until its periodic reload (60 s by default).
+func reloadOnNetworkError(client redis.UniversalClient, err error) {
+	if cluster, ok := client.(*redis.ClusterClient); ok && err != nil && !isServerError(err) {
+		cluster.ReloadState(context.Background())
+	}
+}

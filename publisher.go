@@ -212,14 +212,18 @@ func (p *Publisher) send(batch []*publishRequest) {
 		// A lone message skips the pipeline's bookkeeping.
 		req := batch[0]
 		req.results = []*redis.StringCmd{p.client.XAdd(ctx, &req.args[0])}
-		req.done <- req.result(nil)
+		err := req.result(nil)
+		reloadOnNetworkError(p.client, err)
+		req.done <- err
 		return
 	}
 	cluster, isCluster := p.client.(*redis.ClusterClient)
 	if !durable || !isCluster {
 		durErr := p.pipeline(ctx, p.client, batch)
 		for _, req := range batch {
-			req.done <- req.result(durErr)
+			err := req.result(durErr)
+			reloadOnNetworkError(p.client, err)
+			req.done <- err
 		}
 		return
 	}
@@ -245,7 +249,9 @@ func (p *Publisher) sendToMasters(ctx context.Context, cluster *redis.ClusterCli
 		durErr := p.pipeline(ctx, node, reqs)
 		for _, req := range reqs {
 			if !req.redirected() {
-				req.done <- req.result(durErr)
+				err := req.result(durErr)
+				reloadOnNetworkError(p.client, err)
+				req.done <- err
 				continue
 			}
 			retry, err := masterAfterRedirect(ctx, cluster, streamKey(req.topic), node)

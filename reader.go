@@ -82,6 +82,7 @@ func (r *reader) failed(ctx context.Context, err error) {
 		}
 	}
 	r.log.failure("Cannot read from Redis; retrying", err, sub.fields)
+	reloadOnNetworkError(sub.client, err)
 	sleepCtx(ctx, r.retry.next())
 }
 
