@@ -23,7 +23,7 @@ func (sub *subscription) deadLetter(e *entry, reason string) {
 	dlq := sub.config.DeadLetterTopic(sub.topic)
 	values, err := sub.deadLetterValues(e, reason)
 	if err != nil {
-		sub.logger.Error("Cannot encode dead letter; retrying later", err, fields)
+		sub.deadLetterLog.failure(sub.logger, "Cannot encode dead letter; retrying later", err, fields)
 		sub.redeliver.schedule(e, retryMax)
 		return
 	}
@@ -33,7 +33,7 @@ func (sub *subscription) deadLetter(e *entry, reason string) {
 	// XACK back if the XADD failed. A crash in between leaves the entry in
 	// both streams, never in neither.
 	if err := sub.client.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(dlq), Values: values}).Err(); err != nil {
-		sub.logger.Error("Cannot dead-letter entry; retrying later", err, fields)
+		sub.deadLetterLog.failure(sub.logger, "Cannot dead-letter entry; retrying later", err, fields)
 		sub.redeliver.schedule(e, retryMax)
 		return
 	}

@@ -54,6 +54,9 @@ type subscription struct {
 	redeliver  *redeliverer
 	reader     *reader
 	lastReadID string // broadcast: where the first XREAD starts
+	// deadLetterLog rate-limits the failures of dead-lettering, which
+	// workers retry every few seconds while they last.
+	deadLetterLog lockedErrorLog
 	// sharesConsumer is set when another subscription of the same Subscriber
 	// reads the topic as the same consumer: that one holds the consumer's
 	// pending entries, so this one does not read them again.
