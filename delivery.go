@@ -101,7 +101,7 @@ func (sub *subscription) prepareMessage(e *entry) (*message.Message, bool) {
 func (sub *subscription) claimForDelivery(e *entry) bool {
 	ctx, cancel := context.WithTimeout(sub.hard, finalCallTimeout)
 	defer cancel()
-	claimed, err := claimForRedelivery(ctx, sub.client, sub.stream, sub.group, sub.config.Consumer, []*entry{e})
+	claimed, err := claimCounted(ctx, sub.client, sub.stream, sub.group, sub.config.Consumer, []*entry{e})
 	if err != nil {
 		if sub.hard.Err() == nil {
 			sub.logger.Error("Cannot claim entry for delivery; retrying later", err, sub.fields.Add(watermill.LogFields{"entry_id": e.id}))

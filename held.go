@@ -47,12 +47,6 @@ func (h *heldSet) has(id string) bool {
 	return ok
 }
 
-func (h *heldSet) len() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.touched)
-}
-
 // renewable returns the entries whose idle time was last reset more than
 // age ago.
 func (h *heldSet) renewable(age time.Duration) []string {

@@ -18,10 +18,10 @@ const pelChunk = 1000
 // ClaimMinIdle, so that every other consumer's next XAUTOCLAIM takes them.
 const releaseIdle = 24 * time.Hour
 
-// claimForRedelivery claims es back to consumer (XCLAIM min-idle 0), which
-// counts a delivery, and reads their delivery counters in the same round
-// trip. Entries no longer pending, or deleted, are not returned.
-func claimForRedelivery(ctx context.Context, client redis.UniversalClient, stream, group, consumer string, es []*entry) ([]*entry, error) {
+// claimCounted claims es to consumer (XCLAIM min-idle 0), which counts a
+// delivery, and reads their delivery counters in the same round trip.
+// Entries no longer pending, or deleted, are not returned.
+func claimCounted(ctx context.Context, client redis.UniversalClient, stream, group, consumer string, es []*entry) ([]*entry, error) {
 	ids := make([]string, len(es))
 	byID := make(map[string]*entry, len(es))
 	for i, e := range es {
@@ -49,16 +49,6 @@ func claimForRedelivery(ctx context.Context, client redis.UniversalClient, strea
 		out = append(out, e)
 	}
 	return out, nil
-}
-
-// deliveryCounts reads the delivery counters of ids (0 when not pending).
-func deliveryCounts(ctx context.Context, client redis.UniversalClient, stream, group string, ids []string) (pendingCounts, error) {
-	pipe := client.Pipeline()
-	counts := queueDeliveryCounts(ctx, pipe, stream, group, ids)
-	if _, err := pipe.Exec(ctx); err != nil && !isNil(err) {
-		return nil, err
-	}
-	return counts, nil
 }
 
 // pendingCounts holds one XPENDING reply per ID.
