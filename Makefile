@@ -39,14 +39,25 @@ REDIS_TOOLS := redis-server redis-sentinel redis-cli
 .PHONY: test test_short test_stress bench fmt vet quickstart deps redis-tools modules
 
 # in_modules runs $(1) in every module, on its own (GOWORK=off). It goes on
-# after a failing module and fails at the end, naming the modules that failed.
+# after a failing module and fails at the end, naming the modules that failed
+# and repeating what their failing tests printed, so that the end of a long
+# log says why.
 define in_modules
-	@failed=""; \
+	@failed=""; log="$$(mktemp)"; trap 'rm -f "$$log"' EXIT; \
 	for m in $(MODULES); do \
 		echo "==> $$m: $(strip $(1))"; \
-		if ! (cd "$$m" && GOWORK=off $(1)); then failed="$$failed $$m"; fi; \
+		if ! (cd "$$m" && GOWORK=off $(1)) 2>&1 | tee "$$log.out"; then \
+			failed="$$failed $$m"; \
+			{ echo "==> failures in $$m:"; \
+			  awk '/^[ \t]*--- FAIL/ { keep = 1; print; next } \
+			       /^(panic:|WARNING: DATA RACE|# )/ { keep = 60 } \
+			       keep == 1 && /^[ \t]/ { print; next } \
+			       keep > 1 { print; keep--; next } \
+			       { keep = 0 }' "$$log.out" | head -n 600; } >> "$$log"; \
+		fi; \
+		rm -f "$$log.out"; \
 	done; \
-	if [ -n "$$failed" ]; then echo "FAILED in:$$failed" >&2; exit 1; fi
+	if [ -n "$$failed" ]; then cat "$$log" >&2; echo "FAILED in:$$failed" >&2; exit 1; fi
 endef
 
 ## test: vet and test every module with -race (the CI entry point), then the
