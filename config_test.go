@@ -244,11 +244,13 @@ func TestDefaults_Observable(t *testing.T) {
 	}, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, sub.Close()) })
-	ch := subscribe(t, sub, topic)
-
+	// SubscribeInitialize creates the group without reading, so the start
+	// position can be seen before a read moves it.
+	require.NoError(t, sub.SubscribeInitialize(topic))
 	g, ok := groupInfo(t, e.client, topic, "defaults")
 	require.True(t, ok)
 	assert.Equal(t, "0-0", g.LastDeliveredID, "default NewGroupStartID is StartOldest")
+	ch := subscribe(t, sub, topic)
 
 	after := publish(t, pub, topic, "after-subscribe")
 
