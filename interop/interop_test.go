@@ -195,14 +195,19 @@ func TestBroadcast_BothWays(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	topic := newTopic()
+	// redisstream's fan-out reads from "$" until it gets its first entry, so
+	// an entry added between two of its reads would be missed: it starts
+	// after a marker entry instead.
+	marker, err := e.client.XAdd(context.Background(), &redis.XAddArgs{Stream: topic, Values: []string{"marker", "1"}}).Result()
+	require.NoError(t, err)
 	rsSub, err := redisstream.NewSubscriber(redisstream.SubscriberConfig{
 		Client: e.ownClient(t), BlockTime: 100 * time.Millisecond, DisableIndefiniteInitialBlock: true,
+		FanOutOldestId: marker,
 	}, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { closeRS(rsSub) })
 	rsCh := subscribe(t, rsSub, topic)
 	mrCh := subscribe(t, e.mrSubscriber(t, millrace.SubscriberConfig{BlockTime: 100 * time.Millisecond}), topic)
-	time.Sleep(300 * time.Millisecond) // redisstream's fan-out starts at "$" on its first read
 
 	fromRS := message.NewMessage(watermill.NewUUID(), []byte("from redisstream"))
 	fromMR := message.NewMessage(watermill.NewUUID(), []byte("from millrace"))
