@@ -43,7 +43,7 @@ REDIS_TOOLS := redis-server redis-sentinel redis-cli
 # and repeating what their failing tests printed, so that the end of a long
 # log says why.
 define in_modules
-	@failed=""; log="$$(mktemp)"; trap 'rm -f "$$log"' EXIT; \
+	@failed=""; log="$$(mktemp)"; trap 'rm -f "$$log" "$$log.out"' EXIT; \
 	for m in $(MODULES); do \
 		echo "==> $$m: $(strip $(1))"; \
 		if ! (cd "$$m" && GOWORK=off $(1)) 2>&1 | tee "$$log.out"; then \
