@@ -11,6 +11,10 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/reply"
 )
 
 // Administration of topics for operators: dead letters (list, replay,
@@ -59,7 +63,7 @@ type DeadLetter struct {
 
 func decodeDeadLetter(m redis.XMessage) DeadLetter {
 	d := DeadLetter{ID: m.ID, fields: m.Values}
-	d.Time, _ = EntryTime(m.ID)
+	d.Time, _ = entryid.Time(m.ID)
 	msg, err := DefaultMarshaler{}.Unmarshal(m.Values)
 	if err != nil {
 		d.DecodeError = err.Error()
@@ -118,7 +122,7 @@ func ListDeadLetters(ctx context.Context, client redis.UniversalClient, topic st
 	}
 	dlq := dlqOf(topic, q.DeadLetterTopic)
 	msgs, err := client.XRangeN(ctx, dlq, start, "+", q.Count).Result()
-	if err != nil && !isNil(err) {
+	if err != nil && !rediserr.IsNil(err) {
 		return nil, fmt.Errorf("cannot read dead-letter stream %s: %w", dlq, err)
 	}
 	out := make([]DeadLetter, len(msgs))
@@ -134,12 +138,12 @@ func GetDeadLetter(ctx context.Context, client redis.UniversalClient, topic, id 
 	if topic == "" {
 		return DeadLetter{}, ErrEmptyTopic
 	}
-	if !isEntryID(id) {
+	if !entryid.Valid(id) {
 		return DeadLetter{}, fmt.Errorf("invalid entry ID %q: want <milliseconds>-<sequence>", id)
 	}
 	dlq := streamKey(DeadLetterTopic(topic))
 	msgs, err := client.XRange(ctx, dlq, id, id).Result()
-	if err != nil && !isNil(err) {
+	if err != nil && !rediserr.IsNil(err) {
 		return DeadLetter{}, fmt.Errorf("cannot read dead-letter stream %s: %w", dlq, err)
 	}
 	if len(msgs) == 0 {
@@ -225,7 +229,7 @@ func ReplayDeadLetters(ctx context.Context, client redis.UniversalClient, topic 
 		return res, ErrEmptyTopic
 	}
 	for _, id := range opts.IDs {
-		if !isEntryID(id) {
+		if !entryid.Valid(id) {
 			return res, fmt.Errorf("invalid entry ID %q: want <milliseconds>-<sequence>", id)
 		}
 	}
@@ -287,7 +291,7 @@ func (r *replayer) replayIDs() error {
 		var found []redis.XMessage
 		for k, c := range cmds {
 			msgs, err := c.Result()
-			if err != nil && !isNil(err) {
+			if err != nil && !rediserr.IsNil(err) {
 				return fmt.Errorf("cannot read dead-letter stream %s: %w", r.dlq, err)
 			}
 			if len(msgs) == 0 {
@@ -309,10 +313,10 @@ func (r *replayer) replayAll() error {
 	length := pipe.XLen(r.ctx, r.dlq)
 	last := pipe.XRevRangeN(r.ctx, r.dlq, "+", "-", 1)
 	_, _ = pipe.Exec(r.ctx)
-	if err := length.Err(); err != nil && !isNil(err) {
+	if err := length.Err(); err != nil && !rediserr.IsNil(err) {
 		return fmt.Errorf("cannot read dead-letter stream %s: %w", r.dlq, err)
 	}
-	if err := last.Err(); err != nil && !isNil(err) {
+	if err := last.Err(); err != nil && !rediserr.IsNil(err) {
 		return fmt.Errorf("cannot read dead-letter stream %s: %w", r.dlq, err)
 	}
 	if len(last.Val()) == 0 {
@@ -330,7 +334,7 @@ func (r *replayer) replayAll() error {
 			n = min(n, int64(r.opts.Limit-len(r.res.Replayed)))
 		}
 		msgs, err := r.client.XRangeN(r.ctx, r.dlq, start, end, n).Result()
-		if err != nil && !isNil(err) {
+		if err != nil && !rediserr.IsNil(err) {
 			return fmt.Errorf("cannot read dead-letter stream %s: %w", r.dlq, err)
 		}
 		if len(msgs) == 0 {
@@ -391,7 +395,7 @@ func (r *replayer) move(msgs []redis.XMessage) error {
 		for k, c := range cmds {
 			id, err := c.Text()
 			switch {
-			case isNil(err):
+			case rediserr.IsNil(err):
 				r.res.Missing = append(r.res.Missing, plan[k].d.ID)
 			case err != nil:
 				r.progress()
@@ -460,13 +464,13 @@ func PurgeDeadLetters(ctx context.Context, client redis.UniversalClient, topic s
 	dlq := dlqOf(topic, opts.DeadLetterTopic)
 	if len(opts.IDs) == 0 {
 		n, err := client.XTrimMaxLen(ctx, dlq, 0).Result()
-		if err != nil && !isNil(err) {
+		if err != nil && !rediserr.IsNil(err) {
 			return 0, fmt.Errorf("cannot purge dead-letter stream %s: %w", dlq, err)
 		}
 		return n, nil
 	}
 	for _, id := range opts.IDs {
-		if !isEntryID(id) {
+		if !entryid.Valid(id) {
 			return 0, fmt.Errorf("invalid entry ID %q: want <milliseconds>-<sequence>", id)
 		}
 	}
@@ -474,7 +478,7 @@ func PurgeDeadLetters(ctx context.Context, client redis.UniversalClient, topic s
 	for ids := opts.IDs; len(ids) > 0; {
 		n := min(len(ids), pelChunk)
 		deleted, err := client.XDel(ctx, dlq, ids[:n]...).Result()
-		if err != nil && !isNil(err) {
+		if err != nil && !rediserr.IsNil(err) {
 			return total, fmt.Errorf("cannot purge dead letters from %s: %w", dlq, err)
 		}
 		total += deleted
@@ -494,7 +498,7 @@ func CreateGroup(ctx context.Context, client redis.UniversalClient, topic, group
 		return err
 	}
 	err := client.XGroupCreateMkStream(ctx, streamKey(topic), group, start).Err()
-	if redis.HasErrorPrefix(err, "BUSYGROUP") {
+	if rediserr.IsBusyGroup(err) {
 		return fmt.Errorf("%w: %s on topic %s", ErrGroupExists, group, topic)
 	}
 	if err != nil {
@@ -515,7 +519,7 @@ func ResetGroup(ctx context.Context, client redis.UniversalClient, topic, group,
 		return err
 	}
 	err := client.XGroupSetID(ctx, streamKey(topic), group, id).Err()
-	if isNoGroup(err) || isNoStream(err) {
+	if rediserr.IsNoGroup(err) || rediserr.IsNoStream(err) {
 		return fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
 	}
 	if err != nil {
@@ -540,13 +544,8 @@ func positionBefore(t time.Time) string {
 	return strconv.FormatInt(ms-1, 10) + "-18446744073709551615"
 }
 
-// isNoStream reports an XGROUP command on a stream that does not exist.
-func isNoStream(err error) bool {
-	return redis.HasErrorPrefix(err, "The XGROUP subcommand requires the key to exist")
-}
-
 func checkPosition(id string) error {
-	if id == StartOldest || id == StartNewest || isEntryID(id) {
+	if id == StartOldest || id == StartNewest || entryid.Valid(id) {
 		return nil
 	}
 	return fmt.Errorf("invalid position %q: want %q, %q or an entry ID like 1700000000000-0", id, StartOldest, StartNewest)
@@ -559,7 +558,7 @@ func DeleteGroup(ctx context.Context, client redis.UniversalClient, topic, group
 		return ErrEmptyTopic
 	}
 	n, err := client.XGroupDestroy(ctx, streamKey(topic), group).Result()
-	if isNoStream(err) || (err == nil && n == 0) {
+	if rediserr.IsNoStream(err) || (err == nil && n == 0) {
 		return fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
 	}
 	if err != nil {
@@ -616,29 +615,29 @@ func PruneConsumers(ctx context.Context, client redis.UniversalClient, topic, gr
 	if idle < 0 {
 		return res, fmt.Errorf("idle must not be negative, got %s", idle)
 	}
-	reply, err := pruneScript.Run(ctx, client, []string{streamKey(topic)}, group, idle.Milliseconds()).Slice()
+	out, err := pruneScript.Run(ctx, client, []string{streamKey(topic)}, group, idle.Milliseconds()).Slice()
 	if err != nil {
-		if isNoGroup(err) || strings.Contains(err.Error(), "no such key") || strings.Contains(err.Error(), "NOGROUP") {
+		if rediserr.IsNoGroup(err) || rediserr.IsNoSuchKey(err) {
 			return res, fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
 		}
 		return res, fmt.Errorf("cannot prune consumers of group %s on topic %s: %w", group, topic, err)
 	}
-	if len(reply) != 2 {
-		return res, fmt.Errorf("unexpected prune reply %v", reply)
+	if len(out) != 2 {
+		return res, fmt.Errorf("unexpected prune reply %v", out)
 	}
-	removed, _ := reply[0].([]interface{})
+	removed, _ := out[0].([]interface{})
 	for _, r := range removed {
-		res.Removed = append(res.Removed, replyString(r))
+		res.Removed = append(res.Removed, reply.String(r))
 	}
-	kept, _ := reply[1].([]interface{})
+	kept, _ := out[1].([]interface{})
 	for _, k := range kept {
 		parts, _ := k.([]interface{})
 		if len(parts) != 3 {
 			continue
 		}
-		c := ConsumerStats{Name: replyString(parts[0]), Inactive: -1}
-		c.Pending, _ = replyInt(parts[1])
-		ms, _ := replyInt(parts[2])
+		c := ConsumerStats{Name: reply.String(parts[0]), Inactive: -1}
+		c.Pending, _ = reply.Int(parts[1])
+		ms, _ := reply.Int(parts[2])
 		c.Idle = time.Duration(ms) * time.Millisecond
 		res.Kept = append(res.Kept, c)
 	}
@@ -665,7 +664,7 @@ func TrimMaxLen(ctx context.Context, client redis.UniversalClient, topic string,
 		cmd = client.XTrimMaxLen(ctx, streamKey(topic), maxLen)
 	}
 	n, err := cmd.Result()
-	if err != nil && !isNil(err) {
+	if err != nil && !rediserr.IsNil(err) {
 		return 0, fmt.Errorf("cannot trim topic %s: %w", topic, err)
 	}
 	return n, nil
@@ -678,7 +677,7 @@ func TrimMinID(ctx context.Context, client redis.UniversalClient, topic, minID s
 	if topic == "" {
 		return 0, ErrEmptyTopic
 	}
-	if !isEntryID(minID) {
+	if !entryid.Valid(minID) {
 		return 0, fmt.Errorf("invalid entry ID %q: want <milliseconds>-<sequence>", minID)
 	}
 	var cmd *redis.IntCmd
@@ -688,7 +687,7 @@ func TrimMinID(ctx context.Context, client redis.UniversalClient, topic, minID s
 		cmd = client.XTrimMinID(ctx, streamKey(topic), minID)
 	}
 	n, err := cmd.Result()
-	if err != nil && !isNil(err) {
+	if err != nil && !rediserr.IsNil(err) {
 		return 0, fmt.Errorf("cannot trim topic %s: %w", topic, err)
 	}
 	return n, nil
@@ -696,4 +695,4 @@ func TrimMinID(ctx context.Context, client redis.UniversalClient, topic, minID s
 
 // MinIDAt is the smallest entry ID at or after t: TrimMinID(MinIDAt(t))
 // deletes the entries added before t.
-func MinIDAt(t time.Time) string { return minIDBefore(t) }
+func MinIDAt(t time.Time) string { return entryid.MinAt(t) }

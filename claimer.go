@@ -6,6 +6,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // claimer takes over entries left idle at other consumers for ClaimMinIdle
@@ -80,7 +82,7 @@ func (c *claimer) claimAll(ctx context.Context, log *errorLog) {
 			Count:    int64(room),
 		}).Result()
 		if err != nil {
-			if ctx.Err() == nil && !isNoGroup(err) {
+			if ctx.Err() == nil && !rediserr.IsNoGroup(err) {
 				log.failure("Cannot claim idle entries; retrying", err, sub.fields)
 			}
 			return

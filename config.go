@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/millrace/millrace/internal/entryid"
 )
 
 // Defaults of [PublisherConfig] and [SubscriberConfig].
@@ -118,7 +120,7 @@ func (r Retention) minID() string {
 	if r.MaxAge == 0 || r.MaxLen > 0 || r.KeepUnacked {
 		return ""
 	}
-	return minIDBefore(time.Now().Add(-r.MaxAge))
+	return entryid.MinAt(time.Now().Add(-r.MaxAge))
 }
 
 // keepsUnacked reports whether any topic's retention is KeepUnacked.
@@ -333,7 +335,7 @@ func (c SubscriberConfig) Validate() error {
 	}
 	switch {
 	case c.NewGroupStartID == "", c.NewGroupStartID == StartOldest, c.NewGroupStartID == StartNewest:
-	case !isEntryID(c.NewGroupStartID):
+	case !entryid.Valid(c.NewGroupStartID):
 		errs = append(errs, fmt.Errorf("NewGroupStartID must be %q, %q or an entry ID like 1700000000000-0, got %q", StartOldest, StartNewest, c.NewGroupStartID))
 	}
 	return errors.Join(errs...)

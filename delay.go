@@ -15,6 +15,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // Delayed messages.
@@ -193,7 +195,7 @@ func (p *Publisher) addDelayed(topic string, members []redis.Z) error {
 		return fmt.Errorf("cannot find the cluster node of %s: %w", key, err)
 	}
 	err = p.zaddDurably(ctx, node, topic, members)
-	if !isRedirect(errors.Unwrap(err)) {
+	if !rediserr.IsRedirect(errors.Unwrap(err)) {
 		return err
 	}
 	// MOVED or ASK: nothing was added; once more on the new master.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // DefaultDurabilityTimeout bounds WAIT and WAITAOF when Durability.Timeout
@@ -96,9 +98,6 @@ func first(xs []int64, i int) int64 {
 
 // isRedirect reports a MOVED or ASK reply: the command was not executed,
 // because its slot is served by another node now.
-func isRedirect(err error) bool {
-	return redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")
-}
 
 // masterAfterRedirect reloads the cluster's slot map after a redirect and
 // returns key's master once it is no longer stale, waiting at most a
@@ -121,7 +120,7 @@ func masterAfterRedirect(ctx context.Context, cluster *redis.ClusterClient, key 
 // network error: a master that died answers no MOVED, and go-redis would
 // otherwise keep dialing it until its periodic reload (60 s by default).
 func reloadOnNetworkError(client redis.UniversalClient, err error) {
-	if cluster, ok := client.(*redis.ClusterClient); ok && err != nil && !isServerError(err) {
+	if cluster, ok := client.(*redis.ClusterClient); ok && err != nil && !rediserr.IsServer(err) {
 		cluster.ReloadState(context.Background())
 	}
 }

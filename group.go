@@ -5,13 +5,15 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // createGroup creates group on stream at start, creating the stream if it
 // is missing (XGROUP CREATE ... MKSTREAM). An existing group is kept as is.
 func createGroup(ctx context.Context, client redis.UniversalClient, stream, group, start string) error {
 	err := client.XGroupCreateMkStream(ctx, stream, group, start).Err()
-	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+	if err != nil && !rediserr.IsBusyGroup(err) {
 		return fmt.Errorf("cannot create consumer group %s on stream %s: %w", group, stream, err)
 	}
 	return nil
@@ -19,13 +21,12 @@ func createGroup(ctx context.Context, client redis.UniversalClient, stream, grou
 
 // isNoGroup reports a read on a group or stream that does not exist (any
 // more): deleted, evicted, or lost in a failover.
-func isNoGroup(err error) bool { return redis.HasErrorPrefix(err, "NOGROUP") }
 
 // lastEntryID is the ID of stream's newest entry, "0-0" when there is none:
 // where a broadcast subscription starts.
 func lastEntryID(ctx context.Context, client redis.UniversalClient, stream string) (string, error) {
 	msgs, err := client.XRevRangeN(ctx, stream, "+", "-", 1).Result()
-	if err != nil && !isNil(err) {
+	if err != nil && !rediserr.IsNil(err) {
 		return "", fmt.Errorf("cannot read the end of stream %s: %w", stream, err)
 	}
 	if len(msgs) == 0 {

@@ -3,7 +3,6 @@ package millrace
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +11,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/reply"
 )
 
 // Inspector reads the state of topics for operators: stream length, consumer
@@ -207,7 +211,7 @@ func (i *Inspector) Stats(ctx context.Context, topics ...string) ([]TopicStats, 
 		if err == nil {
 			return parseTopics(topics, raws)
 		}
-		if !scriptRefused(err) {
+		if !rediserr.IsScriptRefused(err) {
 			return nil, err
 		}
 		i.noScript.Store(true)
@@ -217,16 +221,6 @@ func (i *Inspector) Stats(ctx context.Context, topics ...string) ([]TopicStats, 
 		return nil, err
 	}
 	return parseTopics(topics, raws)
-}
-
-// scriptRefused reports an error that means "no scripts here": an ACL
-// without EVALSHA, or a server or proxy that disables scripting.
-func scriptRefused(err error) bool {
-	if redis.HasErrorPrefix(err, "NOPERM") {
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "unknown command") || strings.Contains(msg, "not allowed from script")
 }
 
 // rawTopic is one topic's replies, shaped alike by both read paths.
@@ -254,13 +248,13 @@ func (i *Inspector) readScripted(ctx context.Context, topics []string) ([]rawTop
 		if err := cmd.Err(); err != nil {
 			return nil, fmt.Errorf("cannot read topic %s: %w", topics[k], err)
 		}
-		reply, _ := cmd.Val().([]interface{})
-		if len(reply) != 4 {
+		parts, _ := cmd.Val().([]interface{})
+		if len(parts) != 4 {
 			return nil, fmt.Errorf("cannot read topic %s: unexpected script reply %v", topics[k], cmd.Val())
 		}
-		dlq, _ := replyInt(reply[1])
-		groups, _ := reply[3].([]interface{})
-		raws[k] = rawTopic{now: reply[0], dlq: dlq, info: reply[2], groups: groups, countCap: lagCountCap}
+		dlq, _ := reply.Int(parts[1])
+		groups, _ := parts[3].([]interface{})
+		raws[k] = rawTopic{now: parts[0], dlq: dlq, info: parts[2], groups: groups, countCap: lagCountCap}
 	}
 	return raws, nil
 }
@@ -295,12 +289,12 @@ func (i *Inspector) readPlain(ctx context.Context, topics []string) ([]rawTopic,
 	for k, t := range topics {
 		f := firsts[k]
 		dlq, err := f.dlq.Int64()
-		if err != nil && !isNil(err) {
+		if err != nil && !rediserr.IsNil(err) {
 			return nil, fmt.Errorf("cannot read the dead letters of topic %s: %w", t, err)
 		}
 		raws[k] = rawTopic{now: nowReply, dlq: dlq, countCap: lagCountCapPlain}
 		if err := f.info.Err(); err != nil {
-			if redis.HasErrorPrefix(err, "no such key") {
+			if rediserr.IsNoSuchKey(err) {
 				continue
 			}
 			return nil, fmt.Errorf("cannot read topic %s: %w", t, err)
@@ -312,8 +306,8 @@ func (i *Inspector) readPlain(ctx context.Context, topics []string) ([]rawTopic,
 		groups, _ := f.groups.Val().([]interface{})
 		infos[k] = groups
 		for _, g := range groups {
-			m := replyMap(g)
-			name, last := replyString(m["name"]), replyString(m["last-delivered-id"])
+			m := reply.Map(g)
+			name, last := reply.String(m["name"]), reply.String(m["last-delivered-id"])
 			n := int64(1)
 			if m["lag"] == nil {
 				n = lagCountCapPlain
@@ -332,7 +326,7 @@ func (i *Inspector) readPlain(ctx context.Context, topics []string) ([]rawTopic,
 	for k, t := range topics {
 		for j, s := range seconds[k] {
 			for _, c := range []*redis.Cmd{s.pending, s.consumers, s.after} {
-				if err := c.Err(); err != nil && !isNil(err) {
+				if err := c.Err(); err != nil && !rediserr.IsNil(err) {
 					return nil, fmt.Errorf("cannot read a group of topic %s: %w", t, err)
 				}
 			}
@@ -343,7 +337,7 @@ func (i *Inspector) readPlain(ctx context.Context, topics []string) ([]rawTopic,
 					next = e[0]
 				}
 			}
-			if replyMap(infos[k][j])["lag"] == nil {
+			if reply.Map(infos[k][j])["lag"] == nil {
 				counted = int64(len(after))
 			}
 			raws[k].groups = append(raws[k].groups, []interface{}{infos[k][j], s.pending.Val(), s.consumers.Val(), next, counted})
@@ -364,7 +358,7 @@ func keyCmd(ctx context.Context, pipe redis.Pipeliner, keyPos int8, args ...inte
 // entriesAsIDs replaces the first and last entries of an XINFO STREAM reply
 // by their IDs, as the script does.
 func entriesAsIDs(info interface{}) interface{} {
-	m := replyMap(info)
+	m := reply.Map(info)
 	for _, f := range []string{"first-entry", "last-entry"} {
 		if e, ok := m[f].([]interface{}); ok && len(e) > 0 {
 			m[f] = e[0]
@@ -391,22 +385,22 @@ func parseTopic(topic string, raw rawTopic) (TopicStats, error) {
 		DeadLetterTopic: DeadLetterTopic(topic),
 		DeadLetters:     raw.dlq,
 		EntriesAdded:    -1,
-		Time:            parseServerTime(raw.now),
+		Time:            reply.Time(raw.now),
 	}
 	if raw.info == nil {
 		return s, nil
 	}
-	info := replyMap(raw.info)
+	info := reply.Map(raw.info)
 	s.Exists = true
-	s.Length, _ = replyInt(info["length"])
-	s.LastGeneratedID = replyString(info["last-generated-id"])
-	if n, ok := replyInt(info["entries-added"]); ok {
+	s.Length, _ = reply.Int(info["length"])
+	s.LastGeneratedID = reply.String(info["last-generated-id"])
+	if n, ok := reply.Int(info["entries-added"]); ok {
 		s.EntriesAdded = n
 	}
-	s.FirstEntryID = replyString(info["first-entry"])
-	s.LastEntryID = replyString(info["last-entry"])
-	s.FirstEntryTime, _ = EntryTime(s.FirstEntryID)
-	s.LastEntryTime, _ = EntryTime(s.LastEntryID)
+	s.FirstEntryID = reply.String(info["first-entry"])
+	s.LastEntryID = reply.String(info["last-entry"])
+	s.FirstEntryTime, _ = entryid.Time(s.FirstEntryID)
+	s.LastEntryTime, _ = entryid.Time(s.LastEntryID)
 	if s.FirstEntryID == "" {
 		s.FirstEntryTime = time.Time{}
 	}
@@ -425,26 +419,26 @@ func parseTopic(topic string, raw rawTopic) (TopicStats, error) {
 }
 
 func parseGroup(s TopicStats, parts []interface{}, countCap int64) GroupStats {
-	info := replyMap(parts[0])
+	info := reply.Map(parts[0])
 	g := GroupStats{
-		Name:              replyString(info["name"]),
-		LastDeliveredID:   replyString(info["last-delivered-id"]),
+		Name:              reply.String(info["name"]),
+		LastDeliveredID:   reply.String(info["last-delivered-id"]),
 		EntriesRead:       -1,
-		NextUndeliveredID: replyString(parts[3]),
+		NextUndeliveredID: reply.String(parts[3]),
 	}
-	if n, ok := replyInt(info["entries-read"]); ok {
+	if n, ok := reply.Int(info["entries-read"]); ok {
 		g.EntriesRead = n
 	}
-	g.Pending, _ = replyInt(info["pending"])
+	g.Pending, _ = reply.Int(info["pending"])
 
-	counted, hasCount := replyInt(parts[4])
-	lag, hasLag := replyInt(info["lag"])
+	counted, hasCount := reply.Int(parts[4])
+	lag, hasLag := reply.Int(info["lag"])
 	switch {
 	case hasLag:
 		g.Lag, g.LagSource = lag, LagReported
 	case g.NextUndeliveredID == "":
 		g.Lag, g.LagSource = 0, LagComputed
-	case s.FirstEntryID != "" && compareIDs(g.LastDeliveredID, s.FirstEntryID) < 0:
+	case s.FirstEntryID != "" && entryid.Compare(g.LastDeliveredID, s.FirstEntryID) < 0:
 		g.Lag, g.LagSource = s.Length, LagComputed
 	case hasCount && counted < countCap:
 		g.Lag, g.LagSource = counted, LagComputed
@@ -453,7 +447,7 @@ func parseGroup(s TopicStats, parts []interface{}, countCap int64) GroupStats {
 	}
 
 	if summary, ok := parts[1].([]interface{}); ok && len(summary) >= 2 {
-		if id := replyString(summary[1]); id != "" {
+		if id := reply.String(summary[1]); id != "" {
 			g.OldestPendingID = id
 			g.OldestPendingAge = ageAt(s.Time, id)
 		}
@@ -463,13 +457,13 @@ func parseGroup(s TopicStats, parts []interface{}, countCap int64) GroupStats {
 	}
 	consumers, _ := parts[2].([]interface{})
 	for _, c := range consumers {
-		m := replyMap(c)
-		cs := ConsumerStats{Name: replyString(m["name"]), Inactive: -1}
-		cs.Pending, _ = replyInt(m["pending"])
-		if ms, ok := replyInt(m["idle"]); ok {
+		m := reply.Map(c)
+		cs := ConsumerStats{Name: reply.String(m["name"]), Inactive: -1}
+		cs.Pending, _ = reply.Int(m["pending"])
+		if ms, ok := reply.Int(m["idle"]); ok {
 			cs.Idle = time.Duration(ms) * time.Millisecond
 		}
-		if ms, ok := replyInt(m["inactive"]); ok && ms >= 0 {
+		if ms, ok := reply.Int(m["inactive"]); ok && ms >= 0 {
 			cs.Inactive = time.Duration(ms) * time.Millisecond
 		}
 		g.Consumers = append(g.Consumers, cs)
@@ -480,74 +474,11 @@ func parseGroup(s TopicStats, parts []interface{}, countCap int64) GroupStats {
 
 // ageAt is how old the entry id was at now, never negative.
 func ageAt(now time.Time, id string) time.Duration {
-	t, ok := EntryTime(id)
+	t, ok := entryid.Time(id)
 	if !ok || now.IsZero() {
 		return 0
 	}
 	return max(now.Sub(t), 0)
-}
-
-func parseServerTime(v interface{}) time.Time {
-	parts, _ := v.([]interface{})
-	if len(parts) != 2 {
-		return time.Time{}
-	}
-	sec, ok1 := replyInt(parts[0])
-	usec, ok2 := replyInt(parts[1])
-	if !ok1 || !ok2 {
-		return time.Time{}
-	}
-	return time.Unix(sec, usec*1000)
-}
-
-// replyMap turns a field-value reply into a map: a flat RESP2 array or a RESP3 map.
-func replyMap(v interface{}) map[string]interface{} {
-	switch r := v.(type) {
-	case map[string]interface{}:
-		return r
-	case map[interface{}]interface{}:
-		m := make(map[string]interface{}, len(r))
-		for k, val := range r {
-			m[replyString(k)] = val
-		}
-		return m
-	case []interface{}:
-		m := make(map[string]interface{}, len(r)/2)
-		for j := 0; j+1 < len(r); j += 2 {
-			m[replyString(r[j])] = r[j+1]
-		}
-		return m
-	}
-	return map[string]interface{}{}
-}
-
-func replyInt(v interface{}) (int64, bool) {
-	switch n := v.(type) {
-	case int64:
-		return n, true
-	case int:
-		return int64(n), true
-	case string:
-		i, err := strconv.ParseInt(n, 10, 64)
-		return i, err == nil
-	case float64:
-		if n == math.Trunc(n) {
-			return int64(n), true
-		}
-	}
-	return 0, false
-}
-
-func replyString(v interface{}) string {
-	switch s := v.(type) {
-	case string:
-		return s
-	case []byte:
-		return string(s)
-	case int64:
-		return strconv.FormatInt(s, 10)
-	}
-	return ""
 }
 
 // Topics lists the topics in the database, sorted: every stream, and the
@@ -562,13 +493,13 @@ func (i *Inspector) Topics(ctx context.Context) ([]string, error) {
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		var cursor uint64
 		for {
-			keys, next, err := c.ScanType(ctx, cursor, "", 1000, "stream").Result()
+			found, next, err := c.ScanType(ctx, cursor, "", 1000, "stream").Result()
 			if err != nil {
 				return fmt.Errorf("cannot list streams (SCAN TYPE stream): %w", err)
 			}
 			mu.Lock()
-			for _, k := range keys {
-				if base, ok := deadLetterBase(k); ok {
+			for _, k := range found {
+				if base, ok := keys.DeadLetterBase(k); ok {
 					k = base
 				}
 				set[k] = true
@@ -597,35 +528,9 @@ func (i *Inspector) Topics(ctx context.Context) ([]string, error) {
 	return topics, nil
 }
 
-// deadLetterBase returns the topic whose default dead-letter stream is key:
-// "orders" for "{orders}:dlq", "a{b}c" for "a{b}c:dlq", "x}y" for
-// "{<tag>}:x}y:dlq".
-func deadLetterBase(key string) (string, bool) {
-	base, ok := strings.CutSuffix(key, ":dlq")
-	if !ok {
-		return "", false
-	}
-	var candidates []string
-	if inner, ok := strings.CutPrefix(base, "{"); ok {
-		if inner, ok := strings.CutSuffix(inner, "}"); ok {
-			candidates = append(candidates, inner)
-		}
-		if _, rest, ok := strings.Cut(inner, "}:"); ok {
-			candidates = append(candidates, rest)
-		}
-	}
-	candidates = append(candidates, base)
-	for _, c := range candidates {
-		if c != "" && DeadLetterTopic(c) == key {
-			return c, true
-		}
-	}
-	return "", false
-}
-
 // IsDeadLetterTopic reports whether key is the default dead-letter stream
 // of a topic, and returns that topic.
-func IsDeadLetterTopic(key string) (topic string, ok bool) { return deadLetterBase(key) }
+func IsDeadLetterTopic(key string) (topic string, ok bool) { return keys.DeadLetterBase(key) }
 
 // Pending lists up to count entries of group's pending entries list, oldest
 // first (XPENDING key group - + count).
@@ -637,8 +542,8 @@ func (i *Inspector) Pending(ctx context.Context, topic, group string, count int6
 		count = 100
 	}
 	res, err := i.client.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: streamKey(topic), Group: group, Start: "-", End: "+", Count: count}).Result()
-	if err != nil && !isNil(err) {
-		if isNoGroup(err) {
+	if err != nil && !rediserr.IsNil(err) {
+		if rediserr.IsNoGroup(err) {
 			return nil, fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
 		}
 		return nil, fmt.Errorf("cannot read the pending entries of group %s on topic %s: %w", group, topic, err)
@@ -676,7 +581,7 @@ func evalPipelined(ctx context.Context, client redis.UniversalClient, script *re
 	run(all)
 	var missing []int
 	for k, c := range cmds {
-		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := c.Err(); err != nil && rediserr.IsNoScript(err) {
 			missing = append(missing, k)
 		}
 	}

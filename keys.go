@@ -1,84 +1,16 @@
 package millrace
 
-import (
-	"strconv"
-	"strings"
-)
-
-// Every Redis key Millrace uses for a topic is built here, so that the
-// Cluster slot policy lives in one place: auxiliary keys of a topic carry the
-// topic's hash tag and therefore share the stream's slot, which keeps
-// multi-key scripts and transactions legal on Redis Cluster.
+import "github.com/millrace/millrace/internal/keys"
 
 // streamKey is the stream that holds a topic's messages.
-func streamKey(topic string) string { return topic }
-
-// auxKey names an auxiliary key of topic in the same Cluster slot as the
-// topic's stream: "{orders}:dlq" for "orders", and "a{b}c:dlq" for a topic
-// that already has a hash tag. A topic with a stray brace ("x}y") cannot be
-// wrapped in braces, so its key gets a short tag of the same slot instead:
-// "{<tag>}:x}y:dlq".
-func auxKey(topic, suffix string) string {
-	switch {
-	case hasHashTag(topic):
-		return topic + ":" + suffix
-	case strings.ContainsAny(topic, "{}"):
-		return "{" + slotTag(keySlot(topic)) + "}:" + topic + ":" + suffix
-	default:
-		return "{" + topic + "}:" + suffix
-	}
-}
-
-// hasHashTag reports whether Redis Cluster hashes key by a "{tag}" part
-// rather than by the whole key (a non-empty tag between the first '{' and
-// the first '}' after it).
-func hasHashTag(key string) bool {
-	open := strings.IndexByte(key, '{')
-	if open < 0 {
-		return false
-	}
-	end := strings.IndexByte(key[open+1:], '}')
-	return end > 0
-}
+func streamKey(topic string) string { return keys.Stream(topic) }
 
 // DeadLetterTopic is the default dead-letter topic of topic: "{topic}:dlq".
-// It is an ordinary topic in the same Cluster slot as topic.
-func DeadLetterTopic(topic string) string { return auxKey(topic, "dlq") }
+// It is an ordinary topic in the same Cluster slot as topic, so the move of
+// a poison message (XADD there, XACK here) is one transaction on Redis
+// Cluster too.
+func DeadLetterTopic(topic string) string { return keys.DeadLetter(topic) }
 
 // DelayedKey is the sorted set that holds topic's delayed messages until they
 // are due: "{topic}:delayed".
-func DelayedKey(topic string) string { return auxKey(topic, "delayed") }
-
-// keySlot is the Redis Cluster slot of key: CRC16 (XMODEM) of its hash tag,
-// or of the whole key without one, modulo 16384.
-func keySlot(key string) uint16 {
-	if open := strings.IndexByte(key, '{'); open >= 0 {
-		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
-			key = key[open+1 : open+1+end]
-		}
-	}
-	var crc uint16
-	for i := 0; i < len(key); i++ {
-		crc ^= uint16(key[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc % 16384
-}
-
-// slotTag is the first tag, in base-36 order, that hashes to slot. The
-// search takes well under a millisecond and only topics with stray braces
-// need it.
-func slotTag(slot uint16) string {
-	for n := 0; ; n++ {
-		tag := strconv.FormatInt(int64(n), 36)
-		if keySlot(tag) == slot {
-			return tag
-		}
-	}
-}
+func DelayedKey(topic string) string { return keys.Delayed(topic) }

@@ -2,10 +2,11 @@ package millrace
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // Operations on a group's pending entries list (PEL): every XCLAIM and
@@ -31,11 +32,11 @@ func claimCounted(ctx context.Context, client redis.UniversalClient, stream, gro
 	pipe := client.Pipeline()
 	claim := pipe.XClaim(ctx, &redis.XClaimArgs{Stream: stream, Group: group, Consumer: consumer, Messages: ids})
 	counts := queueDeliveryCounts(ctx, pipe, stream, group, ids)
-	if _, err := pipe.Exec(ctx); err != nil && !isNil(err) {
+	if _, err := pipe.Exec(ctx); err != nil && !rediserr.IsNil(err) {
 		return nil, err
 	}
 	msgs, err := claim.Result()
-	if err != nil && !isNil(err) {
+	if err != nil && !rediserr.IsNil(err) {
 		return nil, err
 	}
 	out := make([]*entry, 0, len(msgs))
@@ -108,7 +109,7 @@ func claimOwned(ctx context.Context, client redis.UniversalClient, stream, group
 			args = append(args, id)
 		}
 		reply, err := claimOwnedScript.Run(ctx, client, []string{stream}, args...).StringSlice()
-		if err != nil && !isNil(err) {
+		if err != nil && !rediserr.IsNil(err) {
 			return lost, err
 		}
 		lost = append(lost, reply...)
@@ -124,5 +125,3 @@ func releaseEntries(ctx context.Context, client redis.UniversalClient, stream, g
 	_, err := claimOwned(ctx, client, stream, group, consumer, ids, releaseIdle)
 	return err
 }
-
-func isNil(err error) bool { return errors.Is(err, redis.Nil) }

@@ -11,6 +11,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // Publisher adds messages to Redis streams, one entry per message.
@@ -279,7 +282,7 @@ func (p *Publisher) pipeline(ctx context.Context, c redis.Cmdable, batch []*publ
 		}
 		if r := p.config.retention(req.topic); r.trimsInPipeline() && !trimmed[req.topic] {
 			trimmed[req.topic] = true
-			trims = append(trims, pipe.XTrimMinIDApprox(ctx, streamKey(req.topic), minIDBefore(time.Now().Add(-r.MaxAge)), 0))
+			trims = append(trims, pipe.XTrimMinIDApprox(ctx, streamKey(req.topic), entryid.MinAt(time.Now().Add(-r.MaxAge)), 0))
 		}
 	}
 	confirm := p.config.Durability.queue(ctx, pipe)
@@ -295,7 +298,7 @@ func (p *Publisher) pipeline(ctx context.Context, c redis.Cmdable, batch []*publ
 // redirected reports whether Redis answered the request with MOVED or ASK.
 func (req *publishRequest) redirected() bool {
 	for _, cmd := range req.results {
-		if isRedirect(cmd.Err()) {
+		if rediserr.IsRedirect(cmd.Err()) {
 			return true
 		}
 	}

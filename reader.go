@@ -7,6 +7,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // reader feeds the queue from the stream. In a group it first reads this
@@ -71,7 +73,7 @@ func (r *reader) loop(read func(context.Context) (done bool, err error)) {
 
 func (r *reader) failed(ctx context.Context, err error) {
 	sub := r.sub
-	if isNoGroup(err) && sub.group != "" {
+	if rediserr.IsNoGroup(err) && sub.group != "" {
 		start := sub.config.NewGroupStartID
 		if r.lastID != "" {
 			start = r.lastID

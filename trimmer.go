@@ -7,6 +7,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // DefaultTrimInterval is how often a Publisher trims topics whose retention
@@ -100,7 +103,7 @@ func trimAcked(ctx context.Context, client redis.UniversalClient, stream string,
 		return err
 	}
 	if maxAge > 0 {
-		if byAge := minIDBefore(time.Now().Add(-maxAge)); compareIDs(byAge, minID) < 0 {
+		if byAge := entryid.MinAt(time.Now().Add(-maxAge)); entryid.Compare(byAge, minID) < 0 {
 			minID = byAge
 		}
 	}
@@ -113,23 +116,23 @@ func trimAcked(ctx context.Context, client redis.UniversalClient, stream string,
 func oldestNeeded(ctx context.Context, client redis.UniversalClient, stream string) (id string, ok bool, err error) {
 	groups, err := client.XInfoGroups(ctx, stream).Result()
 	if err != nil {
-		if isNil(err) || redis.HasErrorPrefix(err, "ERR no such key") {
+		if rediserr.IsNil(err) || rediserr.IsNoSuchKey(err) {
 			return "", false, nil
 		}
 		return "", false, err
 	}
 	for _, g := range groups {
-		needed := nextID(g.LastDeliveredID)
+		needed := entryid.Next(g.LastDeliveredID)
 		if g.Pending > 0 {
 			summary, err := client.XPending(ctx, stream, g.Name).Result()
 			if err != nil {
 				return "", false, err
 			}
-			if summary.Count > 0 && compareIDs(summary.Lower, needed) < 0 {
+			if summary.Count > 0 && entryid.Compare(summary.Lower, needed) < 0 {
 				needed = summary.Lower
 			}
 		}
-		if !ok || compareIDs(needed, id) < 0 {
+		if !ok || entryid.Compare(needed, id) < 0 {
 			id, ok = needed, true
 		}
 	}

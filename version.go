@@ -3,7 +3,6 @@ package millrace
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // versionCheck refuses servers older than Redis 6.2 once, at first use. A
@@ -34,7 +35,7 @@ func (v *versionCheck) check(ctx context.Context, client redis.UniversalClient, 
 		return nil
 	}
 	info, err := client.Info(ctx, "server").Result()
-	if err != nil && !isServerError(err) {
+	if err != nil && !rediserr.IsServer(err) {
 		return fmt.Errorf("cannot reach redis: %w", err)
 	}
 	if err == nil {
@@ -60,22 +61,15 @@ func probeAutoClaim(ctx context.Context, client redis.UniversalClient, stream st
 		Stream: stream, Group: "millrace-version-probe", Consumer: "probe", Start: "0-0", Count: 1,
 	}).Err()
 	switch {
-	case err == nil, isNoGroup(err), redis.HasErrorPrefix(err, "NOPERM"):
+	case err == nil, rediserr.IsNoGroup(err), rediserr.IsNoPerm(err):
 		return nil
-	case redis.HasErrorPrefix(err, "ERR unknown command"):
+	case rediserr.IsUnknownCommand(err):
 		return fmt.Errorf("%w: the server does not know XAUTOCLAIM", ErrUnsupportedRedis)
-	case isServerError(err):
+	case rediserr.IsServer(err):
 		return fmt.Errorf("cannot tell the redis version (INFO server and XAUTOCLAIM failed): %w", err)
 	default:
 		return fmt.Errorf("cannot reach redis: %w", err)
 	}
-}
-
-// isServerError reports an error reply from the server, as opposed to a
-// network or client failure.
-func isServerError(err error) bool {
-	var reply redis.Error
-	return errors.As(err, &reply) && !errors.Is(err, redis.Nil)
 }
 
 // versionSupported judges the redis_version of an INFO server reply: err

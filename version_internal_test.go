@@ -1,10 +1,14 @@
 package millrace
 
 import (
+	"context"
 	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/millrace/millrace/internal/redistest"
 )
 
 // The version rule on INFO server replies. Only Redis 7.0 runs here, so the
@@ -33,4 +37,20 @@ func TestVersionSupported(t *testing.T) {
 			assert.Equal(t, tt.unsupported || tt.bad, err != nil, "%v", err)
 		})
 	}
+}
+
+// A server that refuses INFO and does not know XAUTOCLAIM (older than 6.2,
+// behind a proxy that hides INFO) is refused with ErrUnsupportedRedis.
+func TestVersionCheck_UnknownAutoClaim(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{NoAOF: true, Config: []string{
+		`rename-command INFO ""`, `rename-command XAUTOCLAIM ""`,
+	}})
+	var v versionCheck
+	err := v.check(context.Background(), srv.Client(t), "s")
+	require.ErrorIs(t, err, ErrUnsupportedRedis)
+
+	// With XAUTOCLAIM known, the probe passes where INFO is refused.
+	srv = redistest.Start(t, redistest.Options{NoAOF: true, Config: []string{`rename-command INFO ""`}})
+	var ok versionCheck
+	require.NoError(t, ok.check(context.Background(), srv.Client(t), "s"))
 }

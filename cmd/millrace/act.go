@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/entryid"
 )
 
 func (a *app) publishCommand() *cobra.Command {
@@ -450,7 +451,7 @@ A time starts the group at the first entry added at or after it.`,
 			defer cancel()
 			id := pos.id
 			if id == "" {
-				id = positionBefore(pos.t)
+				id = entryid.Before(pos.t)
 			}
 			if err := millrace.CreateGroup(ctx, c, argv[0], argv[1], id); err != nil {
 				return err
@@ -531,16 +532,6 @@ subscribers of the group recreate it at their NewGroupStartID.`,
 	del.Flags().BoolVar(&yes, "yes", false, "confirm the deletion")
 	cmd.AddCommand(create, reset, del)
 	return cmd
-}
-
-// positionBefore mirrors the library's group position for a time: the last
-// possible ID before t, so that the group reads the entries at or after t.
-func positionBefore(t time.Time) string {
-	ms := t.UnixMilli()
-	if ms <= 0 {
-		return "0-0"
-	}
-	return itoa(ms-1) + "-18446744073709551615"
 }
 
 // done prints a confirmation: v as JSON, or the formatted line.

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/keys"
 )
 
 // Status of a doctor check.
@@ -442,7 +443,7 @@ func (d *doctor) cluster() check {
 	// live in another slot than their topic.
 	var misplaced []string
 	for _, t := range topics {
-		if base, ok := strings.CutSuffix(t, ":dlq"); ok && slot(base) != slot(t) {
+		if base, ok := strings.CutSuffix(t, ":dlq"); ok && keys.Slot(base) != keys.Slot(t) {
 			misplaced = append(misplaced, t)
 		}
 	}
@@ -455,25 +456,4 @@ func (d *doctor) cluster() check {
 	ch.Status = statusOK
 	ch.Detail = fmt.Sprintf("cluster_state ok; %d topic(s), each with its dead-letter stream in its slot", len(topics))
 	return ch
-}
-
-// slot is the Redis Cluster hash slot of key (CRC16 of its hash tag).
-func slot(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	var crc uint16
-	for k := 0; k < len(key); k++ {
-		crc ^= uint16(key[k]) << 8
-		for b := 0; b < 8; b++ {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return int(crc) % 16384
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/entryid"
 )
 
 // JSON views of the inspector's figures: durations in milliseconds, times
@@ -290,7 +291,7 @@ MaxDeliveries times go to the dead-letter stream.`,
 				}
 				rows := []row{}
 				for _, e := range entries {
-					t, _ := millrace.EntryTime(e.ID)
+					t, _ := entryid.Time(e.ID)
 					rows = append(rows, row{ID: e.ID, Consumer: e.Consumer, IdleMS: ms(e.Idle), Deliveries: e.Deliveries, Time: jsonTime(t)})
 				}
 				return a.printJSON(rows)
@@ -301,7 +302,7 @@ MaxDeliveries times go to the dead-letter stream.`,
 			}
 			var rows [][]string
 			for _, e := range entries {
-				t, _ := millrace.EntryTime(e.ID)
+				t, _ := entryid.Time(e.ID)
 				rows = append(rows, []string{e.ID, e.Consumer, a.dur(e.Idle), itoa(e.Deliveries), a.dur(now.Sub(t))})
 			}
 			return a.table([]string{"ID", "CONSUMER", "IDLE", "DELIVERIES", "AGE"}, rows)
@@ -335,7 +336,7 @@ func payloadText(p []byte) (text string, isText bool) {
 
 func decodeEntry(m redis.XMessage) entryJSON {
 	e := entryJSON{ID: m.ID, Metadata: map[string]string{}}
-	t, _ := millrace.EntryTime(m.ID)
+	t, _ := entryid.Time(m.ID)
 	e.Time = jsonTime(t)
 	msg, err := millrace.DefaultMarshaler{}.Unmarshal(m.Values)
 	if err != nil {
@@ -368,7 +369,7 @@ func setPayload(e *entryJSON, p []byte) {
 // printEntry prints a decoded entry for people: a header line, metadata
 // indented, then the payload.
 func (a *app) printEntry(e entryJSON) {
-	t, _ := millrace.EntryTime(e.ID)
+	t, _ := entryid.Time(e.ID)
 	a.printf("%s  %s  %s\n", e.ID, a.when(t), e.UUID)
 	if e.Error != "" {
 		a.printf("  ! cannot decode: %s\n", e.Error)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/entryid"
 )
 
 // position is a place in a stream given on the command line: an entry ID,
@@ -67,7 +68,7 @@ func parseAgo(s string) (time.Duration, bool) {
 // minID is the first entry ID at or after the position.
 func (p position) minID() string {
 	if p.id == "" {
-		return millrace.MinIDAt(p.t)
+		return entryid.MinAt(p.t)
 	}
 	if p.id == millrace.StartOldest {
 		return "0-0"

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/millrace/millrace/internal/entryid"
 )
 
 func TestParseURL(t *testing.T) {
@@ -96,22 +98,13 @@ func TestParsePosition(t *testing.T) {
 	assert.Error(t, err)
 	p, _ := parsePosition("1700000000000", now, false)
 	assert.Equal(t, "1700000000000-0", p.minID())
-	assert.Equal(t, "1699999999999-18446744073709551615", positionBefore(p.t))
+	assert.Equal(t, "1699999999999-18446744073709551615", entryid.Before(p.t))
 }
 
 func TestHumanDuration(t *testing.T) {
 	for d, want := range map[string]string{"0s": "0ms", "850ms": "850ms", "42s": "42s", "185s": "3m05s", "7810s": "2h10m", "97h": "4d01h"} {
 		assert.Equal(t, want, humanDuration(mustDuration(t, d)), d)
 	}
-}
-
-func TestSlot(t *testing.T) {
-	// Values from the CLUSTER KEYSLOT documentation.
-	assert.Equal(t, 11058, slot("somekey"))
-	assert.Equal(t, 2515, slot("foo{hash_tag}"))
-	assert.Equal(t, 2515, slot("bar{hash_tag}"))
-	assert.Equal(t, 12182, slot("foo"))
-	assert.Equal(t, slot("orders"), slot("{orders}:dlq"))
 }
 
 func mustTime(t *testing.T, s string) time.Time {

@@ -1,0 +1,109 @@
+// Package keys names every Redis key of a topic and computes Cluster slots.
+//
+// The auxiliary keys of a topic (dead letters, delayed messages) carry the
+// topic's hash tag and therefore share the stream's slot, which keeps
+// multi-key scripts and transactions legal on Redis Cluster.
+package keys
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Stream is the stream that holds a topic's messages: the topic itself.
+func Stream(topic string) string { return topic }
+
+// DeadLetter is the default dead-letter stream of topic: "{topic}:dlq".
+func DeadLetter(topic string) string { return aux(topic, "dlq") }
+
+// Delayed is the sorted set that holds topic's delayed messages until they
+// are due: "{topic}:delayed".
+func Delayed(topic string) string { return aux(topic, "delayed") }
+
+// DeadLetterBase returns the topic whose default dead-letter stream is key:
+// "orders" for "{orders}:dlq", "a{b}c" for "a{b}c:dlq", "x}y" for
+// "{<tag>}:x}y:dlq".
+func DeadLetterBase(key string) (string, bool) {
+	base, ok := strings.CutSuffix(key, ":dlq")
+	if !ok {
+		return "", false
+	}
+	var candidates []string
+	if inner, ok := strings.CutPrefix(base, "{"); ok {
+		if inner, ok := strings.CutSuffix(inner, "}"); ok {
+			candidates = append(candidates, inner)
+		}
+		if _, rest, ok := strings.Cut(inner, "}:"); ok {
+			candidates = append(candidates, rest)
+		}
+	}
+	candidates = append(candidates, base)
+	for _, c := range candidates {
+		if c != "" && DeadLetter(c) == key {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// aux names an auxiliary key of topic in the same Cluster slot as the
+// topic's stream: "{orders}:dlq" for "orders", and "a{b}c:dlq" for a topic
+// that already has a hash tag. A topic with a stray brace ("x}y") cannot be
+// wrapped in braces, so its key gets a short tag of the same slot instead:
+// "{<tag>}:x}y:dlq".
+func aux(topic, suffix string) string {
+	switch {
+	case hasHashTag(topic):
+		return topic + ":" + suffix
+	case strings.ContainsAny(topic, "{}"):
+		return "{" + slotTag(Slot(topic)) + "}:" + topic + ":" + suffix
+	default:
+		return "{" + topic + "}:" + suffix
+	}
+}
+
+// hasHashTag reports whether Redis Cluster hashes key by a "{tag}" part
+// rather than by the whole key (a non-empty tag between the first '{' and
+// the first '}' after it).
+func hasHashTag(key string) bool {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return false
+	}
+	end := strings.IndexByte(key[open+1:], '}')
+	return end > 0
+}
+
+// Slot is the Redis Cluster slot of key: CRC16 (XMODEM) of its hash tag, or
+// of the whole key without one, modulo 16384.
+func Slot(key string) uint16 {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
+			key = key[open+1 : open+1+end]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc % 16384
+}
+
+// slotTag is the first tag, in base-36 order, that hashes to slot. The
+// search takes well under a millisecond and only topics with stray braces
+// need it.
+func slotTag(slot uint16) string {
+	for n := 0; ; n++ {
+		tag := strconv.FormatInt(int64(n), 36)
+		if Slot(tag) == slot {
+			return tag
+		}
+	}
+}

@@ -1,0 +1,78 @@
+// Package rediserr classifies the errors and replies of Redis: every test
+// of an error's kind that Millrace makes is here.
+//
+// Error replies are matched by their code with redis.HasErrorPrefix, which
+// drops a leading "ERR " before it compares: a prefix here never starts with
+// "ERR ", or it would never match ("ERR no such key" is matched as "no such
+// key"). Inside a Lua script, Redis 7 passes the error of a failed
+// redis.call on with its code, so the same tests hold for script replies.
+package rediserr
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// IsNil reports redis.Nil: a missing key, or a read that timed out with
+// nothing.
+func IsNil(err error) bool { return errors.Is(err, redis.Nil) }
+
+// IsServer reports an error reply from the server, as opposed to a network
+// or client failure.
+func IsServer(err error) bool {
+	var reply redis.Error
+	return errors.As(err, &reply) && !IsNil(err)
+}
+
+// IsNoGroup reports NOGROUP: the consumer group or its stream does not
+// exist (XREADGROUP, XACK, XCLAIM, XAUTOCLAIM, XINFO CONSUMERS, ...).
+func IsNoGroup(err error) bool { return redis.HasErrorPrefix(err, "NOGROUP") }
+
+// IsBusyGroup reports BUSYGROUP: XGROUP CREATE of a group that exists.
+func IsBusyGroup(err error) bool { return redis.HasErrorPrefix(err, "BUSYGROUP") }
+
+// IsNoSuchKey reports "ERR no such key": XINFO STREAM or XINFO GROUPS of a
+// stream that does not exist.
+func IsNoSuchKey(err error) bool { return redis.HasErrorPrefix(err, "no such key") }
+
+// IsNoStream reports an XGROUP subcommand (other than CREATE ... MKSTREAM)
+// on a stream that does not exist.
+func IsNoStream(err error) bool {
+	return redis.HasErrorPrefix(err, "The XGROUP subcommand requires the key to exist")
+}
+
+// IsUnknownCommand reports a command or subcommand the server does not
+// know: an older Redis, an emulator, or a command renamed away.
+func IsUnknownCommand(err error) bool {
+	return redis.HasErrorPrefix(err, "unknown command") || redis.HasErrorPrefix(err, "unknown subcommand")
+}
+
+// IsNoPerm reports NOPERM: the ACL user may not run the command or touch
+// the key.
+func IsNoPerm(err error) bool { return redis.HasErrorPrefix(err, "NOPERM") }
+
+// IsNoScript reports NOSCRIPT: EVALSHA of a script the server does not
+// have cached.
+func IsNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
+
+// IsScriptRefused reports a reply that means "no scripts here": an ACL
+// without EVAL/EVALSHA, a server or proxy without scripting, or a command
+// that scripts may not call.
+func IsScriptRefused(err error) bool {
+	if IsNoPerm(err) || IsUnknownCommand(err) {
+		return true
+	}
+	return IsServer(err) && strings.Contains(err.Error(), "not allowed from script")
+}
+
+// IsRedirect reports a Cluster redirection (MOVED or ASK): the key's slot
+// is served by another node, and nothing was done.
+func IsRedirect(err error) bool {
+	return redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")
+}
+
+// IsOOM reports OOM: the server reached maxmemory and refuses writes that
+// would add memory (maxmemory-policy noeviction, or nothing left to evict).
+func IsOOM(err error) bool { return redis.HasErrorPrefix(err, "OOM") }
