@@ -13,8 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/rediserr"
-	"github.com/millrace/millrace/internal/reply"
+	"github.com/millrace/millrace/internal/streams"
 )
 
 // Administration of topics for operators: dead letters (list, replay,
@@ -497,8 +498,8 @@ func CreateGroup(ctx context.Context, client redis.UniversalClient, topic, group
 	if err := checkPosition(start); err != nil {
 		return err
 	}
-	err := client.XGroupCreateMkStream(ctx, streamKey(topic), group, start).Err()
-	if rediserr.IsBusyGroup(err) {
+	exists, err := streams.CreateGroup(ctx, client, streamKey(topic), group, start)
+	if exists {
 		return fmt.Errorf("%w: %s on topic %s", ErrGroupExists, group, topic)
 	}
 	if err != nil {
@@ -577,32 +578,6 @@ type PruneResult struct {
 	Kept []ConsumerStats
 }
 
-// pruneScript deletes the consumers of a group that are idle at least
-// ARGV[2] ms and hold no pending entry, in one atomic step, so no entry can
-// become pending at a consumer between the check and XGROUP DELCONSUMER
-// (which would drop it). KEYS[1] is the stream, ARGV[1] the group.
-var pruneScript = redis.NewScript(`
-local removed, kept = {}, {}
-local minIdle = tonumber(ARGV[2])
-for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
-  local name, pending, idle
-  for i = 1, #c, 2 do
-    if c[i] == 'name' then name = c[i + 1]
-    elseif c[i] == 'pending' then pending = c[i + 1]
-    elseif c[i] == 'idle' then idle = c[i + 1] end
-  end
-  if idle >= minIdle then
-    if pending == 0 then
-      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
-      table.insert(removed, name)
-    else
-      table.insert(kept, {name, pending, idle})
-    end
-  end
-end
-return {removed, kept}
-`)
-
 // PruneConsumers deletes the consumers of group that have been idle for at
 // least idle and hold no pending entry, atomically (a Lua script around
 // XINFO CONSUMERS and XGROUP DELCONSUMER): it never drops a pending entry.
@@ -615,31 +590,16 @@ func PruneConsumers(ctx context.Context, client redis.UniversalClient, topic, gr
 	if idle < 0 {
 		return res, fmt.Errorf("idle must not be negative, got %s", idle)
 	}
-	out, err := pruneScript.Run(ctx, client, []string{streamKey(topic)}, group, idle.Milliseconds()).Slice()
+	removed, kept, err := streams.PruneConsumers(ctx, client, streamKey(topic), group, idle)
 	if err != nil {
 		if rediserr.IsNoGroup(err) || rediserr.IsNoSuchKey(err) {
 			return res, fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
 		}
 		return res, fmt.Errorf("cannot prune consumers of group %s on topic %s: %w", group, topic, err)
 	}
-	if len(out) != 2 {
-		return res, fmt.Errorf("unexpected prune reply %v", out)
-	}
-	removed, _ := out[0].([]interface{})
-	for _, r := range removed {
-		res.Removed = append(res.Removed, reply.String(r))
-	}
-	kept, _ := out[1].([]interface{})
+	res.Removed = removed
 	for _, k := range kept {
-		parts, _ := k.([]interface{})
-		if len(parts) != 3 {
-			continue
-		}
-		c := ConsumerStats{Name: reply.String(parts[0]), Inactive: -1}
-		c.Pending, _ = reply.Int(parts[1])
-		ms, _ := reply.Int(parts[2])
-		c.Idle = time.Duration(ms) * time.Millisecond
-		res.Kept = append(res.Kept, c)
+		res.Kept = append(res.Kept, ConsumerStats{Name: k.Name, Pending: k.Pending, Idle: k.Idle, Inactive: -1})
 	}
 	slices.Sort(res.Removed)
 	slices.SortFunc(res.Kept, func(a, b ConsumerStats) int { return strings.Compare(a.Name, b.Name) })
@@ -696,3 +656,22 @@ func TrimMinID(ctx context.Context, client redis.UniversalClient, topic, minID s
 // MinIDAt is the smallest entry ID at or after t: TrimMinID(MinIDAt(t))
 // deletes the entries added before t.
 func MinIDAt(t time.Time) string { return entryid.MinAt(t) }
+
+// MoveDueDelayed moves up to limit (at most 100 if limit <= 0) of topic's
+// delayed messages that are due into its stream, atomically, and reports how
+// many it moved. Every subscription of a topic does this on its own; call it
+// only for topics that are consumed by something else (watermill-redisstream
+// or a program in another language), e.g. from a timer in the producer.
+func MoveDueDelayed(ctx context.Context, client redis.UniversalClient, topic string, limit int) (int, error) {
+	if topic == "" {
+		return 0, ErrEmptyTopic
+	}
+	if limit <= 0 {
+		limit = delayMoveBatch
+	}
+	moved, _, err := streams.MoveDue(ctx, client, keys.Delayed(topic), streamKey(topic), limit)
+	if err != nil {
+		return 0, fmt.Errorf("cannot move due delayed messages of topic %s: %w", topic, err)
+	}
+	return moved, nil
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/streams"
 )
 
 // claimer takes over entries left idle at other consumers for ClaimMinIdle
@@ -124,14 +125,14 @@ func (c *claimer) deliver(ids []string) bool {
 // nothing.
 func (c *claimer) pruneConsumers(ctx context.Context, log *errorLog) {
 	sub := c.sub
-	res, err := PruneConsumers(ctx, sub.client, sub.topic, sub.group, sub.config.PruneConsumersAfter)
+	removed, _, err := streams.PruneConsumers(ctx, sub.client, sub.stream, sub.group, sub.config.PruneConsumersAfter)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.failure("Cannot prune idle consumers", err, sub.fields)
 		}
 		return
 	}
-	if len(res.Removed) > 0 {
-		sub.logger.Info("Removed idle consumers without pending entries", sub.fields.Add(watermill.LogFields{"removed": res.Removed}))
+	if len(removed) > 0 {
+		sub.logger.Info("Removed idle consumers without pending entries", sub.fields.Add(watermill.LogFields{"removed": removed}))
 	}
 }

@@ -1,8 +1,6 @@
 package millrace
 
 import (
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -70,34 +68,6 @@ func TestDueTime(t *testing.T) {
 		})
 	}
 	_, _, _, err := dueTime(md("soon", ""), now)
-	require.Error(t, err)
-}
-
-// decodeDelayed is the Go twin of the Lua parser in moveDueScript.
-func decodeDelayed(t *testing.T, member string) (string, []string) {
-	t.Helper()
-	id, rest, ok := strings.Cut(member, "\n")
-	require.True(t, ok)
-	var fields []string
-	for rest != "" {
-		n, tail, ok := strings.Cut(rest, ":")
-		require.True(t, ok)
-		size, err := strconv.Atoi(n)
-		require.NoError(t, err)
-		fields = append(fields, tail[:size])
-		rest = tail[size:]
-	}
-	return id, fields
-}
-
-func TestEncodeDelayed(t *testing.T) {
-	member, err := encodeDelayed("01ID", []interface{}{"a", []byte("1:2\n3"), "n", 42, "f", 1.5, "b", true, "nil", nil})
-	require.NoError(t, err)
-	id, fields := decodeDelayed(t, member)
-	assert.Equal(t, "01ID", id)
-	assert.Equal(t, []string{"a", "1:2\n3", "n", "42", "f", "1.5", "b", "1", "nil", ""}, fields)
-
-	_, err = encodeDelayed("01ID", []interface{}{"k", struct{}{}})
 	require.Error(t, err)
 }
 

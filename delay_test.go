@@ -405,7 +405,7 @@ func TestDelay_ForeignMemberDeliveredRaw(t *testing.T) {
 	assert.Equal(t, "true", got.Metadata.Get(millrace.MetadataForeign))
 	var fields map[string]string
 	require.NoError(t, json.Unmarshal(got.Payload, &fields))
-	assert.Equal(t, map[string]string{millrace.DelayedRawField: "not a millrace member"}, fields)
+	assert.Equal(t, map[string]string{"_millrace_delayed_raw": "not a millrace member"}, fields)
 	got.Ack()
 }
 

@@ -7,20 +7,17 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/streams"
 )
 
 // createGroup creates group on stream at start, creating the stream if it
 // is missing (XGROUP CREATE ... MKSTREAM). An existing group is kept as is.
 func createGroup(ctx context.Context, client redis.UniversalClient, stream, group, start string) error {
-	err := client.XGroupCreateMkStream(ctx, stream, group, start).Err()
-	if err != nil && !rediserr.IsBusyGroup(err) {
+	if _, err := streams.CreateGroup(ctx, client, stream, group, start); err != nil {
 		return fmt.Errorf("cannot create consumer group %s on stream %s: %w", group, stream, err)
 	}
 	return nil
 }
-
-// isNoGroup reports a read on a group or stream that does not exist (any
-// more): deleted, evicted, or lost in a failover.
 
 // lastEntryID is the ID of stream's newest entry, "0-0" when there is none:
 // where a broadcast subscription starts.
