@@ -8,23 +8,50 @@ import (
 )
 
 // acker batches acknowledgements into XACKs: a batch goes out when it holds
-// AckBatch IDs or AckInterval after its first ID, and always before stop
-// returns. One goroutine owns the pending batch.
+// batch IDs or interval after its first ID, and always before stop returns.
+// One goroutine owns the pending batch. Every acknowledgement of a
+// subscription goes through it: Acks, entries deleted while pending, and
+// dead-lettered entries.
 type acker struct {
-	sub     *subscription
+	m        *member
+	batch    int
+	interval time.Duration
+	held     *heldSet
+	// hard ends with the subscription's abandonment: sends are cut short
+	// then, and stop makes one last bounded attempt.
+	hard   context.Context
+	logger watermill.LoggerAdapter
+
 	ids     chan string
 	flushes chan chan struct{}
 	done    chan struct{}
 }
 
-func newAcker(sub *subscription) *acker {
+func newAcker(m *member, batch int, interval time.Duration, held *heldSet, hard context.Context, logger watermill.LoggerAdapter) *acker {
 	return &acker{
-		sub:     sub,
-		ids:     make(chan string, 4*sub.config.AckBatch),
-		flushes: make(chan chan struct{}),
-		done:    make(chan struct{}),
+		m:        m,
+		batch:    batch,
+		interval: interval,
+		held:     held,
+		hard:     hard,
+		logger:   logger,
+		ids:      make(chan string, 4*batch),
+		flushes:  make(chan chan struct{}),
+		done:     make(chan struct{}),
 	}
 }
+
+func (a *acker) start() { go a.run() }
+
+// stop flushes what was added and returns. No add may follow.
+func (a *acker) stop() {
+	close(a.ids)
+	<-a.done
+}
+
+// add queues id for acknowledgement. It blocks only while a full queue of
+// acknowledgements waits for Redis.
+func (a *acker) add(id string) { a.ids <- id }
 
 // sync sends every acknowledgement added so far before it returns (or
 // gives up when the subscription is abandoned). Workers call it before
@@ -36,35 +63,22 @@ func (a *acker) sync() {
 	case a.flushes <- flushed:
 	case <-a.done:
 		return
-	case <-a.sub.hard.Done():
+	case <-a.hard.Done():
 		return
 	}
 	select {
 	case <-flushed:
-	case <-a.sub.hard.Done():
+	case <-a.hard.Done():
 	}
-}
-
-func (a *acker) start() { go a.run() }
-
-// add queues id for acknowledgement. It blocks only while a full queue of
-// acknowledgements waits for Redis.
-func (a *acker) add(id string) { a.ids <- id }
-
-// stop flushes what was added and returns. No add may follow.
-func (a *acker) stop() {
-	close(a.ids)
-	<-a.done
 }
 
 func (a *acker) run() {
 	defer close(a.done)
-	cfg := a.sub.config
-	batch := make([]string, 0, cfg.AckBatch)
+	batch := make([]string, 0, a.batch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	retry := newRetryBackoff()
-	log := errorLog{logger: a.sub.logger}
+	log := errorLog{logger: a.logger}
 
 	var flushed []chan struct{} // sync calls answered by the next flush
 	for {
@@ -75,7 +89,7 @@ func (a *acker) run() {
 					return
 				}
 				batch = append(batch, id)
-				timer.Reset(cfg.AckInterval)
+				timer.Reset(a.interval)
 			case f := <-a.flushes:
 				batch = a.drainQueued(batch)
 				if len(batch) == 0 {
@@ -86,7 +100,7 @@ func (a *acker) run() {
 			}
 		}
 	fill:
-		for len(batch) < cfg.AckBatch && len(flushed) == 0 {
+		for len(batch) < a.batch && len(flushed) == 0 {
 			select {
 			case id, ok := <-a.ids:
 				if !ok {
@@ -102,11 +116,11 @@ func (a *acker) run() {
 			}
 		}
 		timer.Stop()
-		if err := a.flush(a.sub.hard, batch); err != nil {
-			if a.sub.hard.Err() == nil {
-				log.failure("Cannot acknowledge entries; retrying", err, a.sub.fields.Add(watermill.LogFields{"entries": len(batch)}))
+		if err := a.flush(a.hard, batch); err != nil {
+			if a.hard.Err() == nil {
+				log.failure("Cannot acknowledge entries; retrying", err, watermill.LogFields{"entries": len(batch)})
 			}
-			if sleepCtx(a.sub.hard, retry.next()) {
+			if sleepCtx(a.hard, retry.next()) {
 				timer.Reset(0)
 				continue
 			}
@@ -115,7 +129,7 @@ func (a *acker) run() {
 			return
 		}
 		retry.reset()
-		log.recovered("Acknowledging entries again", a.sub.fields)
+		log.recovered("Acknowledging entries again", nil)
 		batch = batch[:0]
 		for _, f := range flushed {
 			close(f)
@@ -156,17 +170,16 @@ func (a *acker) final(batch []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
 	defer cancel()
 	if err := a.flush(ctx, batch); err != nil {
-		a.sub.logger.Error("Cannot acknowledge entries at close; they will be redelivered", err,
-			a.sub.fields.Add(watermill.LogFields{"entries": len(batch)}))
+		a.logger.Error("Cannot acknowledge entries at close; they will be redelivered", err, watermill.LogFields{"entries": len(batch)})
 	}
 }
 
 // flush acknowledges ids and stops holding them: they are no longer leased
 // or released.
 func (a *acker) flush(ctx context.Context, ids []string) error {
-	if err := a.sub.client.XAck(ctx, a.sub.stream, a.sub.group, ids...).Err(); err != nil {
+	if err := a.m.ack(ctx, ids...); err != nil {
 		return err
 	}
-	a.sub.held.remove(ids...)
+	a.held.remove(ids...)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/entryid"
@@ -25,7 +26,7 @@ import (
 // deadLetterMetadata are the metadata keys the dead-letter path adds; replay
 // removes them.
 var deadLetterMetadata = []string{
-	MetadataReasonPoisoned, MetadataTopicPoisoned, MetadataHandlerPoisoned, MetadataSubscriberPoisoned,
+	middleware.ReasonForPoisonedKey, middleware.PoisonedTopicKey, middleware.PoisonedHandlerKey, middleware.PoisonedSubscriberKey,
 	MetadataDeadLetterGroup, MetadataDeadLetterConsumer, MetadataDeadLetterEntryID,
 	MetadataDeadLetterDeliveries, MetadataDeadLetterTime,
 }
@@ -80,8 +81,8 @@ func decodeDeadLetter(m redis.XMessage) DeadLetter {
 	if d.Metadata == nil {
 		d.Metadata = map[string]string{}
 	}
-	d.Topic = d.Metadata[MetadataTopicPoisoned]
-	d.Reason = d.Metadata[MetadataReasonPoisoned]
+	d.Topic = d.Metadata[middleware.PoisonedTopicKey]
+	d.Reason = d.Metadata[middleware.ReasonForPoisonedKey]
 	d.Group = d.Metadata[MetadataDeadLetterGroup]
 	d.Consumer = d.Metadata[MetadataDeadLetterConsumer]
 	d.OriginalID = d.Metadata[MetadataDeadLetterEntryID]

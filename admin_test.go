@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -159,7 +160,7 @@ func TestReplayDeadLetters_ConcurrentReplaysDoNotDuplicate(t *testing.T) {
 	pipe := c.Pipeline()
 	for i := 1; i <= n; i++ {
 		msg := message.NewMessage(fmt.Sprintf("u-%d", i), []byte("p"))
-		msg.Metadata.Set(millrace.MetadataTopicPoisoned, "t")
+		msg.Metadata.Set(middleware.PoisonedTopicKey, "t")
 		fields, err := millrace.DefaultMarshaler{}.Marshal("t", msg)
 		require.NoError(t, err)
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: millrace.DeadLetterTopic("t"), ID: opsID(i), Values: fields})

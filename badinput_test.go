@@ -22,6 +22,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -155,13 +156,13 @@ func TestBadInput_MixedEntries(t *testing.T) {
 	require.Eventually(t, func() bool { return xlen(t, e.client, dlq) == int64(len(bad)) }, 5*time.Second, 10*time.Millisecond)
 	for i, d := range entries(t, e.client, dlq) {
 		dead := decode(t, d.Values)
-		reason := dead.Metadata.Get(millrace.MetadataReasonPoisoned)
+		reason := dead.Metadata.Get(middleware.ReasonForPoisonedKey)
 		assert.Equal(t, bad[i], dead.Metadata.Get(millrace.MetadataDeadLetterEntryID))
 		assert.Contains(t, reason, bad[i], "the reason names the entry")
 		assert.Contains(t, reason, "metadata", "the reason is the decode error")
 		t.Logf("dead-letter reason: %s", reason)
 	}
-	require.Eventually(t, func() bool { return pendingCount(t, e.client, topic, "g") == 0 }, 5*time.Second, 10*time.Millisecond)
+	requireNoPending(t, e.client, topic, "g")
 
 	// Both subscriptions go on.
 	after := publish(t, pub, topic, "after")[0]
@@ -205,7 +206,7 @@ func TestBadInput_DeletedWhilePendingNotDeadLettered(t *testing.T) {
 	m := receive(t, ch)
 	assert.Equal(t, sent[1].UUID, m.UUID)
 	m.Ack()
-	require.Eventually(t, func() bool { return pendingCount(t, e.client, topic, "g") == 0 }, 5*time.Second, 10*time.Millisecond)
+	requireNoPending(t, e.client, topic, "g")
 	requireNoMessage(t, ch, 200*time.Millisecond)
 	assert.Zero(t, xlen(t, e.client, millrace.DeadLetterTopic(topic)), "a deleted entry is not a dead letter")
 }
@@ -215,14 +216,12 @@ func TestBadInput_DeletedWhilePendingNotDeadLettered(t *testing.T) {
 // dead-letter stream; the messages after it still arrive.
 func TestBadInput_LargePayload(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	topic := newTopic()
-	pub := e.publisher(t, millrace.PublisherConfig{})
-	cfg := groupConfig("g")
-	cfg.MaxDeliveries = 1
-	cfg.NackBackoff = 10 * time.Millisecond
-	group := subscribe(t, e.subscriber(t, cfg), topic)
-	broadcast := subscribe(t, e.subscriber(t, millrace.SubscriberConfig{BlockTime: 100 * time.Millisecond}), topic)
+	fx := newGroupTopic(t, func(cfg *millrace.SubscriberConfig) {
+		cfg.MaxDeliveries = 1
+		cfg.NackBackoff = 10 * time.Millisecond
+	})
+	e, topic, pub, group := fx.env, fx.topic, fx.pub, fx.ch
+	broadcast := fx.broadcast(t)
 
 	payload := make([]byte, 10<<20)
 	rng := rand.NewChaCha8([32]byte{1, 2, 3})
@@ -258,11 +257,10 @@ func TestBadInput_LargePayload(t *testing.T) {
 	next.Ack()
 
 	dlq := millrace.DeadLetterTopic(topic)
-	require.Eventually(t, func() bool { return xlen(t, e.client, dlq) == 1 }, 10*time.Second, 10*time.Millisecond)
-	dead := decode(t, entries(t, e.client, dlq)[0].Values)
+	dead := awaitDeadLetters(t, e.client, dlq, 1)[0]
 	assert.Equal(t, big.UUID, dead.UUID)
 	assert.True(t, string(payload) == string(dead.Payload), "dead-lettered payload changed")
-	require.Eventually(t, func() bool { return pendingCount(t, e.client, topic, "g") == 0 }, 5*time.Second, 10*time.Millisecond)
+	requireNoPending(t, e.client, topic, "g")
 	t.Logf("10 MB payload: Publish took %s, first delivery after %s", published.Round(time.Millisecond), received.Round(time.Millisecond))
 }
 
@@ -316,8 +314,8 @@ func TestBadInput_OddTopicNames(t *testing.T) {
 				"dead letter not in %q", dlq)
 			dead := decode(t, entries(t, e.client, dlq)[0].Values)
 			assert.Equal(t, sent[1].UUID, dead.UUID)
-			assert.Equal(t, topic, dead.Metadata.Get(millrace.MetadataTopicPoisoned))
-			require.Eventually(t, func() bool { return pendingCount(t, e.client, topic, "g") == 0 }, 5*time.Second, 10*time.Millisecond)
+			assert.Equal(t, topic, dead.Metadata.Get(middleware.PoisonedTopicKey))
+			requireNoPending(t, e.client, topic, "g")
 		})
 	}
 }
@@ -330,14 +328,12 @@ func TestBadInput_OddTopicNames(t *testing.T) {
 // values, so a publisher cannot forge them.
 func TestBadInput_ReservedMetadataKeys(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	topic := newTopic()
-	pub := e.publisher(t, millrace.PublisherConfig{})
-	cfg := groupConfig("g")
-	cfg.MaxDeliveries = 1
-	cfg.NackBackoff = 10 * time.Millisecond
-	group := subscribe(t, e.subscriber(t, cfg), topic)
-	broadcast := subscribe(t, e.subscriber(t, millrace.SubscriberConfig{BlockTime: 100 * time.Millisecond}), topic)
+	fx := newGroupTopic(t, func(cfg *millrace.SubscriberConfig) {
+		cfg.MaxDeliveries = 1
+		cfg.NackBackoff = 10 * time.Millisecond
+	})
+	e, topic, pub, group := fx.env, fx.topic, fx.pub, fx.ch
+	broadcast := fx.broadcast(t)
 
 	md := message.Metadata{
 		millrace.UUIDField:     "not-the-uuid",
@@ -383,11 +379,10 @@ func TestBadInput_ReservedMetadataKeys(t *testing.T) {
 	g.Nack()
 
 	dlq := millrace.DeadLetterTopic(topic)
-	require.Eventually(t, func() bool { return xlen(t, e.client, dlq) == 1 }, 5*time.Second, 10*time.Millisecond)
-	dead := decode(t, entries(t, e.client, dlq)[0].Values)
+	dead := awaitDeadLetters(t, e.client, dlq, 1)[0]
 	assert.Equal(t, msg.UUID, dead.UUID)
 	for k, v := range md {
-		if k == millrace.MetadataReasonPoisoned {
+		if k == middleware.ReasonForPoisonedKey {
 			assert.Contains(t, dead.Metadata.Get(k), "MaxDeliveries", "the dead-letter reason replaces the publisher's")
 			continue
 		}
@@ -693,7 +688,7 @@ func TestBadInput_WrongTypeKeys(t *testing.T) {
 		require.NoError(t, e.client.Del(ctx, dlq).Err())
 		require.Eventually(t, func() bool { return xlen(t, e.client, dlq) == 1 }, 15*time.Second, 10*time.Millisecond,
 			"dead-lettering not retried once the key is fixed")
-		require.Eventually(t, func() bool { return pendingCount(t, e.client, topic, "g") == 0 }, 5*time.Second, 10*time.Millisecond)
+		requireNoPending(t, e.client, topic, "g")
 		assert.Equal(t, sent[0].UUID, decode(t, entries(t, e.client, dlq)[0].Values).UUID)
 		requireNoMessage(t, ch, 200*time.Millisecond)
 	})

@@ -45,7 +45,7 @@ func TestClaim_DeadConsumersEntries(t *testing.T) {
 		assert.EqualValues(t, 2, p.RetryCount)
 		m.Ack()
 	}
-	require.Eventually(t, func() bool { return pendingCount(t, e.client, topic, "g") == 0 }, 5*time.Second, 10*time.Millisecond)
+	requireNoPending(t, e.client, topic, "g")
 	requireNoMessage(t, ch, 2*claimMinIdle)
 }
 

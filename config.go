@@ -8,21 +8,24 @@ import (
 	"github.com/millrace/millrace/internal/entryid"
 )
 
-// Defaults of [PublisherConfig] and [SubscriberConfig].
+// Defaults of [PublisherConfig] and [SubscriberConfig], as their fields
+// document them.
 const (
-	DefaultClaimMinIdle        = 30 * time.Second
-	DefaultBlockTime           = time.Second
-	DefaultPrefetch            = 100
-	DefaultMaxInFlight         = 1
-	DefaultClaimBatch          = 100
-	DefaultAckBatch            = 256
-	DefaultAckInterval         = 2 * time.Millisecond
-	DefaultNackBackoff         = 100 * time.Millisecond
-	DefaultNackBackoffMax      = 10 * time.Second
-	DefaultCloseTimeout        = 10 * time.Second
-	DefaultPruneConsumersAfter = time.Hour
-	DefaultPublishBatch        = 512
-	DefaultPublishPipelines    = 2
+	defaultPublishBatch        = 512
+	defaultPublishPipelines    = 2
+	defaultTrimInterval        = time.Second
+	defaultClaimMinIdle        = 30 * time.Second
+	defaultPrefetch            = 100
+	defaultMaxInFlight         = 1
+	defaultBlockTime           = time.Second
+	defaultClaimIntervalMax    = 5 * time.Second
+	defaultClaimBatch          = 100
+	defaultAckBatch            = 256
+	defaultAckInterval         = 2 * time.Millisecond
+	defaultNackBackoff         = 100 * time.Millisecond
+	defaultNackBackoffMax      = 10 * time.Second
+	defaultPruneConsumersAfter = time.Hour
+	defaultCloseTimeout        = 10 * time.Second
 )
 
 // Start positions of a new consumer group ([SubscriberConfig.NewGroupStartID]).
@@ -33,66 +36,37 @@ const (
 	StartNewest = "$"
 )
 
-// Retention bounds a topic's stream. Trimming deletes the oldest entries
-// whether or not every consumer group has read them: a group lagging further
-// behind than the retention loses those messages.
-type Retention struct {
-	// MaxLen keeps about this many entries: XADD ... MAXLEN ~ MaxLen.
-	// Redis trims whole nodes, so a few tens more may stay. 0 = no limit.
-	MaxLen int64
-	// MaxAge drops entries older than this, by the time in their IDs:
-	// XADD ... MINID ~ <now-MaxAge> (with MaxLen, an XTRIM MINID ~ once per
-	// pipeline and topic). Like MaxLen it trims whole nodes, so up to about a
-	// hundred older entries may stay. 0 = no limit.
-	MaxAge time.Duration
-	// KeepUnacked makes retention safe: an entry is trimmed only once every
-	// consumer group of the topic has read and acknowledged it (and, with
-	// MaxAge, once it is also older than MaxAge). With neither MaxLen nor
-	// MaxAge, everything acknowledged by all groups is trimmed. The Publisher
-	// trims every TrimInterval with XINFO GROUPS, XPENDING and XTRIM MINID ~;
-	// a topic without groups is not trimmed. It cannot be combined with
-	// MaxLen.
-	KeepUnacked bool
-}
-
-func (r Retention) validate() error {
-	if r.MaxLen < 0 {
-		return fmt.Errorf("MaxLen must not be negative, got %d", r.MaxLen)
-	}
-	if r.MaxAge < 0 {
-		return fmt.Errorf("MaxAge must not be negative, got %s", r.MaxAge)
-	}
-	if r.KeepUnacked && r.MaxLen > 0 {
-		return errors.New("KeepUnacked cannot be combined with MaxLen: trimming by count cannot spare unacknowledged entries")
-	}
-	return nil
-}
-
 // PublisherConfig configures a [Publisher]. The zero value is valid.
 type PublisherConfig struct {
-	// Marshaler encodes messages into stream entries. Default: DefaultMarshaler.
+	// Marshaler encodes messages into stream entries.
+	// Default: DefaultMarshaler{}.
 	Marshaler Marshaler
 
 	// Retention applies to every topic without an entry in TopicRetention.
-	// Default: none, streams grow until trimmed.
+	// Default: Retention{}, no trimming: streams grow until trimmed.
 	Retention Retention
 	// TopicRetention overrides Retention per topic.
+	// Default: nil, every topic has Retention.
 	TopicRetention map[string]Retention
 
 	// MaxBatch caps how many XADDs go into one pipeline. Concurrent Publish
 	// calls are coalesced into shared pipelines up to this size; the messages
-	// of one call always share a pipeline. Default: 512.
+	// of one call always share a pipeline.
+	// Default: 512.
 	MaxBatch int
 	// Pipelines is how many pipelines may be in flight at once, each on its
-	// own pooled connection. Default: 2.
+	// own pooled connection.
+	// Default: 2.
 	Pipelines int
 
 	// Durability makes Publish wait for replicas (WAIT) or AOF fsync
-	// (WAITAOF) after its XADDs. Default: none.
+	// (WAITAOF) after its XADDs.
+	// Default: Durability{}, no wait.
 	Durability Durability
 
 	// TrimInterval is how often topics with Retention.KeepUnacked are
-	// trimmed. Default: 1s.
+	// trimmed (XINFO GROUPS, XPENDING, XTRIM MINID ~ per topic published to).
+	// Default: 1s.
 	TrimInterval time.Duration
 }
 
@@ -101,39 +75,14 @@ func (c *PublisherConfig) setDefaults() {
 		c.Marshaler = DefaultMarshaler{}
 	}
 	if c.MaxBatch == 0 {
-		c.MaxBatch = DefaultPublishBatch
+		c.MaxBatch = defaultPublishBatch
 	}
 	if c.Pipelines == 0 {
-		c.Pipelines = DefaultPublishPipelines
+		c.Pipelines = defaultPublishPipelines
 	}
 	if c.TrimInterval == 0 {
-		c.TrimInterval = DefaultTrimInterval
+		c.TrimInterval = defaultTrimInterval
 	}
-}
-
-// trimsInPipeline reports whether a pipeline to the topic ends with XTRIM:
-// when MaxLen takes XADD's one trimming clause and MaxAge needs another.
-func (r Retention) trimsInPipeline() bool { return r.MaxAge > 0 && r.MaxLen > 0 && !r.KeepUnacked }
-
-// minID is XADD's MINID clause for MaxAge, when XADD trims by age.
-func (r Retention) minID() string {
-	if r.MaxAge == 0 || r.MaxLen > 0 || r.KeepUnacked {
-		return ""
-	}
-	return entryid.MinAt(time.Now().Add(-r.MaxAge))
-}
-
-// keepsUnacked reports whether any topic's retention is KeepUnacked.
-func (c PublisherConfig) keepsUnacked() bool {
-	if c.Retention.KeepUnacked {
-		return true
-	}
-	for _, r := range c.TopicRetention {
-		if r.KeepUnacked {
-			return true
-		}
-	}
-	return false
 }
 
 // Validate reports the first invalid field. It does not change c.
@@ -164,13 +113,6 @@ func (c PublisherConfig) Validate() error {
 	return nil
 }
 
-func (c PublisherConfig) retention(topic string) Retention {
-	if r, ok := c.TopicRetention[topic]; ok {
-		return r
-	}
-	return c.Retention
-}
-
 // SubscriberConfig configures a [Subscriber]. The zero value is valid and
 // subscribes in broadcast mode.
 type SubscriberConfig struct {
@@ -178,26 +120,30 @@ type SubscriberConfig struct {
 	// group: each entry goes to one of them (XREADGROUP). Empty means
 	// broadcast: every subscriber reads every entry added after it subscribed
 	// (XREAD), nothing is acknowledged and nothing is redelivered after a crash.
+	// Default: "", broadcast.
 	ConsumerGroup string
 	// Consumer names this subscriber within its group. A restarted subscriber
 	// with the same name first gets back the entries it had not acknowledged.
 	// It must be unique among live subscribers of the group: two under one
-	// name take each other's pending entries as their own. Default: a unique
-	// generated name.
+	// name take each other's pending entries as their own.
+	// Default: "<hostname>-<pid>-<random>", unique per Subscriber.
 	Consumer string
 	// ClaimMinIdle is how long an entry must sit unacknowledged at another
 	// consumer before this one takes it over (XAUTOCLAIM min-idle-time). Live
 	// consumers extend the lease of the entries they hold, so only the
-	// entries of crashed or stuck consumers are taken. Default: 30s.
+	// entries of crashed or stuck consumers are taken.
+	// Default: 30s.
 	ClaimMinIdle time.Duration
 	// MaxDeliveries moves an entry to the dead-letter topic, and acknowledges
 	// it, once Redis has delivered it more than this many times (Nacks,
-	// crashes and reclaims all count). 0 = never.
+	// crashes and reclaims all count).
+	// Default: 0, never.
 	MaxDeliveries int
 
 	// NewGroupStartID is where a group created by this subscriber starts:
 	// StartOldest ("0", the whole history), StartNewest ("$") or an entry ID.
-	// It does not move an existing group. Default: StartOldest.
+	// It does not move an existing group (XGROUP CREATE id).
+	// Default: StartOldest.
 	NewGroupStartID string
 	// Prefetch is how many entries one read fetches (XREADGROUP COUNT) and
 	// the size of the queue in front of the handlers; with a read and a claim
@@ -208,89 +154,108 @@ type SubscriberConfig struct {
 	// Ack or Nack. 1 hands them out in stream order, except that a Nacked
 	// message comes back after its backoff and entries taken over from dead
 	// consumers are interleaved; more trade order for throughput with slow
-	// handlers. Default: 1.
+	// handlers.
+	// Default: 1.
 	MaxInFlight int
 	// BlockTime is how long one read waits for new entries (XREADGROUP BLOCK).
-	// It bounds how long Close waits for a read in flight. Default: 1s.
+	// It bounds how long Close waits for a read in flight.
+	// Default: 1s.
 	BlockTime time.Duration
 	// ClaimInterval is how often the group's pending entries are scanned for
 	// idle ones of other consumers; each scan goes through the whole list,
-	// ClaimBatch entries per XAUTOCLAIM. Default: ClaimMinIdle/2, at most 5s.
+	// ClaimBatch entries per XAUTOCLAIM.
+	// Default: ClaimMinIdle/2, at most 5s.
 	ClaimInterval time.Duration
-	// ClaimBatch caps one XAUTOCLAIM (COUNT). Default: 100.
+	// ClaimBatch caps one XAUTOCLAIM (COUNT); Prefetch caps it in turn.
+	// Default: 100.
 	ClaimBatch int
-	// AckBatch caps the IDs of one XACK. Default: 256.
+	// AckBatch caps the IDs of one XACK.
+	// Default: 256.
 	AckBatch int
 	// AckInterval is how long acknowledgements may wait to be batched into
-	// one XACK. Close always flushes them. Default: 2ms.
+	// one XACK. Close always flushes them.
+	// Default: 2ms.
 	AckInterval time.Duration
 	// NackBackoff is the wait before a Nacked message is delivered again;
 	// it doubles with each Nack of the same entry up to NackBackoffMax.
-	// Default: 100ms and 10s.
-	NackBackoff    time.Duration
+	// Default: 100ms.
+	NackBackoff time.Duration
+	// NackBackoffMax caps the doubling NackBackoff.
+	// Default: 10s, or NackBackoff if that is longer.
 	NackBackoffMax time.Duration
 	// PruneConsumersAfter removes consumers of the group that have been idle
 	// this long and hold no pending entry (XGROUP DELCONSUMER, checked
 	// atomically in a script, so no pending entry is ever dropped), checked
 	// once a minute. Generated consumer names otherwise pile up in the group
 	// over restarts. A live consumer removed this way is recreated by its
-	// next read. Default: 1h; negative disables.
+	// next read. Negative disables it.
+	// Default: 1h.
 	PruneConsumersAfter time.Duration
 	// CloseTimeout bounds how long Close (or cancelling Subscribe's context)
 	// waits for handlers to Ack or Nack the messages they hold. Messages
 	// still unacknowledged then stay pending and are redelivered. Close
 	// returns within about CloseTimeout+BlockTime, plus a bounded final XACK
-	// and release when Redis is slow. Default: 10s.
+	// and release when Redis is slow.
+	// Default: 10s.
 	CloseTimeout time.Duration
 	// DeadLetterTopic names the dead-letter topic of a topic.
 	// Default: DeadLetterTopic, "{topic}:dlq".
 	DeadLetterTopic func(topic string) string
+	// NoDelayedMover leaves the delayed messages of the subscribed topics to
+	// other subscribers (or to a producer that moves them): this Subscriber
+	// then runs no script and never reads the delayed set, so its ACL user
+	// needs no EVALSHA or sorted-set rights. A topic whose subscribers all
+	// set it gets no delayed message delivered.
+	// Default: false, every subscription moves its topic's due messages.
+	NoDelayedMover bool
 
-	// Unmarshaler decodes stream entries. Default: DefaultMarshaler.
+	// Unmarshaler decodes stream entries.
+	// Default: DefaultMarshaler{}.
 	Unmarshaler Unmarshaler
-	// Marshaler encodes dead-lettered messages. Default: DefaultMarshaler.
+	// Marshaler encodes dead-lettered messages.
+	// Default: DefaultMarshaler{}.
 	Marshaler Marshaler
 }
 
 func (c *SubscriberConfig) setDefaults() {
 	if c.ClaimMinIdle == 0 {
-		c.ClaimMinIdle = DefaultClaimMinIdle
+		c.ClaimMinIdle = defaultClaimMinIdle
 	}
 	if c.NewGroupStartID == "" {
 		c.NewGroupStartID = StartOldest
 	}
 	if c.Prefetch == 0 {
-		c.Prefetch = DefaultPrefetch
+		c.Prefetch = defaultPrefetch
 	}
 	if c.MaxInFlight == 0 {
-		c.MaxInFlight = DefaultMaxInFlight
+		c.MaxInFlight = defaultMaxInFlight
 	}
 	if c.BlockTime == 0 {
-		c.BlockTime = DefaultBlockTime
+		c.BlockTime = defaultBlockTime
 	}
 	if c.ClaimInterval == 0 {
-		c.ClaimInterval = min(c.ClaimMinIdle/2, 5*time.Second)
+		c.ClaimInterval = min(c.ClaimMinIdle/2, defaultClaimIntervalMax)
 	}
 	if c.ClaimBatch == 0 {
-		c.ClaimBatch = DefaultClaimBatch
+		c.ClaimBatch = defaultClaimBatch
 	}
 	if c.AckBatch == 0 {
-		c.AckBatch = DefaultAckBatch
+		c.AckBatch = defaultAckBatch
 	}
 	if c.AckInterval == 0 {
-		c.AckInterval = DefaultAckInterval
+		c.AckInterval = defaultAckInterval
 	}
 	if c.NackBackoff == 0 {
-		c.NackBackoff = DefaultNackBackoff
+		c.NackBackoff = defaultNackBackoff
 	}
 	if c.NackBackoffMax == 0 {
-		c.NackBackoffMax = max(DefaultNackBackoffMax, c.NackBackoff)
+		c.NackBackoffMax = max(defaultNackBackoffMax, c.NackBackoff)
 	}
 	if c.CloseTimeout == 0 {
-		c.CloseTimeout = DefaultCloseTimeout
+		c.CloseTimeout = defaultCloseTimeout
 	}
 	if c.PruneConsumersAfter == 0 {
-		c.PruneConsumersAfter = DefaultPruneConsumersAfter
+		c.PruneConsumersAfter = defaultPruneConsumersAfter
 	}
 	if c.DeadLetterTopic == nil {
 		c.DeadLetterTopic = DeadLetterTopic

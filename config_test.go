@@ -1,7 +1,6 @@
 package millrace_test
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -31,29 +30,6 @@ func TestNewSubscriber_NilClient(t *testing.T) {
 	sub, err := millrace.NewSubscriber(nil, millrace.SubscriberConfig{ConsumerGroup: "g"}, nil)
 	require.ErrorIs(t, err, millrace.ErrNilClient)
 	assert.Nil(t, sub)
-}
-
-// The documented defaults (each field's doc comment) match the exported
-// constants.
-func TestDefaults_MatchDocumentation(t *testing.T) {
-	for name, tc := range map[string]struct{ got, want any }{
-		"ClaimMinIdle":     {millrace.DefaultClaimMinIdle, 30 * time.Second},
-		"BlockTime":        {millrace.DefaultBlockTime, time.Second},
-		"Prefetch":         {millrace.DefaultPrefetch, 100},
-		"MaxInFlight":      {millrace.DefaultMaxInFlight, 1},
-		"ClaimBatch":       {millrace.DefaultClaimBatch, 100},
-		"AckBatch":         {millrace.DefaultAckBatch, 256},
-		"AckInterval":      {millrace.DefaultAckInterval, 2 * time.Millisecond},
-		"NackBackoff":      {millrace.DefaultNackBackoff, 100 * time.Millisecond},
-		"NackBackoffMax":   {millrace.DefaultNackBackoffMax, 10 * time.Second},
-		"CloseTimeout":     {millrace.DefaultCloseTimeout, 10 * time.Second},
-		"PublishBatch":     {millrace.DefaultPublishBatch, 512},
-		"PublishPipelines": {millrace.DefaultPublishPipelines, 2},
-		"StartOldest":      {millrace.StartOldest, "0"},
-		"StartNewest":      {millrace.StartNewest, "$"},
-	} {
-		assert.Equal(t, tc.want, tc.got, name)
-	}
 }
 
 func TestPublisherConfig_Validate(t *testing.T) {
@@ -262,17 +238,4 @@ func TestDefaults_Observable(t *testing.T) {
 	second := receive(t, ch)
 	assert.Equal(t, after[0].UUID, second.UUID)
 	second.Ack()
-}
-
-// Sentinel errors are distinct and match with errors.Is through wrapping.
-func TestErrors_Distinct(t *testing.T) {
-	all := []error{
-		millrace.ErrPublisherClosed, millrace.ErrSubscriberClosed, millrace.ErrEmptyTopic,
-		millrace.ErrNilMessage, millrace.ErrNilClient, millrace.ErrUnsupportedRedis, millrace.ErrMalformedEntry,
-	}
-	for i, a := range all {
-		for j, b := range all {
-			assert.Equal(t, i == j, errors.Is(a, b), "%v vs %v", a, b)
-		}
-	}
 }

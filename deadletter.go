@@ -8,47 +8,62 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 )
 
-// deadLetter copies e to the topic's dead-letter stream with metadata saying
-// why, then acknowledges it. If the copy fails, e is tried again later.
-// Without a group there is nothing to acknowledge, and e is only logged.
-func (sub *subscription) deadLetter(e *entry, reason string) {
-	fields := sub.fields.Add(watermill.LogFields{"entry_id": e.id, "reason": reason, "deliveries": e.deliveries})
-	if sub.group == "" {
-		sub.logger.Error("Skipping stream entry", nil, fields)
+// deadLetterer moves entries that must not be delivered (delivered too
+// often, malformed) to the topic's dead-letter stream, with metadata saying
+// why, and acknowledges them through the acker, like an Ack. Without a group
+// there is nothing to acknowledge, and such entries are only logged.
+type deadLetterer struct {
+	m           *member // nil in broadcast mode
+	topic       string
+	deadLetter  string // the dead-letter topic
+	unmarshaler Unmarshaler
+	marshaler   Marshaler
+	acker       *acker
+	redeliver   *redeliverer // entries whose move failed are tried again
+	hard        context.Context
+	logger      watermill.LoggerAdapter
+	// log rate-limits the failures, which workers retry every few seconds
+	// while they last.
+	log lockedErrorLog
+}
+
+// move copies e to the dead-letter stream, then acknowledges it. If the
+// copy fails, e is tried again later.
+func (d *deadLetterer) move(e *entry, reason string) {
+	fields := watermill.LogFields{"entry_id": e.id, "reason": reason, "deliveries": e.deliveries}
+	if d.m == nil {
+		d.logger.Error("Skipping stream entry", nil, fields)
 		return
 	}
-	dlq := sub.config.DeadLetterTopic(sub.topic)
-	values, err := sub.deadLetterValues(e, reason)
+	values, err := d.values(e, reason)
 	if err != nil {
-		sub.deadLetterLog.failure(sub.logger, "Cannot encode dead letter; retrying later", err, fields)
-		sub.redeliver.schedule(e, retryMax)
+		d.log.failure(d.logger, "Cannot encode dead letter; retrying later", err, fields)
+		d.redeliver.schedule(e, retryMax)
 		return
 	}
-	ctx, cancel := context.WithTimeout(sub.hard, finalCallTimeout)
+	ctx, cancel := context.WithTimeout(d.hard, finalCallTimeout)
 	defer cancel()
 	// XADD first and XACK only once it succeeded: MULTI would not roll the
 	// XACK back if the XADD failed. A crash in between leaves the entry in
 	// both streams, never in neither.
-	if err := sub.client.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(dlq), Values: values}).Err(); err != nil {
-		sub.deadLetterLog.failure(sub.logger, "Cannot dead-letter entry; retrying later", err, fields)
-		sub.redeliver.schedule(e, retryMax)
+	if err := d.m.client.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(d.deadLetter), Values: values}).Err(); err != nil {
+		d.log.failure(d.logger, "Cannot dead-letter entry; retrying later", err, fields)
+		d.redeliver.schedule(e, retryMax)
 		return
 	}
-	if err := sub.client.XAck(ctx, sub.stream, sub.group, e.id).Err(); err != nil {
-		sub.logger.Error("Dead-lettered entry not acknowledged; it may be dead-lettered again", err, fields)
-	}
-	sub.held.remove(e.id)
-	sub.logger.Info("Moved entry to the dead-letter topic", fields.Add(watermill.LogFields{"dead_letter_topic": dlq}))
+	d.acker.add(e.id)
+	d.logger.Info("Moved entry to the dead-letter topic", fields.Add(watermill.LogFields{"dead_letter_topic": d.deadLetter}))
 }
 
-// deadLetterValues is e as a message in the dead-letter stream: decoded and
+// values is e as a message in the dead-letter stream: decoded and
 // re-encoded with the dead-letter metadata, or, when it cannot be decoded,
 // a message whose payload is the entry's fields as JSON.
-func (sub *subscription) deadLetterValues(e *entry, reason string) ([]interface{}, error) {
-	msg, err := sub.config.Unmarshaler.Unmarshal(e.values)
+func (d *deadLetterer) values(e *entry, reason string) ([]interface{}, error) {
+	msg, err := d.unmarshaler.Unmarshal(e.values)
 	if err != nil {
 		raw, jerr := json.Marshal(e.values)
 		if jerr != nil {
@@ -64,15 +79,15 @@ func (sub *subscription) deadLetterValues(e *entry, reason string) ([]interface{
 	}
 	delete(msg.Metadata, MetadataEntryID)
 	delete(msg.Metadata, MetadataDeliveryCount)
-	msg.Metadata[MetadataReasonPoisoned] = reason
-	msg.Metadata[MetadataTopicPoisoned] = sub.topic
-	msg.Metadata[MetadataSubscriberPoisoned] = sub.config.Consumer
-	msg.Metadata[MetadataDeadLetterGroup] = sub.group
-	msg.Metadata[MetadataDeadLetterConsumer] = sub.config.Consumer
+	msg.Metadata[middleware.ReasonForPoisonedKey] = reason
+	msg.Metadata[middleware.PoisonedTopicKey] = d.topic
+	msg.Metadata[middleware.PoisonedSubscriberKey] = d.m.consumer
+	msg.Metadata[MetadataDeadLetterGroup] = d.m.group
+	msg.Metadata[MetadataDeadLetterConsumer] = d.m.consumer
 	msg.Metadata[MetadataDeadLetterEntryID] = e.id
 	msg.Metadata[MetadataDeadLetterDeliveries] = strconv.FormatInt(e.deliveries, 10)
 	msg.Metadata[MetadataDeadLetterTime] = time.Now().UTC().Format(time.RFC3339Nano)
-	fields, err := sub.config.Marshaler.Marshal(sub.config.DeadLetterTopic(sub.topic), msg)
+	fields, err := d.marshaler.Marshal(d.deadLetter, msg)
 	if err != nil {
 		return nil, err
 	}

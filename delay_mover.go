@@ -1,11 +1,12 @@
 package millrace
 
 import (
+	"context"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/redis/go-redis/v9"
 
-	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/streams"
 )
 
@@ -26,29 +27,23 @@ const (
 	delayMoveBatch = 100
 )
 
-// delayer moves the due delayed messages of a subscription's topic into its
-// stream: at most delayPollInterval after they are due (delayIdlePoll when
-// the set was empty), and at the due time of the next member it knows of. One goroutine, one script call per round;
-// it ends with the subscription's soft context.
-type delayer struct {
-	sub  *subscription
-	done chan struct{}
+// delayMover moves the due delayed messages of a subscription's topic into
+// its stream: at most delayPollInterval after they are due (delayIdlePoll
+// when the set was empty), and at the due time of the next member it knows
+// of. One goroutine, one script call per round.
+type delayMover struct {
+	loop
+	client  redis.UniversalClient
+	delayed string // the topic's delayed set
+	stream  string
+	logger  watermill.LoggerAdapter
 }
 
-func newDelayer(sub *subscription) *delayer { return &delayer{sub: sub, done: make(chan struct{})} }
+func (d *delayMover) start() { d.goRun(d.run) }
 
-func (d *delayer) start() { go d.run() }
-
-// stop waits for the goroutine, which ends with the subscription's soft
-// context.
-func (d *delayer) stop() { <-d.done }
-
-func (d *delayer) run() {
-	defer close(d.done)
-	sub := d.sub
-	ctx := sub.soft
+func (d *delayMover) run(ctx context.Context) {
 	retry := newRetryBackoff()
-	log := errorLog{logger: sub.logger}
+	log := errorLog{logger: d.logger}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -57,7 +52,7 @@ func (d *delayer) run() {
 		case <-ctx.Done():
 			return
 		}
-		moved, wait, err := streams.MoveDue(ctx, sub.client, keys.Delayed(sub.topic), sub.stream, delayMoveBatch)
+		moved, wait, err := streams.MoveDue(ctx, d.client, d.delayed, d.stream, delayMoveBatch)
 		next := delayPollInterval
 		switch {
 		case err == nil && wait < 0 && moved < delayMoveBatch:
@@ -66,7 +61,7 @@ func (d *delayer) run() {
 			if ctx.Err() != nil {
 				return
 			}
-			log.failure("Cannot move due delayed messages; retrying", err, sub.fields)
+			log.failure("Cannot move due delayed messages; retrying", err, nil)
 			next = retry.next()
 		case moved >= delayMoveBatch:
 			next = 0
@@ -75,9 +70,9 @@ func (d *delayer) run() {
 		}
 		if err == nil {
 			retry.reset()
-			log.recovered("Moving delayed messages again", sub.fields)
+			log.recovered("Moving delayed messages again", nil)
 			if moved > 0 {
-				sub.logger.Debug("Moved due delayed messages into the stream", sub.fields.Add(watermill.LogFields{"messages": moved}))
+				d.logger.Debug("Moved due delayed messages into the stream", watermill.LogFields{"messages": moved})
 			}
 		}
 		timer.Reset(next)

@@ -11,9 +11,9 @@ import (
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
-// DefaultDurabilityTimeout bounds WAIT and WAITAOF when Durability.Timeout
+// defaultDurabilityTimeout bounds WAIT and WAITAOF when Durability.Timeout
 // is zero.
-const DefaultDurabilityTimeout = time.Second
+const defaultDurabilityTimeout = time.Second
 
 // Durability makes Publish wait, after its XADDs, until Redis confirms they
 // survive the loss of the master (replicas) or of the process (AOF fsync).
@@ -51,7 +51,7 @@ func (d Durability) validate() error {
 
 func (d Durability) timeout() time.Duration {
 	if d.Timeout == 0 {
-		return DefaultDurabilityTimeout
+		return defaultDurabilityTimeout
 	}
 	return d.Timeout
 }

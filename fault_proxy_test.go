@@ -80,13 +80,6 @@ func (p *faultProxy) setMode(m proxyMode) {
 	p.mu.Unlock()
 }
 
-// live is the number of open client connections.
-func (p *faultProxy) live() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns)
-}
-
 // cutRandom closes one live connection chosen at random, both sides; false
 // when there is none.
 func (p *faultProxy) cutRandom(rng *rand.Rand) bool {

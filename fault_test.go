@@ -44,6 +44,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -822,7 +823,7 @@ func TestFaultPoisonNacked(t *testing.T) {
 	assert.Equal(t, []string{"1", "2", "3", "4", "5"}, got, "delivery counts of the poison message")
 	dead := decode(t, entries(t, e.client, dlq)[0].Values)
 	assert.Equal(t, poison.UUID, dead.UUID)
-	assert.Contains(t, dead.Metadata.Get(millrace.MetadataReasonPoisoned), "MaxDeliveries")
+	assert.Contains(t, dead.Metadata.Get(middleware.ReasonForPoisonedKey), "MaxDeliveries")
 	c := ledger.counts()
 	c.report(t, "poison-nack", fmt.Sprintf("poison_deliveries=%d dead_lettered=%d dead_lettered_after=%s",
 		len(got), xlen(t, e.client, dlq), fmtDur(deadAfter)))
@@ -906,7 +907,7 @@ func TestFaultPoisonCrash(t *testing.T) {
 			if m.UUID == poison.UUID {
 				continue
 			}
-			what := m.UUID + " (" + m.Metadata.Get(millrace.MetadataReasonPoisoned) + ")"
+			what := m.UUID + " (" + m.Metadata.Get(middleware.ReasonForPoisonedKey) + ")"
 			if byUUID[m.UUID] == 0 {
 				neverHandled = append(neverHandled, what)
 			} else {

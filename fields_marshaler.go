@@ -8,9 +8,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// DefaultFieldsMetadataPrefix starts the field name of every metadata key
-// that [FieldsMarshaler] writes: metadata "trace_id" is field "md:trace_id".
-const DefaultFieldsMetadataPrefix = "md:"
+// defaultFieldsMetadataPrefix is FieldsMarshaler.MetadataPrefix by default.
+const defaultFieldsMetadataPrefix = "md:"
 
 // ErrReservedField is returned by [FieldsMarshaler.Marshal] when a metadata
 // key would be written as one of the fields the marshaler reserves for
@@ -46,8 +45,10 @@ var ErrReservedField = errors.New("millrace: metadata key collides with a reserv
 //     a foreign entry, as with [DefaultMarshaler]: its fields as a JSON object
 //     payload and [MetadataForeign] "true".
 type FieldsMarshaler struct {
-	// MetadataPrefix starts the field name of every metadata key. It must not
-	// be a prefix of a reserved field name. Default: "md:".
+	// MetadataPrefix starts the field name of every metadata key: metadata
+	// "trace_id" is field "md:trace_id". It must not be a prefix of a
+	// reserved field name.
+	// Default: "md:".
 	MetadataPrefix string
 	// NoPrefix writes metadata keys as they are, for the flattest entries.
 	// Then a metadata key named like a reserved field cannot be written
@@ -77,7 +78,7 @@ func (m FieldsMarshaler) prefix() (string, error) {
 	}
 	p := m.MetadataPrefix
 	if p == "" {
-		return DefaultFieldsMetadataPrefix, nil
+		return defaultFieldsMetadataPrefix, nil
 	}
 	for _, r := range reservedFields {
 		if strings.HasPrefix(r, p) {

@@ -242,3 +242,51 @@ func publishCatchingPanic(pub message.Publisher, topic string, msgs ...*message.
 	}()
 	return pub.Publish(topic, msgs...)
 }
+
+// groupTopic is the setup most behaviour tests share: a fresh topic on the
+// test's server, a publisher to it, and a subscription of group "g" made
+// with groupConfig("g") plus configure's changes (configure may be nil).
+type groupTopic struct {
+	*env
+	topic string
+	pub   *millrace.Publisher
+	ch    <-chan *message.Message
+}
+
+func newGroupTopic(t *testing.T, configure func(*millrace.SubscriberConfig)) *groupTopic {
+	t.Helper()
+	e := newEnv(t)
+	g := &groupTopic{env: e, topic: newTopic(), pub: e.publisher(t, millrace.PublisherConfig{})}
+	cfg := groupConfig("g")
+	if configure != nil {
+		configure(&cfg)
+	}
+	g.ch = subscribe(t, e.subscriber(t, cfg), g.topic)
+	return g
+}
+
+// broadcast adds a broadcast subscription of the topic.
+func (g *groupTopic) broadcast(t *testing.T) <-chan *message.Message {
+	t.Helper()
+	return subscribe(t, g.subscriber(t, millrace.SubscriberConfig{BlockTime: 100 * time.Millisecond}), g.topic)
+}
+
+// requireNoPending waits until group has nothing pending on stream.
+func requireNoPending(t *testing.T, c redis.UniversalClient, stream, group string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return pendingCount(t, c, stream, group) == 0 },
+		5*time.Second, 10*time.Millisecond, "%s still has entries pending in group %s", stream, group)
+}
+
+// awaitDeadLetters waits up to 15s for n entries in the dead-letter stream
+// dlq and returns them decoded.
+func awaitDeadLetters(t *testing.T, c redis.UniversalClient, dlq string, n int) []*message.Message {
+	t.Helper()
+	require.Eventually(t, func() bool { return xlen(t, c, dlq) == int64(n) }, 15*time.Second, 10*time.Millisecond,
+		"%s does not hold %d dead letters", dlq, n)
+	var out []*message.Message
+	for _, m := range entries(t, c, dlq) {
+		out = append(out, decode(t, m.Values))
+	}
+	return out
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -69,20 +70,20 @@ func opsTopology(t *testing.T, c redis.UniversalClient) {
 	for n := 1; n <= 3; n++ {
 		opsAdd(t, c, millrace.DeadLetterTopic("orders"), opsID(100+n), fmt.Sprintf("dead-%d", n), fmt.Sprintf(`{"order":%d}`, 100+n), message.Metadata{
 			"source":                                 "test",
-			millrace.MetadataReasonPoisoned:          "max deliveries exceeded",
-			millrace.MetadataTopicPoisoned:           "orders",
-			millrace.MetadataSubscriberPoisoned:      "worker-dead",
+			middleware.ReasonForPoisonedKey:          "max deliveries exceeded",
+			middleware.PoisonedTopicKey:              "orders",
+			middleware.PoisonedSubscriberKey:         "worker-dead",
 			millrace.MetadataDeadLetterGroup:         "billing",
 			millrace.MetadataDeadLetterConsumer:      "worker-dead",
 			millrace.MetadataDeadLetterEntryID:       opsID(50 + n),
 			millrace.MetadataDeadLetterDeliveries:    "6",
 			millrace.MetadataDeadLetterTime:          "2023-11-14T22:13:20Z",
-			millrace.MetadataHandlerPoisoned:         "",
+			middleware.PoisonedHandlerKey:            "",
 			"_millrace_not_a_dead_letter_key_at_all": "kept",
 		})
 	}
 	opsAdd(t, c, "payments", opsID(1), "pay-1", "{}", nil)
-	opsAdd(t, c, millrace.DeadLetterTopic("refunds"), opsID(200), "dead-refund", "{}", message.Metadata{millrace.MetadataTopicPoisoned: "refunds", millrace.MetadataReasonPoisoned: "boom"})
+	opsAdd(t, c, millrace.DeadLetterTopic("refunds"), opsID(200), "dead-refund", "{}", message.Metadata{middleware.PoisonedTopicKey: "refunds", middleware.ReasonForPoisonedKey: "boom"})
 	require.NoError(t, c.Set(ctx, "not-a-stream", "x", 0).Err())
 }
 

@@ -18,14 +18,11 @@ const (
 	MetadataForeign = "_millrace_foreign"
 )
 
-// Metadata keys on dead-lettered messages. The first four are the keys of
-// Watermill's PoisonQueue middleware, so tools written for it read ours.
+// Metadata keys on dead-lettered messages, besides those of Watermill's
+// PoisonQueue middleware that they also carry, so tools written for it read
+// them: middleware.ReasonForPoisonedKey (why), middleware.PoisonedTopicKey
+// and middleware.PoisonedSubscriberKey (the consumer).
 const (
-	MetadataReasonPoisoned     = "reason_poisoned"
-	MetadataTopicPoisoned      = "topic_poisoned"
-	MetadataHandlerPoisoned    = "handler_poisoned"
-	MetadataSubscriberPoisoned = "subscriber_poisoned"
-
 	// MetadataDeadLetterGroup is the consumer group that gave up on the entry.
 	MetadataDeadLetterGroup = "_millrace_dlq_group"
 	// MetadataDeadLetterConsumer is the consumer that dead-lettered the entry.

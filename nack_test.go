@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -17,13 +18,11 @@ import (
 // live context, counted by Redis's delivery counter.
 func TestNack_RedeliveredAfterBackoffWithRedisCount(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	topic := newTopic()
-	pub := e.publisher(t, millrace.PublisherConfig{})
 	const backoff = 300 * time.Millisecond
-	cfg := groupConfig("g")
-	cfg.NackBackoff = backoff
-	ch := subscribe(t, e.subscriber(t, cfg), topic)
+	fx := newGroupTopic(t, func(cfg *millrace.SubscriberConfig) {
+		cfg.NackBackoff = backoff
+	})
+	e, topic, pub, ch := fx.env, fx.topic, fx.pub, fx.ch
 	sent := publish(t, pub, topic, "again")
 
 	var prev *message.Message
@@ -53,21 +52,18 @@ func TestNack_RedeliveredAfterBackoffWithRedisCount(t *testing.T) {
 		m.Nack()
 		prev = m
 	}
-	require.Eventually(t, func() bool { return pendingCount(t, e.client, topic, "g") == 0 },
-		5*time.Second, 10*time.Millisecond)
+	requireNoPending(t, e.client, topic, "g")
 }
 
 // With one message in flight, a Nacked message waits for its backoff aside:
 // the next message is delivered meanwhile.
 func TestNack_DoesNotBlockNextMessages(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	topic := newTopic()
-	pub := e.publisher(t, millrace.PublisherConfig{})
-	cfg := groupConfig("g")
-	cfg.MaxInFlight = 1
-	cfg.NackBackoff = 500 * time.Millisecond
-	ch := subscribe(t, e.subscriber(t, cfg), topic)
+	fx := newGroupTopic(t, func(cfg *millrace.SubscriberConfig) {
+		cfg.MaxInFlight = 1
+		cfg.NackBackoff = 500 * time.Millisecond
+	})
+	topic, pub, ch := fx.topic, fx.pub, fx.ch
 	sent := publish(t, pub, topic, "A", "B")
 
 	a := receive(t, ch)
@@ -88,14 +84,12 @@ func TestNack_DoesNotBlockNextMessages(t *testing.T) {
 // the entry is moved to the dead-letter topic and acknowledged.
 func TestMaxDeliveries_DeadLetters(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	topic := newTopic()
-	pub := e.publisher(t, millrace.PublisherConfig{})
-	cfg := groupConfig("g")
-	cfg.Consumer = "worker-1"
-	cfg.MaxDeliveries = 3
-	cfg.NackBackoff = 20 * time.Millisecond
-	ch := subscribe(t, e.subscriber(t, cfg), topic)
+	fx := newGroupTopic(t, func(cfg *millrace.SubscriberConfig) {
+		cfg.Consumer = "worker-1"
+		cfg.MaxDeliveries = 3
+		cfg.NackBackoff = 20 * time.Millisecond
+	})
+	e, topic, pub, ch := fx.env, fx.topic, fx.pub, fx.ch
 	poison := message.NewMessage("poison-uuid", []byte("poison"))
 	poison.Metadata.Set("custom", "kept")
 	require.NoError(t, pub.Publish(topic, poison))
@@ -120,12 +114,12 @@ func TestMaxDeliveries_DeadLetters(t *testing.T) {
 	assert.Equal(t, "poison", string(dead.Payload))
 	md := dead.Metadata
 	assert.Equal(t, "kept", md.Get("custom"))
-	assert.Contains(t, md.Get(millrace.MetadataReasonPoisoned), "MaxDeliveries")
-	assert.Equal(t, topic, md.Get(millrace.MetadataTopicPoisoned))
+	assert.Contains(t, md.Get(middleware.ReasonForPoisonedKey), "MaxDeliveries")
+	assert.Equal(t, topic, md.Get(middleware.PoisonedTopicKey))
 	assert.Equal(t, entryID, md.Get(millrace.MetadataDeadLetterEntryID))
 	assert.Equal(t, "g", md.Get(millrace.MetadataDeadLetterGroup))
 	assert.Equal(t, "worker-1", md.Get(millrace.MetadataDeadLetterConsumer))
-	assert.Equal(t, "worker-1", md.Get(millrace.MetadataSubscriberPoisoned))
+	assert.Equal(t, "worker-1", md.Get(middleware.PoisonedSubscriberKey))
 	// Redis counted a fourth delivery when the entry was claimed back after
 	// the third Nack, which is what exceeded MaxDeliveries.
 	assert.Equal(t, "4", md.Get(millrace.MetadataDeadLetterDeliveries))
@@ -145,14 +139,12 @@ func TestMaxDeliveries_DeadLetters(t *testing.T) {
 // A custom DeadLetterTopic is used instead of the default.
 func TestMaxDeliveries_CustomDeadLetterTopic(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	topic := newTopic()
-	pub := e.publisher(t, millrace.PublisherConfig{})
-	cfg := groupConfig("g")
-	cfg.MaxDeliveries = 1
-	cfg.NackBackoff = 10 * time.Millisecond
-	cfg.DeadLetterTopic = func(topic string) string { return "dead-" + topic }
-	ch := subscribe(t, e.subscriber(t, cfg), topic)
+	fx := newGroupTopic(t, func(cfg *millrace.SubscriberConfig) {
+		cfg.MaxDeliveries = 1
+		cfg.NackBackoff = 10 * time.Millisecond
+		cfg.DeadLetterTopic = func(topic string) string { return "dead-" + topic }
+	})
+	e, topic, pub, ch := fx.env, fx.topic, fx.pub, fx.ch
 	publish(t, pub, topic, "x")
 	receive(t, ch).Nack()
 	require.Eventually(t, func() bool { return xlen(t, e.client, "dead-"+topic) == 1 }, 5*time.Second, 10*time.Millisecond)
@@ -163,19 +155,17 @@ func TestMaxDeliveries_CustomDeadLetterTopic(t *testing.T) {
 // not delivered, and gone from the PEL.
 func TestNack_EntryDeletedWhileWaiting(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	topic := newTopic()
-	pub := e.publisher(t, millrace.PublisherConfig{})
-	cfg := groupConfig("g")
-	cfg.NackBackoff = 300 * time.Millisecond
-	ch := subscribe(t, e.subscriber(t, cfg), topic)
+	fx := newGroupTopic(t, func(cfg *millrace.SubscriberConfig) {
+		cfg.NackBackoff = 300 * time.Millisecond
+	})
+	e, topic, pub, ch := fx.env, fx.topic, fx.pub, fx.ch
 	publish(t, pub, topic, "doomed")
 	m := receive(t, ch)
 	m.Nack()
 	require.NoError(t, e.client.XDel(context.Background(), topic, m.Metadata.Get(millrace.MetadataEntryID)).Err())
 
 	requireNoMessage(t, ch, time.Second)
-	require.Eventually(t, func() bool { return pendingCount(t, e.client, topic, "g") == 0 }, 5*time.Second, 10*time.Millisecond)
+	requireNoPending(t, e.client, topic, "g")
 
 	sent := publish(t, pub, topic, "next")
 	got := receive(t, ch)

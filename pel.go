@@ -9,8 +9,13 @@ import (
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
-// Operations on a group's pending entries list (PEL): every XCLAIM and
-// XPENDING Millrace sends is here.
+// member is a consumer in a consumer group of a stream: what every command
+// on the group and its pending entries list (PEL) needs. Every XREADGROUP,
+// XPENDING, XCLAIM, XAUTOCLAIM and XACK Millrace sends is a method here.
+type member struct {
+	client                  redis.UniversalClient
+	stream, group, consumer string
+}
 
 // pelChunk caps the IDs of one XCLAIM or script call.
 const pelChunk = 1000
@@ -19,19 +24,73 @@ const pelChunk = 1000
 // ClaimMinIdle, so that every other consumer's next XAUTOCLAIM takes them.
 const releaseIdle = 24 * time.Hour
 
-// claimCounted claims es to consumer (XCLAIM min-idle 0), which counts a
-// delivery, and reads their delivery counters in the same round trip.
+// read reads up to count entries after id ("0" for this consumer's pending
+// ones, ">" for new ones), waiting up to block for new ones.
+func (m member) read(ctx context.Context, id string, count int, block time.Duration) ([]redis.XMessage, error) {
+	streams, err := m.client.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group:    m.group,
+		Consumer: m.consumer,
+		Streams:  []string{m.stream, id},
+		Count:    int64(count),
+		Block:    block,
+	}).Result()
+	if rediserr.IsNil(err) {
+		return nil, nil
+	}
+	if err != nil || len(streams) == 0 {
+		return nil, err
+	}
+	return streams[0].Messages, nil
+}
+
+// ownPending lists up to count of this consumer's pending entries after
+// start ("-" for the first), with XPENDING, which counts no delivery.
+func (m member) ownPending(ctx context.Context, start string, count int) ([]redis.XPendingExt, error) {
+	return m.client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream:   m.stream,
+		Group:    m.group,
+		Start:    start,
+		End:      "+",
+		Count:    int64(count),
+		Consumer: m.consumer,
+	}).Result()
+}
+
+// autoClaim takes over up to count entries idle at least minIdle from the
+// PEL scan position cursor (XAUTOCLAIM ... JUSTID, which counts no
+// delivery). next is "0-0" at the end of the scan.
+func (m member) autoClaim(ctx context.Context, minIdle time.Duration, cursor string, count int) (ids []string, next string, err error) {
+	return m.client.XAutoClaimJustID(ctx, &redis.XAutoClaimArgs{
+		Stream:   m.stream,
+		Group:    m.group,
+		Consumer: m.consumer,
+		MinIdle:  minIdle,
+		Start:    cursor,
+		Count:    int64(count),
+	}).Result()
+}
+
+// ack acknowledges ids (XACK).
+func (m member) ack(ctx context.Context, ids ...string) error {
+	return m.client.XAck(ctx, m.stream, m.group, ids...).Err()
+}
+
+// claimCounted claims es to this consumer (XCLAIM min-idle 0), which counts
+// a delivery, and reads their delivery counters in the same round trip.
 // Entries no longer pending, or deleted, are not returned.
-func claimCounted(ctx context.Context, client redis.UniversalClient, stream, group, consumer string, es []*entry) ([]*entry, error) {
+func (m member) claimCounted(ctx context.Context, es []*entry) ([]*entry, error) {
 	ids := make([]string, len(es))
 	byID := make(map[string]*entry, len(es))
 	for i, e := range es {
 		ids[i] = e.id
 		byID[e.id] = e
 	}
-	pipe := client.Pipeline()
-	claim := pipe.XClaim(ctx, &redis.XClaimArgs{Stream: stream, Group: group, Consumer: consumer, Messages: ids})
-	counts := queueDeliveryCounts(ctx, pipe, stream, group, ids)
+	pipe := m.client.Pipeline()
+	claim := pipe.XClaim(ctx, &redis.XClaimArgs{Stream: m.stream, Group: m.group, Consumer: m.consumer, Messages: ids})
+	counts := make(map[string]*redis.XPendingExtCmd, len(ids))
+	for _, id := range ids {
+		counts[id] = pipe.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: m.stream, Group: m.group, Start: id, End: id, Count: 1})
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !rediserr.IsNil(err) {
 		return nil, err
 	}
@@ -40,39 +99,18 @@ func claimCounted(ctx context.Context, client redis.UniversalClient, stream, gro
 		return nil, err
 	}
 	out := make([]*entry, 0, len(msgs))
-	for _, m := range msgs {
-		e := byID[m.ID]
+	for _, msg := range msgs {
+		e := byID[msg.ID]
 		if e == nil {
 			continue
 		}
-		e.values = m.Values
-		e.deliveries = counts.of(m.ID)
+		e.values = msg.Values
+		if pending, err := counts[msg.ID].Result(); err == nil && len(pending) > 0 {
+			e.deliveries = pending[0].RetryCount
+		}
 		out = append(out, e)
 	}
 	return out, nil
-}
-
-// pendingCounts holds one XPENDING reply per ID.
-type pendingCounts map[string]*redis.XPendingExtCmd
-
-func queueDeliveryCounts(ctx context.Context, pipe redis.Pipeliner, stream, group string, ids []string) pendingCounts {
-	counts := make(pendingCounts, len(ids))
-	for _, id := range ids {
-		counts[id] = pipe.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: group, Start: id, End: id, Count: 1})
-	}
-	return counts
-}
-
-func (c pendingCounts) of(id string) int64 {
-	cmd := c[id]
-	if cmd == nil {
-		return 0
-	}
-	pending, err := cmd.Result()
-	if err != nil || len(pending) == 0 {
-		return 0
-	}
-	return pending[0].RetryCount
 }
 
 // claimOwnedScript resets the idle time of the entries that are still
@@ -96,19 +134,19 @@ end
 return lost
 `)
 
-// claimOwned sets the idle time of ids that consumer still owns to idle and
-// returns those it does not own any more. An idle of 0 extends their lease;
-// a long one releases them to the other consumers.
-func claimOwned(ctx context.Context, client redis.UniversalClient, stream, group, consumer string, ids []string, idle time.Duration) ([]string, error) {
+// claimOwned sets the idle time of ids that this consumer still owns to
+// idle and returns those it does not own any more. An idle of 0 extends
+// their lease; a long one releases them to the other consumers.
+func (m member) claimOwned(ctx context.Context, ids []string, idle time.Duration) ([]string, error) {
 	var lost []string
 	for len(ids) > 0 {
 		n := min(len(ids), pelChunk)
 		args := make([]interface{}, 0, 3+n)
-		args = append(args, group, consumer, idle.Milliseconds())
+		args = append(args, m.group, m.consumer, idle.Milliseconds())
 		for _, id := range ids[:n] {
 			args = append(args, id)
 		}
-		reply, err := claimOwnedScript.Run(ctx, client, []string{stream}, args...).StringSlice()
+		reply, err := claimOwnedScript.Run(ctx, m.client, []string{m.stream}, args...).StringSlice()
 		if err != nil && !rediserr.IsNil(err) {
 			return lost, err
 		}
@@ -118,10 +156,10 @@ func claimOwned(ctx context.Context, client redis.UniversalClient, stream, group
 	return lost, nil
 }
 
-// releaseEntries marks the entries consumer still owns as long idle, so
-// other consumers of the group claim them on their next scan. They stay in
-// this consumer's PEL, so a restart under the same name reads them too.
-func releaseEntries(ctx context.Context, client redis.UniversalClient, stream, group, consumer string, ids []string) error {
-	_, err := claimOwned(ctx, client, stream, group, consumer, ids, releaseIdle)
+// release marks the entries this consumer still owns as long idle, so other
+// consumers of the group claim them on their next scan. They stay in this
+// consumer's PEL, so a restart under the same name reads them too.
+func (m member) release(ctx context.Context, ids []string) error {
+	_, err := m.claimOwned(ctx, ids, releaseIdle)
 	return err
 }

@@ -38,6 +38,7 @@ type Publisher struct {
 	// Close, so Close waits for them.
 	mu     sync.RWMutex
 	closed bool
+	shut   chan struct{} // closed once Close has finished
 
 	trimmer *trimmer // nil unless some topic's retention is KeepUnacked
 	trimLog lockedErrorLog
@@ -64,6 +65,7 @@ func NewPublisher(client redis.UniversalClient, config PublisherConfig, logger w
 		logger: logger,
 		queue:  make(chan *publishRequest, config.MaxBatch),
 		slots:  make(chan struct{}, config.Pipelines),
+		shut:   make(chan struct{}),
 	}
 	if config.keepsUnacked() {
 		p.trimmer = newTrimmer(client, config, logger)
@@ -331,18 +333,20 @@ func (req *publishRequest) result(durErr error) error {
 }
 
 // Close waits for the Publish calls in progress, makes a last round of
-// KeepUnacked trimming and stops. It is idempotent
-// and does not close the Redis client.
+// KeepUnacked trimming and stops. It is idempotent and safe to call
+// concurrently: every call returns once the first has finished. It does not
+// close the Redis client.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
-	}
+	first := !p.closed
 	p.closed = true
 	p.mu.Unlock()
-	if p.trimmer != nil {
-		p.trimmer.stopAndWait()
+	if first {
+		if p.trimmer != nil {
+			p.trimmer.stop()
+		}
+		close(p.shut)
 	}
+	<-p.shut
 	return nil
 }

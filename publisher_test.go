@@ -345,3 +345,71 @@ func TestPublish_RetentionMaxAge(t *testing.T) {
 		assert.EqualValues(t, left+3, xlen(t, e.client, topic), "new entries stay")
 	})
 }
+
+// blockXTrim is a go-redis hook that holds every XTRIM until release is
+// closed, after signalling entered once.
+type blockXTrim struct {
+	entered chan struct{}
+	once    sync.Once
+	release chan struct{}
+}
+
+func (h *blockXTrim) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *blockXTrim) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *blockXTrim) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "xtrim" {
+			h.once.Do(func() { close(h.entered) })
+			<-h.release
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// A Close that races another returns only once the first has finished,
+// here its last round of KeepUnacked trimming, held up by a hook.
+func TestPublisher_ConcurrentCloseWaitsForTheFirst(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartFromEnv(t)
+	client := srv.Client(t)
+	hook := &blockXTrim{entered: make(chan struct{}), release: make(chan struct{})}
+	client.AddHook(hook)
+	pub, err := millrace.NewPublisher(client, millrace.PublisherConfig{
+		Retention:    millrace.Retention{KeepUnacked: true},
+		TrimInterval: time.Hour, // only Close's last round trims
+	}, testLogger)
+	require.NoError(t, err)
+	topic := newTopic()
+	require.NoError(t, client.XGroupCreateMkStream(context.Background(), topic, "g", "$").Err())
+	publish(t, pub, topic, "one")
+
+	var (
+		mu    sync.Mutex
+		order []string
+	)
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	first := make(chan error, 1)
+	go func() { first <- pub.Close() }()
+	<-hook.entered // the first Close is in its last trim round
+
+	second := make(chan error, 1)
+	go func() {
+		err := pub.Close()
+		note("second Close returned")
+		second <- err
+	}()
+	go func() {
+		// Let the trim go once the second Close has had every chance to
+		// return early.
+		time.Sleep(100 * time.Millisecond)
+		note("trim released")
+		close(hook.release)
+	}()
+	require.NoError(t, <-second)
+	require.NoError(t, <-first)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"trim released", "second Close returned"}, order)
+}

@@ -2,7 +2,6 @@ package millrace
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -17,8 +16,22 @@ import (
 // broadcast mode it follows the stream with XREAD from where Subscribe
 // found its end. Errors never end it: it backs off and tries again.
 type reader struct {
-	sub    *subscription
-	lastID string // last entry read, for broadcast and for recreating a group
+	loop
+	client   redis.UniversalClient
+	stream   string
+	m        *member // nil in broadcast mode
+	newGroup string  // where a group recreated before any read starts
+	prefetch int
+	block    time.Duration
+	// skipOwnPending is set when another subscription of the same Subscriber
+	// reads the topic as the same consumer: that one holds the consumer's
+	// pending entries, so this one does not read them again.
+	skipOwnPending bool
+	held           *heldSet
+	queue          *queue
+	logger         watermill.LoggerAdapter
+
+	lastID string // last entry read: where broadcast goes on and a group is recreated
 	retry  backoff
 	log    errorLog
 	// ownPendingRead is closed once this consumer's own pending entries are
@@ -27,33 +40,24 @@ type reader struct {
 	ownPendingRead chan struct{}
 }
 
-func newReader(sub *subscription) *reader {
-	return &reader{
-		sub:            sub,
-		retry:          newRetryBackoff(),
-		log:            errorLog{logger: sub.logger},
-		ownPendingRead: make(chan struct{}),
-	}
-}
+func (r *reader) start() { r.goRun(r.run) }
 
-func (r *reader) run() {
-	if r.sub.group == "" {
+func (r *reader) run(ctx context.Context) {
+	if r.m == nil {
 		close(r.ownPendingRead)
-		r.lastID = r.sub.lastReadID
-		r.loop(r.readBroadcast)
+		r.loopOn(ctx, r.readBroadcast)
 		return
 	}
-	if !r.sub.sharesConsumer {
-		r.loop(r.readOwnPending)
+	if !r.skipOwnPending {
+		r.loopOn(ctx, r.readOwnPending)
 	}
 	close(r.ownPendingRead)
-	r.loop(r.readNew)
+	r.loopOn(ctx, r.readNew)
 }
 
-// loop calls read until it reports done or the subscription stops, pacing
-// failures with backoff.
-func (r *reader) loop(read func(context.Context) (done bool, err error)) {
-	ctx := r.sub.soft
+// loopOn calls read until it reports done or ctx ends, pacing failures
+// with backoff.
+func (r *reader) loopOn(ctx context.Context, read func(context.Context) (done bool, err error)) {
 	for ctx.Err() == nil {
 		done, err := read(ctx)
 		if err != nil {
@@ -64,7 +68,7 @@ func (r *reader) loop(read func(context.Context) (done bool, err error)) {
 			continue
 		}
 		r.retry.reset()
-		r.log.recovered("Reading from Redis again", r.sub.fields)
+		r.log.recovered("Reading from Redis again", nil)
 		if done {
 			return
 		}
@@ -72,40 +76,31 @@ func (r *reader) loop(read func(context.Context) (done bool, err error)) {
 }
 
 func (r *reader) failed(ctx context.Context, err error) {
-	sub := r.sub
-	if rediserr.IsNoGroup(err) && sub.group != "" {
-		start := sub.config.NewGroupStartID
+	if rediserr.IsNoGroup(err) && r.m != nil {
+		start := r.newGroup
 		if r.lastID != "" {
 			start = r.lastID
 		}
-		sub.logger.Info("Consumer group or stream is gone; recreating it", sub.fields.Add(watermill.LogFields{"start_id": start}))
-		if err = createGroup(ctx, sub.client, sub.stream, sub.group, start); err == nil {
+		r.logger.Info("Consumer group or stream is gone; recreating it", watermill.LogFields{"start_id": start})
+		if err = createGroup(ctx, r.client, r.stream, r.m.group, start); err == nil {
 			return
 		}
 	}
-	r.log.failure("Cannot read from Redis; retrying", err, sub.fields)
-	reloadOnNetworkError(sub.client, err)
+	r.log.failure("Cannot read from Redis; retrying", err, nil)
+	reloadOnNetworkError(r.client, err)
 	sleepCtx(ctx, r.retry.next())
 }
 
 // readOwnPending lists one page of this consumer's pending entries (what a
-// previous run under the same name left unacknowledged) with XPENDING, which
-// counts no delivery; each is claimed when a worker hands it out. Done when
-// there are no more.
+// previous run under the same name left unacknowledged); each is claimed,
+// counting a delivery, when a worker hands it out. Done when there are no
+// more.
 func (r *reader) readOwnPending(ctx context.Context) (bool, error) {
-	sub := r.sub
 	start := "-"
 	if r.lastID != "" {
 		start = "(" + r.lastID
 	}
-	pending, err := sub.client.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream:   sub.stream,
-		Group:    sub.group,
-		Start:    start,
-		End:      "+",
-		Count:    int64(sub.config.Prefetch),
-		Consumer: sub.config.Consumer,
-	}).Result()
+	pending, err := r.m.ownPending(ctx, start, r.prefetch)
 	if err != nil || len(pending) == 0 {
 		return err == nil, err
 	}
@@ -117,56 +112,38 @@ func (r *reader) readOwnPending(ctx context.Context) (bool, error) {
 	return !r.pushHeld(es), nil
 }
 
-// readNew waits up to BlockTime for entries never delivered to the group.
+// readNew waits up to the block time for entries never delivered to the
+// group.
 func (r *reader) readNew(ctx context.Context) (bool, error) {
-	msgs, err := r.readGroup(ctx, ">", r.sub.config.BlockTime)
+	msgs, err := r.m.read(ctx, ">", r.prefetch, r.block)
 	if err != nil || len(msgs) == 0 {
 		return false, err
 	}
-	es := toEntries(msgs, 1)
+	es := toEntries(msgs)
 	r.lastID = es[len(es)-1].id
 	return !r.pushHeld(es), nil
 }
 
-func (r *reader) readGroup(ctx context.Context, id string, block time.Duration) ([]redis.XMessage, error) {
-	sub := r.sub
-	streams, err := sub.client.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group:    sub.group,
-		Consumer: sub.config.Consumer,
-		Streams:  []string{sub.stream, id},
-		Count:    int64(sub.config.Prefetch),
-		Block:    block,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil || len(streams) == 0 {
-		return nil, err
-	}
-	return streams[0].Messages, nil
-}
-
-// readBroadcast waits up to BlockTime for entries after lastID.
+// readBroadcast waits up to the block time for entries after lastID.
 func (r *reader) readBroadcast(ctx context.Context) (bool, error) {
-	sub := r.sub
-	streams, err := sub.client.XRead(ctx, &redis.XReadArgs{
-		Streams: []string{sub.stream, r.lastID},
-		Count:   int64(sub.config.Prefetch),
-		Block:   sub.config.BlockTime,
+	streams, err := r.client.XRead(ctx, &redis.XReadArgs{
+		Streams: []string{r.stream, r.lastID},
+		Count:   int64(r.prefetch),
+		Block:   r.block,
 	}).Result()
-	if errors.Is(err, redis.Nil) || (err == nil && len(streams) == 0) {
+	if rediserr.IsNil(err) || (err == nil && len(streams) == 0) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	es := toEntries(streams[0].Messages, 1)
+	es := toEntries(streams[0].Messages)
 	if len(es) == 0 {
 		return false, nil
 	}
 	r.lastID = es[len(es)-1].id
 	for _, e := range es {
-		if !sub.push(e) {
+		if !r.queue.push(e) {
 			return true, nil
 		}
 	}
@@ -175,18 +152,19 @@ func (r *reader) readBroadcast(ctx context.Context) (bool, error) {
 
 // pushHeld records es as held and queues them; false when stopping.
 func (r *reader) pushHeld(es []*entry) bool {
-	for _, e := range r.sub.held.add(es) {
-		if !r.sub.push(e) {
+	for _, e := range r.held.add(es) {
+		if !r.queue.push(e) {
 			return false
 		}
 	}
 	return true
 }
 
-func toEntries(msgs []redis.XMessage, deliveries int64) []*entry {
+// toEntries makes entries of messages just read, on their first delivery.
+func toEntries(msgs []redis.XMessage) []*entry {
 	es := make([]*entry, len(msgs))
 	for i, m := range msgs {
-		es[i] = &entry{id: m.ID, values: m.Values, deliveries: deliveries}
+		es[i] = &entry{id: m.ID, values: m.Values, deliveries: 1}
 	}
 	return es
 }

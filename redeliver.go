@@ -2,6 +2,7 @@ package millrace
 
 import (
 	"container/heap"
+	"context"
 	"sync"
 	"time"
 )
@@ -9,24 +10,23 @@ import (
 // redeliverer hands Nacked entries out again when their backoff ends: one
 // goroutine and one timer for all of them. In a group the worker that takes
 // one claims it back with XCLAIM, which bumps Redis's delivery counter, so
-// Redis sees every Nack.
+// Redis sees every Nack. Entries still waiting at stop stay held and are
+// released.
 type redeliverer struct {
-	sub  *subscription
+	loop
+	claim bool // in a group: mark entries to be claimed again
+	queue *queue
+
 	mu   sync.Mutex
 	due  dueHeap
 	wake chan struct{}
-	done chan struct{}
 }
 
-func newRedeliverer(sub *subscription) *redeliverer {
-	return &redeliverer{sub: sub, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newRedeliverer(parent context.Context, claim bool, q *queue) *redeliverer {
+	return &redeliverer{loop: newLoop(parent), claim: claim, queue: q, wake: make(chan struct{}, 1)}
 }
 
-func (r *redeliverer) start() { go r.run() }
-
-// stop waits for the goroutine, which ends with the subscription's soft
-// context. Entries still waiting stay held and are released.
-func (r *redeliverer) stop() { <-r.done }
+func (r *redeliverer) start() { r.goRun(r.run) }
 
 // schedule redelivers e after delay. It never blocks.
 func (r *redeliverer) schedule(e *entry, delay time.Duration) {
@@ -55,9 +55,7 @@ func (r *redeliverer) pop() ([]*entry, time.Duration) {
 	return ready, wait
 }
 
-func (r *redeliverer) run() {
-	defer close(r.done)
-	ctx := r.sub.soft
+func (r *redeliverer) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -83,8 +81,8 @@ func (r *redeliverer) run() {
 // takes it.
 func (r *redeliverer) deliver(ready []*entry) bool {
 	for _, e := range ready {
-		e.claim = r.sub.group != ""
-		if !r.sub.push(e) {
+		e.claim = r.claim
+		if !r.queue.push(e) {
 			return false
 		}
 	}

@@ -101,8 +101,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err := s.version.check(ctx, s.client, streamKey(topic)); err != nil {
 		return nil, err
 	}
-	sub := newSubscription(s, topic)
-	sub.values = context.WithoutCancel(ctx)
+	sub := newSubscription(s, topic, context.WithoutCancel(ctx))
 	if err := sub.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -112,7 +111,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if s.closed {
 		return nil, ErrSubscriberClosed
 	}
-	sub.sharesConsumer = s.active[topic] > 0
+	sub.reader.skipOwnPending = s.active[topic] > 0
 	s.active[topic]++
 	s.running.Add(1)
 	go func() {

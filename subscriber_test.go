@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -299,7 +300,7 @@ func TestSubscribe_RestartSameConsumerRedeliversOwnPending(t *testing.T) {
 				"MetadataDeliveryCount is Redis's counter")
 			got.Ack()
 		}
-		require.Eventually(t, func() bool { return pendingCount(t, e.client, topic, "g") == 0 }, 5*time.Second, 10*time.Millisecond)
+		requireNoPending(t, e.client, topic, "g")
 	})
 
 	// The same after a graceful Close, which releases the unacknowledged
@@ -385,10 +386,9 @@ func TestSubscribe_MalformedEntryDeadLettered(t *testing.T) {
 	m.Ack()
 
 	dlq := millrace.DeadLetterTopic(topic)
-	require.Eventually(t, func() bool { return xlen(t, e.client, dlq) == 1 }, 5*time.Second, 10*time.Millisecond)
-	dead := decode(t, entries(t, e.client, dlq)[0].Values)
-	assert.Contains(t, dead.Metadata.Get(millrace.MetadataReasonPoisoned), "malformed")
-	assert.Equal(t, topic, dead.Metadata.Get(millrace.MetadataTopicPoisoned))
+	dead := awaitDeadLetters(t, e.client, dlq, 1)[0]
+	assert.Contains(t, dead.Metadata.Get(middleware.ReasonForPoisonedKey), "malformed")
+	assert.Equal(t, topic, dead.Metadata.Get(middleware.PoisonedTopicKey))
 	assert.Equal(t, badID, dead.Metadata.Get(millrace.MetadataDeadLetterEntryID))
 	assert.Equal(t, "g", dead.Metadata.Get(millrace.MetadataDeadLetterGroup))
 	assert.Contains(t, string(dead.Payload), "garbage", "the undecodable entry's fields are kept")
@@ -411,7 +411,7 @@ func TestSubscribe_GroupOrStreamDeleted(t *testing.T) {
 			ch := subscribe(t, e.subscriber(t, groupConfig("g")), topic)
 			publish(t, pub, topic, "before")
 			receive(t, ch).Ack()
-			require.Eventually(t, func() bool { return pendingCount(t, e.client, topic, "g") == 0 }, 5*time.Second, 10*time.Millisecond)
+			requireNoPending(t, e.client, topic, "g")
 
 			require.NoError(t, remove(topic))
 			require.Eventually(t, func() bool {

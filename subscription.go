@@ -2,11 +2,13 @@ package millrace
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/keys"
 )
 
 // entry is a stream entry on its way to a handler.
@@ -27,125 +29,179 @@ type entry struct {
 	claim bool
 }
 
-// subscription is one Subscribe call: a reader (and, in a group, a claimer
-// and an acker) feed a queue of entries that MaxInFlight workers hand out on
-// out, one message at a time each. The run goroutine owns out and closes it.
+// queue hands entries from the feeders (reader, claimer, redeliverer) to
+// the workers.
+type queue struct {
+	ch       chan *entry
+	stopping <-chan struct{} // the subscription's soft end
+}
+
+// push queues e; false when the subscription is stopping.
+func (q *queue) push(e *entry) bool {
+	select {
+	case q.ch <- e:
+		return true
+	case <-q.stopping:
+		return false
+	}
+}
+
+// subscription is one Subscribe call: a reader (and, in a group, a claimer)
+// feed a queue of entries that workers hand out on out, one message at a
+// time each; in a group an acker batches the acknowledgements and a leaser
+// keeps the held entries from being claimed by others. The run goroutine
+// owns out and closes it.
 type subscription struct {
-	*Subscriber
-	topic  string
-	stream string
-	group  string
-	fields watermill.LogFields
+	m            *member // nil in broadcast mode
+	client       redis.UniversalClient
+	stream       string
+	newGroup     string
+	closeTimeout time.Duration
+	logger       watermill.LoggerAdapter
 
 	// soft stops taking new work; hard abandons messages still in handlers.
 	soft, hard             context.Context
 	cancelSoft, cancelHard context.CancelFunc
-	// values is Subscribe's context without its cancellation: messages'
-	// contexts carry its values.
-	values context.Context
 
-	queue chan *entry
-	out   chan *message.Message
-
-	held       *heldSet // entries read and not yet acked (group only)
-	leaser     *leaser
-	acker      *acker
-	claimer    *claimer
-	redeliver  *redeliverer
-	reader     *reader
-	lastReadID string // broadcast: where the first XREAD starts
-	// deadLetterLog rate-limits the failures of dead-lettering, which
-	// workers retry every few seconds while they last.
-	deadLetterLog lockedErrorLog
-	// sharesConsumer is set when another subscription of the same Subscriber
-	// reads the topic as the same consumer: that one holds the consumer's
-	// pending entries, so this one does not read them again.
-	sharesConsumer bool
+	out       chan *message.Message
+	held      *heldSet // entries read and not yet acked (group only)
+	reader    *reader
+	workers   *workers
+	redeliver *redeliverer
+	mover     *delayMover // nil when the Subscriber does not move delayed messages
+	acker     *acker      // group only, like claimer and leaser
+	claimer   *claimer
+	leaser    *leaser
 }
 
-func newSubscription(s *Subscriber, topic string) *subscription {
+// newSubscription builds a subscription of topic and all its components.
+// values is Subscribe's context: messages' contexts carry its values.
+func newSubscription(s *Subscriber, topic string, values context.Context) *subscription {
+	cfg := s.config
 	soft, cancelSoft := context.WithCancel(context.Background())
 	hard, cancelHard := context.WithCancel(context.Background())
 	sub := &subscription{
-		Subscriber: s,
-		topic:      topic,
-		stream:     streamKey(topic),
-		group:      s.config.ConsumerGroup,
+		client:       s.client,
+		stream:       streamKey(topic),
+		newGroup:     cfg.NewGroupStartID,
+		closeTimeout: cfg.CloseTimeout,
+		logger: s.logger.With(watermill.LogFields{
+			"topic":          topic,
+			"consumer_group": cfg.ConsumerGroup,
+			"consumer":       cfg.Consumer,
+		}),
 		soft:       soft,
 		hard:       hard,
 		cancelSoft: cancelSoft,
 		cancelHard: cancelHard,
-		queue:      make(chan *entry, s.config.Prefetch),
 		out:        make(chan *message.Message),
-		fields: watermill.LogFields{
-			"topic":          topic,
-			"consumer_group": s.config.ConsumerGroup,
-			"consumer":       s.config.Consumer,
-		},
 	}
-	if sub.group != "" {
+	q := &queue{ch: make(chan *entry, cfg.Prefetch), stopping: soft.Done()}
+	if cfg.ConsumerGroup != "" {
+		sub.m = &member{client: s.client, stream: sub.stream, group: cfg.ConsumerGroup, consumer: cfg.Consumer}
 		sub.held = newHeldSet()
-		sub.leaser = newLeaser(sub)
-		sub.acker = newAcker(sub)
-		sub.claimer = newClaimer(sub)
 	}
-	sub.redeliver = newRedeliverer(sub)
-	sub.reader = newReader(sub)
+	sub.reader = &reader{
+		loop:           newLoop(soft),
+		client:         s.client,
+		stream:         sub.stream,
+		m:              sub.m,
+		newGroup:       cfg.NewGroupStartID,
+		prefetch:       cfg.Prefetch,
+		block:          cfg.BlockTime,
+		held:           sub.held,
+		queue:          q,
+		logger:         sub.logger,
+		retry:          newRetryBackoff(),
+		log:            errorLog{logger: sub.logger},
+		ownPendingRead: make(chan struct{}),
+	}
+	sub.redeliver = newRedeliverer(soft, sub.m != nil, q)
+	if !cfg.NoDelayedMover {
+		sub.mover = &delayMover{loop: newLoop(soft), client: s.client, delayed: keys.Delayed(topic), stream: sub.stream, logger: sub.logger}
+	}
+	if sub.m != nil {
+		sub.acker = newAcker(sub.m, cfg.AckBatch, cfg.AckInterval, sub.held, hard, sub.logger)
+		sub.claimer = &claimer{
+			loop:           newLoop(soft),
+			m:              sub.m,
+			minIdle:        cfg.ClaimMinIdle,
+			interval:       cfg.ClaimInterval,
+			batch:          min(cfg.ClaimBatch, cfg.Prefetch),
+			pruneAfter:     cfg.PruneConsumersAfter,
+			ownPendingRead: sub.reader.ownPendingRead,
+			held:           sub.held,
+			queue:          q,
+			logger:         sub.logger,
+		}
+		// The leaser outlives soft: it renews until the workers are done.
+		sub.leaser = &leaser{loop: newLoop(context.Background()), m: sub.m, every: cfg.ClaimMinIdle / 6, held: sub.held, logger: sub.logger}
+	}
+	sub.workers = &workers{
+		n:      cfg.MaxInFlight,
+		queue:  q.ch,
+		out:    sub.out,
+		values: values,
+		soft:   soft,
+		hard:   hard,
+		m:      sub.m,
+		held:   sub.held,
+		acker:  sub.acker,
+		deadLetters: &deadLetterer{
+			m:           sub.m,
+			topic:       topic,
+			deadLetter:  cfg.DeadLetterTopic(topic),
+			unmarshaler: cfg.Unmarshaler,
+			marshaler:   cfg.Marshaler,
+			acker:       sub.acker,
+			redeliver:   sub.redeliver,
+			hard:        hard,
+			logger:      sub.logger,
+		},
+		redeliver:     sub.redeliver,
+		unmarshaler:   cfg.Unmarshaler,
+		maxDeliveries: cfg.MaxDeliveries,
+		nackBackoff:   cfg.NackBackoff,
+		nackMax:       cfg.NackBackoffMax,
+		logger:        sub.logger,
+	}
 	return sub
 }
 
 // prepare does what must be done before Subscribe returns: create the group,
 // or fix the broadcast start at the stream's current end.
 func (sub *subscription) prepare(ctx context.Context) error {
-	if sub.group != "" {
-		return createGroup(ctx, sub.client, sub.stream, sub.group, sub.config.NewGroupStartID)
+	if sub.m != nil {
+		return createGroup(ctx, sub.client, sub.stream, sub.m.group, sub.newGroup)
 	}
 	id, err := lastEntryID(ctx, sub.client, sub.stream)
 	if err != nil {
 		return err
 	}
-	sub.lastReadID = id
+	sub.reader.lastID = id
 	return nil
 }
 
 // run delivers until ctx is cancelled or closing is closed, then shuts the
-// subscription down in order: workers, output channel, feeders, release of
-// held entries, final XACK.
+// subscription down in order: workers, output channel, feeders, final XACK,
+// release of held entries.
 func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 	defer sub.cancelHard()
 	defer sub.cancelSoft()
-	sub.logger.Info("Subscribed", sub.fields)
+	sub.logger.Info("Subscribed", nil)
 	if sub.leaser != nil {
 		sub.leaser.start()
 	}
-
-	var feeders sync.WaitGroup
-	feeders.Add(1)
-	go func() {
-		defer feeders.Done()
-		sub.reader.run()
-	}()
+	sub.reader.start()
 	sub.redeliver.start()
-	delayer := newDelayer(sub) // delay.go
-	delayer.start()
+	if sub.mover != nil {
+		sub.mover.start()
+	}
 	if sub.acker != nil {
 		sub.acker.start()
 		sub.claimer.start()
 	}
-
-	var workers sync.WaitGroup
-	workers.Add(sub.config.MaxInFlight)
-	for range sub.config.MaxInFlight {
-		go func() {
-			defer workers.Done()
-			sub.work()
-		}()
-	}
-	workersDone := make(chan struct{})
-	go func() {
-		workers.Wait()
-		close(workersDone)
-	}()
+	sub.workers.start()
 
 	// Cancelling Subscribe's context ends the subscription as gracefully as
 	// Close: Watermill's Router does both at once when it closes.
@@ -154,39 +210,31 @@ func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 	case <-closing:
 	}
 	sub.cancelSoft()
-	grace := time.NewTimer(sub.config.CloseTimeout)
+	grace := time.NewTimer(sub.closeTimeout)
 	select {
-	case <-workersDone:
+	case <-sub.workers.stopped():
 	case <-grace.C:
-		sub.logger.Info("Timed out waiting for handlers to acknowledge; their messages stay pending", sub.fields)
+		sub.logger.Info("Timed out waiting for handlers to acknowledge; their messages stay pending", nil)
 		sub.cancelHard()
 	}
 	grace.Stop()
-	<-workersDone
+	sub.workers.stop()
 	if sub.leaser != nil {
-		sub.leaser.stopAndWait()
+		sub.leaser.stop()
 	}
 	close(sub.out)
 
-	feeders.Wait()
-	delayer.stop()
+	sub.reader.stop()
+	if sub.mover != nil {
+		sub.mover.stop()
+	}
 	sub.redeliver.stop()
 	if sub.acker != nil {
 		sub.claimer.stop()
 		sub.acker.stop() // before the release: acknowledged entries are not released
 		sub.releaseHeld()
 	}
-	sub.logger.Info("Subscription ended", sub.fields)
-}
-
-// push hands e to the workers; false when the subscription is stopping.
-func (sub *subscription) push(e *entry) bool {
-	select {
-	case sub.queue <- e:
-		return true
-	case <-sub.soft.Done():
-		return false
-	}
+	sub.logger.Info("Subscription ended", nil)
 }
 
 // releaseHeld makes the entries this subscription read but did not finish
@@ -198,12 +246,12 @@ func (sub *subscription) releaseHeld() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
 	defer cancel()
-	if err := releaseEntries(ctx, sub.client, sub.stream, sub.group, sub.config.Consumer, ids); err != nil {
-		sub.logger.Error("Cannot release unacknowledged entries; others take them after ClaimMinIdle", err,
-			sub.fields.Add(watermill.LogFields{"entries": len(ids)}))
+	fields := watermill.LogFields{"entries": len(ids)}
+	if err := sub.m.release(ctx, ids); err != nil {
+		sub.logger.Error("Cannot release unacknowledged entries; others take them after ClaimMinIdle", err, fields)
 		return
 	}
-	sub.logger.Debug("Released unacknowledged entries", sub.fields.Add(watermill.LogFields{"entries": len(ids)}))
+	sub.logger.Debug("Released unacknowledged entries", fields)
 }
 
 // finalCallTimeout bounds the Redis calls made while a subscription shuts

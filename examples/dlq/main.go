@@ -25,6 +25,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/examples/internal/exampleutil"
@@ -97,7 +98,7 @@ func run() error {
 	router.AddConsumerHandler("audit_dead_letters", dlqTopic, dlqSubscriber, func(msg *message.Message) error {
 		md := msg.Metadata
 		fmt.Printf("dead letter %q from %s: reason=%q deliveries=%s entry=%s group=%s\n",
-			msg.Payload, md.Get(millrace.MetadataTopicPoisoned), md.Get(millrace.MetadataReasonPoisoned),
+			msg.Payload, md.Get(middleware.PoisonedTopicKey), md.Get(middleware.ReasonForPoisonedKey),
 			md.Get(millrace.MetadataDeadLetterDeliveries), md.Get(millrace.MetadataDeadLetterEntryID),
 			md.Get(millrace.MetadataDeadLetterGroup))
 		dead.Done(msg.UUID)

@@ -3,6 +3,7 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -162,13 +163,20 @@ func slotOwner(n *Server, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ranges, err := cl.ClusterSlots(ctx).Result()
+	shards, err := cl.ClusterShards(ctx).Result()
 	if err != nil {
 		return "", err
 	}
-	for _, r := range ranges {
-		if int64(r.Start) <= slot && slot <= int64(r.End) && len(r.Nodes) > 0 {
-			return r.Nodes[0].Addr, nil
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start > slot || slot > r.End {
+				continue
+			}
+			for _, node := range sh.Nodes {
+				if node.Role == "master" && node.Health != "fail" {
+					return net.JoinHostPort(node.IP, strconv.FormatInt(node.Port, 10)), nil
+				}
+			}
 		}
 	}
 	return "", fmt.Errorf("%s: no master for slot %d", n.Addr(), slot)

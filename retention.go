@@ -2,6 +2,8 @@ package millrace
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -12,15 +14,79 @@ import (
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
-// DefaultTrimInterval is how often a Publisher trims topics whose retention
-// keeps unacknowledged entries ([Retention.KeepUnacked]).
-const DefaultTrimInterval = time.Second
+// Retention bounds a topic's stream. Trimming deletes the oldest entries
+// whether or not every consumer group has read them: a group lagging further
+// behind than the retention loses those messages.
+type Retention struct {
+	// MaxLen keeps about this many entries: XADD ... MAXLEN ~ MaxLen.
+	// Redis trims whole nodes, so a few tens more may stay. 0 = no limit.
+	MaxLen int64
+	// MaxAge drops entries older than this, by the time in their IDs:
+	// XADD ... MINID ~ <now-MaxAge> (with MaxLen, an XTRIM MINID ~ once per
+	// pipeline and topic). Like MaxLen it trims whole nodes, so up to about a
+	// hundred older entries may stay. 0 = no limit.
+	MaxAge time.Duration
+	// KeepUnacked makes retention safe: an entry is trimmed only once every
+	// consumer group of the topic has read and acknowledged it (and, with
+	// MaxAge, once it is also older than MaxAge). With neither MaxLen nor
+	// MaxAge, everything acknowledged by all groups is trimmed. The Publisher
+	// trims every TrimInterval with XINFO GROUPS, XPENDING and XTRIM MINID ~;
+	// a topic without groups is not trimmed. It cannot be combined with
+	// MaxLen.
+	KeepUnacked bool
+}
+
+func (r Retention) validate() error {
+	if r.MaxLen < 0 {
+		return fmt.Errorf("MaxLen must not be negative, got %d", r.MaxLen)
+	}
+	if r.MaxAge < 0 {
+		return fmt.Errorf("MaxAge must not be negative, got %s", r.MaxAge)
+	}
+	if r.KeepUnacked && r.MaxLen > 0 {
+		return errors.New("KeepUnacked cannot be combined with MaxLen: trimming by count cannot spare unacknowledged entries")
+	}
+	return nil
+}
+
+// trimsInPipeline reports whether a pipeline to the topic ends with XTRIM:
+// when MaxLen takes XADD's one trimming clause and MaxAge needs another.
+func (r Retention) trimsInPipeline() bool { return r.MaxAge > 0 && r.MaxLen > 0 && !r.KeepUnacked }
+
+// minID is XADD's MINID clause for MaxAge, when XADD trims by age.
+func (r Retention) minID() string {
+	if r.MaxAge == 0 || r.MaxLen > 0 || r.KeepUnacked {
+		return ""
+	}
+	return entryid.MinAt(time.Now().Add(-r.MaxAge))
+}
+
+// keepsUnacked reports whether any topic's retention is KeepUnacked.
+func (c PublisherConfig) keepsUnacked() bool {
+	if c.Retention.KeepUnacked {
+		return true
+	}
+	for _, r := range c.TopicRetention {
+		if r.KeepUnacked {
+			return true
+		}
+	}
+	return false
+}
+
+func (c PublisherConfig) retention(topic string) Retention {
+	if r, ok := c.TopicRetention[topic]; ok {
+		return r
+	}
+	return c.Retention
+}
 
 // trimmer applies KeepUnacked retention: every interval, each topic published
 // to since the last round is trimmed (XTRIM MINID ~) up to the oldest entry
 // that some consumer group has not read or not acknowledged yet, and no
-// further than MaxAge allows.
+// further than MaxAge allows. stop runs one last round.
 type trimmer struct {
+	loop
 	client   redis.UniversalClient
 	config   PublisherConfig
 	logger   watermill.LoggerAdapter
@@ -28,30 +94,20 @@ type trimmer struct {
 
 	mu     sync.Mutex
 	topics map[string]struct{}
-
-	stop chan struct{}
-	done chan struct{}
 }
 
 func newTrimmer(client redis.UniversalClient, config PublisherConfig, logger watermill.LoggerAdapter) *trimmer {
 	return &trimmer{
+		loop:     newLoop(context.Background()),
 		client:   client,
 		config:   config,
 		logger:   logger,
 		interval: config.TrimInterval,
 		topics:   map[string]struct{}{},
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
 	}
 }
 
-func (t *trimmer) start() { go t.run() }
-
-// stop ends the goroutine after one last round.
-func (t *trimmer) stopAndWait() {
-	close(t.stop)
-	<-t.done
-}
+func (t *trimmer) start() { t.goRun(t.run) }
 
 // touch notes that topic was published to.
 func (t *trimmer) touch(topic string) {
@@ -60,8 +116,7 @@ func (t *trimmer) touch(topic string) {
 	t.mu.Unlock()
 }
 
-func (t *trimmer) run() {
-	defer close(t.done)
+func (t *trimmer) run(ctx context.Context) {
 	ticker := time.NewTicker(t.interval)
 	defer ticker.Stop()
 	log := errorLog{logger: t.logger}
@@ -69,7 +124,7 @@ func (t *trimmer) run() {
 		select {
 		case <-ticker.C:
 			t.round(&log)
-		case <-t.stop:
+		case <-ctx.Done():
 			t.round(&log)
 			return
 		}

@@ -1,0 +1,179 @@
+package millrace
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// workers are the MaxInFlight goroutines of a subscription that hand out
+// messages: each takes an entry from the queue, hands it out on out and
+// waits for its Ack or Nack before the next. A message's context carries the
+// values of Subscribe's context and ends with its Ack, Nack or the
+// subscription: the worker cancels it itself. They stop taking entries when
+// soft ends and abandon the messages in handlers when hard ends.
+type workers struct {
+	n          int
+	queue      chan *entry
+	out        chan<- *message.Message
+	values     context.Context
+	soft, hard context.Context
+
+	m             *member       // nil in broadcast mode
+	held          *heldSet      // nil in broadcast mode
+	acker         *acker        // nil in broadcast mode
+	redeliver     *redeliverer  // Nacked entries and failed claims
+	deadLetters   *deadLetterer // entries delivered too often or malformed
+	unmarshaler   Unmarshaler
+	maxDeliveries int
+	nackBackoff   time.Duration
+	nackMax       time.Duration
+	logger        watermill.LoggerAdapter
+
+	wg   sync.WaitGroup
+	done chan struct{}
+}
+
+func (w *workers) start() {
+	w.done = make(chan struct{})
+	w.wg.Add(w.n)
+	for range w.n {
+		go func() {
+			defer w.wg.Done()
+			w.work()
+		}()
+	}
+	go func() {
+		w.wg.Wait()
+		close(w.done)
+	}()
+}
+
+// stop waits for every worker; they end once soft ends and their message
+// is finished, or once hard ends.
+func (w *workers) stop() { <-w.done }
+
+// stopped is closed once every worker has returned.
+func (w *workers) stopped() <-chan struct{} { return w.done }
+
+func (w *workers) work() {
+	for w.soft.Err() == nil {
+		var e *entry
+		select {
+		case e = <-w.queue:
+		case <-w.soft.Done():
+			return
+		}
+		if w.soft.Err() != nil {
+			return // the entry stays held and is released
+		}
+		if w.held != nil && !w.held.has(e.id) {
+			continue // acknowledged meanwhile, or taken over by another consumer
+		}
+		if e.claim {
+			w.acker.sync()
+			if !w.claimForDelivery(e) {
+				continue
+			}
+		}
+		msg, ok := w.prepareMessage(e)
+		if !ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(w.values)
+		msg.SetContext(ctx)
+		select {
+		case w.out <- msg:
+		case <-w.soft.Done():
+			cancel()
+			return
+		}
+		select {
+		case <-msg.Acked():
+			cancel()
+			w.acked(e)
+		case <-msg.Nacked():
+			cancel()
+			w.nacked(e)
+		case <-w.hard.Done():
+			cancel()
+			return
+		}
+	}
+}
+
+// prepareMessage decodes e, or disposes of it when it must not be delivered:
+// deleted while pending (cleared from the PEL), delivered too often or
+// malformed (dead-lettered).
+func (w *workers) prepareMessage(e *entry) (*message.Message, bool) {
+	if e.values == nil {
+		w.logger.Debug("Clearing pending entry deleted from the stream", watermill.LogFields{"entry_id": e.id})
+		w.acked(e)
+		return nil, false
+	}
+	if limit := w.maxDeliveries; limit > 0 && e.deliveries > int64(limit) {
+		w.deadLetters.move(e, fmt.Sprintf("delivered %d times, more than MaxDeliveries %d", e.deliveries, limit))
+		return nil, false
+	}
+	msg, err := w.unmarshaler.Unmarshal(e.values)
+	if err != nil {
+		reason := fmt.Errorf("%w %s: %w", ErrMalformedEntry, e.id, err)
+		w.logger.Error("Cannot decode stream entry", reason, nil)
+		w.deadLetters.move(e, reason.Error())
+		return nil, false
+	}
+	if msg.UUID == "" {
+		msg.UUID = e.id
+	}
+	if msg.Metadata == nil {
+		msg.Metadata = message.Metadata{}
+	}
+	msg.Metadata[MetadataEntryID] = e.id
+	msg.Metadata[MetadataDeliveryCount] = strconv.FormatInt(max(e.deliveries, 1), 10)
+	return msg, true
+}
+
+// claimForDelivery claims e back to this consumer, counting a delivery and
+// reading its fields and delivery counter. An entry that is gone (deleted
+// from the stream, or no longer pending) is acknowledged, which clears it
+// from the PEL where Redis did not. When Redis fails, e is tried later.
+func (w *workers) claimForDelivery(e *entry) bool {
+	ctx, cancel := context.WithTimeout(w.hard, finalCallTimeout)
+	defer cancel()
+	claimed, err := w.m.claimCounted(ctx, []*entry{e})
+	if err != nil {
+		if w.hard.Err() == nil {
+			w.logger.Error("Cannot claim entry for delivery; retrying later", err, watermill.LogFields{"entry_id": e.id})
+			w.redeliver.schedule(e, retryMax)
+		}
+		return false
+	}
+	if len(claimed) == 0 {
+		w.logger.Debug("Pending entry is gone from the stream", watermill.LogFields{"entry_id": e.id})
+		w.acked(e)
+		return false
+	}
+	e.claim = false
+	return true
+}
+
+// acked finishes e: in a group its ID is queued for a batched XACK, and the
+// acker stops holding it.
+func (w *workers) acked(e *entry) {
+	if w.acker != nil {
+		w.acker.add(e.id)
+	}
+}
+
+// nacked schedules e for another delivery after its backoff. The entry stays
+// pending in Redis meanwhile, and the other entries go on.
+func (w *workers) nacked(e *entry) {
+	delay := expDelay(w.nackBackoff, w.nackMax, e.nacks)
+	e.nacks++
+	w.redeliver.schedule(e, delay)
+}
