@@ -28,6 +28,10 @@ export STRESS_TEST_COUNT
 FUZZ_TIME ?= 15s
 # Arguments of `make bench`, e.g. make bench BENCH_ARGS='-h'.
 BENCH_ARGS ?=
+# The staticcheck release `make lint` installs (go install) and runs; its
+# configuration is staticcheck.conf at the root.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
 # Every module: the directories holding a go.mod, the root first.
 MODULES := $(shell find . -name go.mod \
@@ -36,7 +40,7 @@ MODULES := $(shell find . -name go.mod \
 
 REDIS_TOOLS := redis-server redis-sentinel redis-cli
 
-.PHONY: test test_short test_stress bench fmt vet quickstart deps redis-tools modules
+.PHONY: test test_short test_stress bench fmt vet lint staticcheck quickstart deps redis-tools modules
 
 # in_modules runs $(1) in every module, on its own (GOWORK=off). It goes on
 # after a failing module and fails at the end, naming the modules that failed
@@ -84,6 +88,17 @@ test_stress: redis-tools
 ## vet: go vet every module.
 vet:
 	$(call in_modules,$(GO) vet ./...)
+
+## lint: staticcheck every module (the pinned STATICCHECK_VERSION).
+lint: staticcheck
+	$(call in_modules,$(STATICCHECK) ./...)
+
+# staticcheck installs the pinned staticcheck unless that version is there.
+staticcheck:
+	@if ! "$(STATICCHECK)" -version 2>/dev/null | grep -q "$(STATICCHECK_VERSION:v%=%)"; then \
+		echo "installing staticcheck $(STATICCHECK_VERSION)"; \
+		GOWORK=off GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+	fi
 
 ## fmt: fail if any Go file is not gofmt-formatted.
 fmt:

@@ -455,3 +455,43 @@ func TestACL_TrimRefusalIsLogged(t *testing.T) {
 		return strings.Contains(logs.String(), "NOPERM this user has no permissions to run the 'xtrim' command")
 	}, 2*time.Second, 10*time.Millisecond, "the refused XTRIM is not logged; log:\n%s", logs)
 }
+
+// With NoDelayedMover a broadcast subscriber is read-only: a user with only
+// XREAD and XREVRANGE consumes, and nothing it runs is refused (a poll of
+// the delayed set would be, and would be logged).
+func TestACL_ReadOnlyBroadcastWithoutDelayedMover(t *testing.T) {
+	t.Parallel()
+	a := newACLServer(t)
+	logs := &topoLogBuffer{}
+	topic := "orders"
+	client := a.setUser(t, "reader", "reader-Secret-1", []string{"+xread", "+xrevrange"}, aclTopicKeys(topic))
+	sub, err := millrace.NewSubscriber(client, millrace.SubscriberConfig{
+		BlockTime: 100 * time.Millisecond, NoDelayedMover: true,
+	}, topoLoggerTo(logs))
+	require.NoError(t, err)
+	ch, err := sub.Subscribe(context.Background(), topic)
+	require.NoError(t, err)
+
+	// The delayed set holds a due message: a mover would move it, and
+	// without rights for that it would log NOPERM.
+	pub := newACLPublisherAsAdmin(t, a)
+	require.NoError(t, pub.Publish(topic, topoDelayed("delayed", time.Millisecond)))
+	require.NoError(t, pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("now"))))
+	msg := receive(t, ch)
+	assert.Equal(t, "now", string(msg.Payload))
+	msg.Ack()
+	// The subscription has made reads (and, had it a mover, its first poll
+	// at start) before the message arrived.
+	require.NoError(t, sub.Close())
+	assert.NotContains(t, logs.String(), "NOPERM")
+	assert.EqualValues(t, 1, a.admin.ZCard(context.Background(), millrace.DelayedKey(topic)).Val(), "nothing moved the delayed message")
+}
+
+// newACLPublisherAsAdmin is a Publisher with every right.
+func newACLPublisherAsAdmin(t *testing.T, a *aclServer) *millrace.Publisher {
+	t.Helper()
+	pub, err := millrace.NewPublisher(a.admin, millrace.PublisherConfig{}, testLogger)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, pub.Close()) })
+	return pub
+}

@@ -203,9 +203,9 @@ type SubscriberConfig struct {
 	DeadLetterTopic func(topic string) string
 	// NoDelayedMover leaves the delayed messages of the subscribed topics to
 	// other subscribers (or to a producer that moves them): this Subscriber
-	// then runs no script and never reads the delayed set, so its ACL user
-	// needs no EVALSHA or sorted-set rights. A topic whose subscribers all
-	// set it gets no delayed message delivered.
+	// never polls the delayed set, so its ACL user needs no sorted-set
+	// rights, and a broadcast subscriber only XREAD and XREVRANGE. A topic
+	// whose subscribers all set it gets no delayed message delivered.
 	// Default: false, every subscription moves its topic's due messages.
 	NoDelayedMover bool
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -88,9 +89,9 @@ func topology(t *testing.T, c redis.UniversalClient) {
 	for n := 1; n <= 3; n++ {
 		add(t, c, millrace.DeadLetterTopic("orders"), id(100+n), fmt.Sprintf("dead-%d", n), fmt.Sprintf(`{"order":%d}`, 50+n), message.Metadata{
 			"source":                              "test",
-			millrace.MetadataReasonPoisoned:       "handler failed: payment declined",
-			millrace.MetadataTopicPoisoned:        "orders",
-			millrace.MetadataSubscriberPoisoned:   "worker-dead",
+			middleware.ReasonForPoisonedKey:       "handler failed: payment declined",
+			middleware.PoisonedTopicKey:           "orders",
+			middleware.PoisonedSubscriberKey:      "worker-dead",
 			millrace.MetadataDeadLetterGroup:      "billing",
 			millrace.MetadataDeadLetterConsumer:   "worker-dead",
 			millrace.MetadataDeadLetterEntryID:    id(50 + n),
@@ -100,7 +101,7 @@ func topology(t *testing.T, c redis.UniversalClient) {
 	}
 	add(t, c, "payments", id(1), "pay-1", "\x00\x01binary", nil)
 	add(t, c, millrace.DeadLetterTopic("refunds"), id(200), "dead-refund", "{}", message.Metadata{
-		millrace.MetadataTopicPoisoned: "refunds", millrace.MetadataReasonPoisoned: "no such account",
+		middleware.PoisonedTopicKey: "refunds", middleware.ReasonForPoisonedKey: "no such account",
 	})
 }
 

@@ -100,7 +100,7 @@ func (w *watermillImpl) Consume(ctx context.Context, client *redis.Client, topic
 		}
 		tracked := &trackedSubscriber{Subscriber: sub, closed: make(chan struct{})}
 		rc.subs = append(rc.subs, tracked)
-		router.AddNoPublisherHandler(fmt.Sprintf("bench_%d", i), topic, tracked, func(msg *message.Message) error {
+		router.AddConsumerHandler(fmt.Sprintf("bench_%d", i), topic, tracked, func(msg *message.Message) error {
 			// As in watermill-benchmark: ack, then count.
 			msg.Ack()
 			handle(parseSent(msg.Metadata.Get(SentKey)))
