@@ -9,6 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/streams"
 )
 
 // deadLetter copies e to the topic's dead-letter stream with metadata saying
@@ -76,5 +78,5 @@ func (sub *subscription) deadLetterValues(e *entry, reason string) ([]interface{
 	if err != nil {
 		return nil, err
 	}
-	return sortedFields(fields), nil
+	return streams.Flatten(fields), nil
 }

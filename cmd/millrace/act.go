@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -15,7 +16,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/admin"
 	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/streams"
 )
 
 func (a *app) publishCommand() *cobra.Command {
@@ -72,21 +75,12 @@ is the second argument, the contents of --file, or standard input with "-".`,
 			if err != nil {
 				return err
 			}
-			keys := make([]string, 0, len(fields))
-			for k := range fields {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			values := make([]interface{}, 0, 2*len(keys))
-			for _, k := range keys {
-				values = append(values, k, fields[k])
-			}
 			ctx, c, cancel, err := a.call(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: argv[0], Values: values}).Result()
+			id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: argv[0], Values: streams.Flatten(fields)}).Result()
 			if err != nil {
 				return fmt.Errorf("cannot publish to topic %s: %w", argv[0], err)
 			}
@@ -132,7 +126,7 @@ type deadLetterJSON struct {
 	Error      string            `json:"error,omitempty"`
 }
 
-func toDeadLetterJSON(d millrace.DeadLetter) deadLetterJSON {
+func toDeadLetterJSON(d admin.DeadLetter) deadLetterJSON {
 	j := deadLetterJSON{
 		ID: d.ID, Time: jsonTime(d.Time), UUID: d.UUID, Topic: d.Topic, Reason: d.Reason,
 		Group: d.Group, Consumer: d.Consumer, OriginalID: d.OriginalID, Deliveries: d.Deliveries,
@@ -162,12 +156,12 @@ func (a *app) dlqListCommand() *cobra.Command {
   millrace dlq list orders --count 500 --json | jq -r '.[].reason' | sort | uniq -c`,
 		Args: args(1, "<topic>"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			ctx, c, cancel, err := a.call(cmd)
+			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			letters, err := millrace.ListDeadLetters(ctx, c, argv[0], millrace.DeadLetterQuery{After: after, Count: count})
+			letters, err := adm.DeadLetters(ctx, argv[0], admin.DeadLetterQuery{After: after, Count: count})
 			if err != nil {
 				return err
 			}
@@ -206,12 +200,12 @@ func (a *app) dlqShowCommand() *cobra.Command {
 		Example: `  millrace dlq show orders 1714557600000-0`,
 		Args:    args(2, "<topic>", "<id>"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			ctx, c, cancel, err := a.call(cmd)
+			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			d, err := millrace.GetDeadLetter(ctx, c, argv[0], argv[1])
+			d, err := adm.DeadLetter(ctx, argv[0], argv[1])
 			if err != nil {
 				return err
 			}
@@ -234,13 +228,8 @@ func (a *app) dlqShowCommand() *cobra.Command {
 			if err := a.fields(pairs); err != nil {
 				return err
 			}
-			keys := make([]string, 0, len(d.Metadata))
-			for k := range d.Metadata {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
 			a.printf("\nMetadata:\n")
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(d.Metadata)) {
 				a.printf("  %s: %s\n", k, d.Metadata[k])
 			}
 			a.printf("\nPayload:\n")
@@ -295,7 +284,7 @@ again after MaxDeliveries.`,
 			}
 			var bar *progressbar.ProgressBar
 			showBar := progress == "always" || (progress == "auto" && a.terminal(a.stderr))
-			opts := millrace.ReplayOptions{IDs: ids, Limit: limit, DryRun: dryRun, To: to}
+			opts := admin.ReplayOptions{IDs: ids, Limit: limit, DryRun: dryRun, To: to}
 			opts.Progress = func(done, total int) {
 				if !showBar || (progress == "auto" && total < 100) {
 					return
@@ -313,7 +302,7 @@ again after MaxDeliveries.`,
 				bar.ChangeMax(total)
 				_ = bar.Set(done)
 			}
-			res, err := millrace.ReplayDeadLetters(ctx, c, argv[0], opts)
+			res, err := admin.New(c, admin.Options{}).ReplayDeadLetters(ctx, argv[0], opts)
 			if bar != nil {
 				_ = bar.Finish()
 			}
@@ -400,12 +389,12 @@ func (a *app) dlqPurgeCommand() *cobra.Command {
 			if len(ids) == 0 && !yes {
 				return usageError{fmt.Errorf("purging every dead letter of topic %s deletes them for good: pass --yes, or select some with --id", argv[0])}
 			}
-			ctx, c, cancel, err := a.call(cmd)
+			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			n, err := millrace.PurgeDeadLetters(ctx, c, argv[0], millrace.PurgeOptions{IDs: ids})
+			n, err := adm.PurgeDeadLetters(ctx, argv[0], admin.PurgeOptions{IDs: ids})
 			if err != nil {
 				return err
 			}
@@ -444,7 +433,7 @@ A time starts the group at the first entry added at or after it.`,
 			if err != nil {
 				return usageError{fmt.Errorf("--start: %w", err)}
 			}
-			ctx, c, cancel, err := a.call(cmd)
+			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
@@ -453,7 +442,7 @@ A time starts the group at the first entry added at or after it.`,
 			if id == "" {
 				id = entryid.Before(pos.t)
 			}
-			if err := millrace.CreateGroup(ctx, c, argv[0], argv[1], id); err != nil {
+			if err := adm.CreateGroup(ctx, argv[0], argv[1], id); err != nil {
 				return err
 			}
 			return a.done(map[string]string{"topic": argv[0], "group": argv[1], "start": pos.String()},
@@ -485,15 +474,15 @@ A time makes the group read the entries added at or after it.`,
 			if err != nil {
 				return usageError{fmt.Errorf("--to: %w", err)}
 			}
-			ctx, c, cancel, err := a.call(cmd)
+			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
 			if pos.id != "" {
-				err = millrace.ResetGroup(ctx, c, argv[0], argv[1], pos.id)
+				err = adm.ResetGroup(ctx, argv[0], argv[1], pos.id)
 			} else {
-				err = millrace.ResetGroupToTime(ctx, c, argv[0], argv[1], pos.t)
+				err = adm.ResetGroupToTime(ctx, argv[0], argv[1], pos.t)
 			}
 			if err != nil {
 				return err
@@ -517,12 +506,12 @@ subscribers of the group recreate it at their NewGroupStartID.`,
 			if !yes {
 				return usageError{fmt.Errorf("deleting group %s drops its position and pending entries: pass --yes", argv[1])}
 			}
-			ctx, c, cancel, err := a.call(cmd)
+			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			if err := millrace.DeleteGroup(ctx, c, argv[0], argv[1]); err != nil {
+			if err := adm.DeleteGroup(ctx, argv[0], argv[1]); err != nil {
 				return err
 			}
 			return a.done(map[string]string{"topic": argv[0], "group": argv[1], "deleted": "true"},
@@ -554,19 +543,28 @@ func (a *app) consumersCommand() *cobra.Command {
 		Example: `  millrace consumers list orders billing`,
 		Args:    args(2, "<topic>", "<group>"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			g, err := a.group(cmd, argv[0], argv[1])
+			ctx, adm, cancel, err := a.callAdmin(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			consumers, err := adm.Consumers(ctx, argv[0], argv[1])
 			if err != nil {
 				return err
 			}
 			if a.json {
-				return a.printJSON(toGroupConsumersJSON(g))
+				out := []consumerJSON{}
+				for _, c := range consumers {
+					out = append(out, toConsumerJSON(c))
+				}
+				return a.printJSON(out)
 			}
-			if len(g.Consumers) == 0 {
+			if len(consumers) == 0 {
 				a.printf("Group %s of topic %s has no consumers.\n", argv[1], argv[0])
 				return nil
 			}
 			var rows [][]string
-			for _, c := range g.Consumers {
+			for _, c := range consumers {
 				rows = append(rows, []string{c.Name, itoa(c.Pending), a.dur(c.Idle)})
 			}
 			return a.table([]string{"CONSUMER", "PENDING", "IDLE"}, rows)
@@ -596,31 +594,14 @@ entries do: choose --idle well above the quietest period of the topic.`,
 			if idle <= 0 {
 				return usageError{fmt.Errorf("--idle is required and must be positive, e.g. --idle 24h")}
 			}
-			var res millrace.PruneResult
-			if dryRun {
-				g, err := a.group(cmd, argv[0], argv[1])
-				if err != nil {
-					return err
-				}
-				for _, c := range g.Consumers {
-					switch {
-					case c.Idle < idle:
-					case c.Pending == 0:
-						res.Removed = append(res.Removed, c.Name)
-					default:
-						res.Kept = append(res.Kept, c)
-					}
-				}
-			} else {
-				ctx, c, cancel, err := a.call(cmd)
-				if err != nil {
-					return err
-				}
-				defer cancel()
-				res, err = millrace.PruneConsumers(ctx, c, argv[0], argv[1], idle)
-				if err != nil {
-					return err
-				}
+			ctx, adm, cancel, err := a.callAdmin(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			res, err := adm.PruneConsumers(ctx, argv[0], argv[1], admin.PruneOptions{Idle: idle, DryRun: dryRun})
+			if err != nil {
+				return err
 			}
 			if a.json {
 				type kept struct {
@@ -657,33 +638,6 @@ entries do: choose --idle well above the quietest period of the topic.`,
 	prune.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be deleted, change nothing")
 	cmd.AddCommand(list, prune)
 	return cmd
-}
-
-func toGroupConsumersJSON(g millrace.GroupStats) []consumerJSON {
-	out := []consumerJSON{}
-	for _, c := range g.Consumers {
-		out = append(out, consumerJSON{Name: c.Name, Pending: c.Pending, IdleMS: ms(c.Idle), InactiveMS: optional(ms(c.Inactive), c.Inactive >= 0)})
-	}
-	return out
-}
-
-// group reads one group's figures, or fails with ErrNoSuchGroup.
-func (a *app) group(cmd *cobra.Command, topic, group string) (millrace.GroupStats, error) {
-	ctx, c, cancel, err := a.call(cmd)
-	if err != nil {
-		return millrace.GroupStats{}, err
-	}
-	defer cancel()
-	s, err := millrace.NewInspector(c).Topic(ctx, topic)
-	if err != nil {
-		return millrace.GroupStats{}, err
-	}
-	for _, g := range s.Groups {
-		if g.Name == group {
-			return g, nil
-		}
-	}
-	return millrace.GroupStats{}, fmt.Errorf("%w: %s on topic %s", millrace.ErrNoSuchGroup, group, topic)
 }
 
 func (a *app) trimCommand() *cobra.Command {
@@ -725,16 +679,16 @@ and are acknowledged when their consumers get to them.`,
 			if !yes {
 				return usageError{fmt.Errorf("trimming deletes entries for good, read or not: pass --yes")}
 			}
-			ctx, c, cancel, err := a.call(cmd)
+			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
 			var n int64
 			if hasMax {
-				n, err = millrace.TrimMaxLen(ctx, c, argv[0], maxLen, approx)
+				n, err = adm.TrimMaxLen(ctx, argv[0], maxLen, approx)
 			} else {
-				n, err = millrace.TrimMinID(ctx, c, argv[0], pos.minID(), approx)
+				n, err = adm.TrimMinID(ctx, argv[0], pos.minID(), approx)
 			}
 			if err != nil {
 				return err

@@ -11,7 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/admin"
 	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // Status of a doctor check.
@@ -327,12 +329,12 @@ func (d *doctor) acl() check {
 			args := append([]interface{}{"acl", "dryrun", user}, c.args(stream, dlq)...)
 			res, err := d.c.Do(d.ctx, args...).Text()
 			if err != nil {
-				if redis.HasErrorPrefix(err, "NOPERM") && d.aclUser == "" {
+				if rediserr.IsNoPerm(err) && d.aclUser == "" {
 					method = "" // no right to ask: probe instead
 					denied = nil
 					break
 				}
-				if redis.HasErrorPrefix(err, "NOPERM") || strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "User") {
+				if rediserr.IsNoPerm(err) || rediserr.IsUnknownCommand(err) || rediserr.IsNoSuchUser(err) {
 					ch.Status, ch.Detail = statusWarn, "cannot check the rights of user "+user+": "+err.Error()
 					return ch
 				}
@@ -361,7 +363,7 @@ func (d *doctor) acl() check {
 			if !has(c) || c.name == "MULTI" || c.name == "EXEC" {
 				continue
 			}
-			if err := d.c.Do(d.ctx, c.args(probe, probeDLQ)...).Err(); err != nil && redis.HasErrorPrefix(err, "NOPERM") {
+			if err := d.c.Do(d.ctx, c.args(probe, probeDLQ)...).Err(); rediserr.IsNoPerm(err) {
 				denied = append(denied, c)
 			}
 		}
@@ -369,7 +371,7 @@ func (d *doctor) acl() check {
 			p.XLen(d.ctx, probe)
 			return nil
 		})
-		if err != nil && redis.HasErrorPrefix(err, "NOPERM") {
+		if rediserr.IsNoPerm(err) {
 			denied = append(denied, aclCommand{name: "MULTI/EXEC", required: true})
 		}
 	}
@@ -434,7 +436,7 @@ func (d *doctor) cluster() check {
 		ch.Advice = "fix the cluster: every slot must be served (CLUSTER INFO)"
 		return ch
 	}
-	topics, err := millrace.NewInspector(d.c).Topics(d.ctx)
+	topics, err := admin.New(d.c, admin.Options{}).Topics(d.ctx)
 	if err != nil {
 		ch.Status, ch.Detail = statusWarn, "cluster_state ok; cannot list streams: "+err.Error()
 		return ch

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -16,7 +16,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/admin"
 	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // JSON views of the inspector's figures: durations in milliseconds, times
@@ -66,7 +68,7 @@ func optional(n int64, ok bool) *int64 {
 	return &n
 }
 
-func toTopicJSON(s millrace.TopicStats) topicJSON {
+func toTopicJSON(s admin.TopicStats) topicJSON {
 	out := topicJSON{
 		Topic: s.Topic, Exists: s.Exists, Length: s.Length,
 		FirstEntryID: s.FirstEntryID, FirstEntryTime: jsonTime(s.FirstEntryTime),
@@ -84,16 +86,20 @@ func toTopicJSON(s millrace.TopicStats) topicJSON {
 			Consumers: []consumerJSON{},
 		}
 		for _, c := range g.Consumers {
-			gj.Consumers = append(gj.Consumers, consumerJSON{Name: c.Name, Pending: c.Pending, IdleMS: ms(c.Idle), InactiveMS: optional(ms(c.Inactive), c.Inactive >= 0)})
+			gj.Consumers = append(gj.Consumers, toConsumerJSON(c))
 		}
 		out.Groups = append(out.Groups, gj)
 	}
 	return out
 }
 
+func toConsumerJSON(c admin.ConsumerStats) consumerJSON {
+	return consumerJSON{Name: c.Name, Pending: c.Pending, IdleMS: ms(c.Idle), InactiveMS: optional(ms(c.Inactive), c.Inactive >= 0)}
+}
+
 // lagText is a group's lag for people: ">=1000" for a lower bound.
-func lagText(g millrace.GroupStats) string {
-	if g.LagSource == millrace.LagLowerBound {
+func lagText(g admin.GroupStats) string {
+	if g.LagSource == admin.LagLowerBound {
 		return ">=" + itoa(g.Lag)
 	}
 	return itoa(g.Lag)
@@ -113,17 +119,16 @@ very large database prefer 'millrace stat <topic>'.`,
   millrace topics --json`,
 		Args: args(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, c, cancel, err := a.call(cmd)
+			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			in := millrace.NewInspector(c)
-			topics, err := in.Topics(ctx)
+			topics, err := adm.Topics(ctx)
 			if err != nil {
 				return err
 			}
-			stats, err := in.Stats(ctx, topics...)
+			stats, err := adm.Stats(ctx, topics...)
 			if err != nil {
 				return err
 			}
@@ -189,12 +194,12 @@ XRANGE COUNT 1), in one round trip: safe to run in a loop.`,
   millrace stat orders --json | jq '.groups[] | {name, lag, pending}'`,
 		Args: args(1, "<topic>"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			ctx, c, cancel, err := a.call(cmd)
+			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			s, err := millrace.NewInspector(c).Topic(ctx, argv[0])
+			s, err := adm.Topic(ctx, argv[0])
 			if err != nil {
 				return err
 			}
@@ -206,7 +211,7 @@ XRANGE COUNT 1), in one round trip: safe to run in a loop.`,
 	}
 }
 
-func (a *app) printStat(s millrace.TopicStats) error {
+func (a *app) printStat(s admin.TopicStats) error {
 	stream := fmt.Sprintf("%d entries", s.Length)
 	if s.Length == 1 {
 		stream = "1 entry"
@@ -271,12 +276,12 @@ MaxDeliveries times go to the dead-letter stream.`,
   millrace pending orders billing --count 1000 --json`,
 		Args: args(2, "<topic>", "<group>"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			ctx, c, cancel, err := a.call(cmd)
+			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			entries, err := millrace.NewInspector(c).Pending(ctx, argv[0], argv[1], count)
+			entries, err := adm.Pending(ctx, argv[0], argv[1], count)
 			if err != nil {
 				return err
 			}
@@ -374,12 +379,7 @@ func (a *app) printEntry(e entryJSON) {
 	if e.Error != "" {
 		a.printf("  ! cannot decode: %s\n", e.Error)
 	}
-	keys := make([]string, 0, len(e.Metadata))
-	for k := range e.Metadata {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(e.Metadata)) {
 		a.printf("  %s: %s\n", k, e.Metadata[k])
 	}
 	switch {
@@ -439,7 +439,7 @@ and moves no group. With --json it prints one JSON object per line.`,
 				if ctx.Err() != nil {
 					return nil
 				}
-				if errors.Is(err, redis.Nil) {
+				if rediserr.IsNil(err) {
 					continue
 				}
 				if err != nil {
@@ -473,7 +473,7 @@ func (a *app) tailBacklog(ctx context.Context, c redis.UniversalClient, topic st
 			count = 10
 		}
 		msgs, err := c.XRevRangeN(cctx, topic, "+", "-", count).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
+		if err != nil && !rediserr.IsNil(err) {
 			return "", fmt.Errorf("cannot read topic %s: %w", topic, err)
 		}
 		slices.Reverse(msgs)
@@ -500,7 +500,7 @@ func (a *app) tailBacklog(ctx context.Context, c redis.UniversalClient, topic st
 			n = min(n, count-printed)
 		}
 		msgs, err := c.XRangeN(cctx, topic, start, "+", n).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
+		if err != nil && !rediserr.IsNil(err) {
 			return "", fmt.Errorf("cannot read topic %s: %w", topic, err)
 		}
 		for _, m := range msgs {
@@ -520,7 +520,7 @@ func (a *app) tailBacklog(ctx context.Context, c redis.UniversalClient, topic st
 	}
 	// Nothing at or after --from: follow from the current end.
 	msgs, err := c.XRevRangeN(cctx, topic, "+", "-", 1).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil && !rediserr.IsNil(err) {
 		return "", fmt.Errorf("cannot read topic %s: %w", topic, err)
 	}
 	if len(msgs) > 0 {
