@@ -10,6 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/streams"
 )
 
 // deadLetterer moves entries that must not be delivered (delivered too
@@ -91,5 +93,5 @@ func (d *deadLetterer) values(e *entry, reason string) ([]interface{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sortedFields(fields), nil
+	return streams.Flatten(fields), nil
 }

@@ -142,7 +142,7 @@ func (p *Publisher) delayedMember(topic string, msg *message.Message, exact stri
 	if err != nil {
 		return "", fmt.Errorf("cannot marshal message %s: %w", msg.UUID, err)
 	}
-	member, err := streams.EncodeDelayed(watermill.NewULID(), sortedFields(fields))
+	member, err := streams.EncodeDelayed(watermill.NewULID(), streams.Flatten(fields))
 	if err != nil {
 		return "", fmt.Errorf("cannot marshal message %s: %w", msg.UUID, err)
 	}

@@ -409,36 +409,6 @@ func TestDelay_ForeignMemberDeliveredRaw(t *testing.T) {
 	got.Ack()
 }
 
-// MoveDueDelayed serves topics whose consumers are not Millrace subscribers.
-func TestMoveDueDelayed(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	topic := "{tagged}" + newTopic() // a topic with its own hash tag
-	pub := e.publisher(t, millrace.PublisherConfig{})
-	ctx := context.Background()
-
-	due, _ := delayedMessage("due", time.Second)
-	notDue, _ := delayedMessage("not due", time.Hour)
-	require.NoError(t, pub.Publish(topic, due, notDue))
-	moved, err := millrace.MoveDueDelayed(ctx, e.client, topic, 0)
-	require.NoError(t, err)
-	assert.Zero(t, moved, "nothing is due yet")
-
-	time.Sleep(1100 * time.Millisecond)
-	moved, err = millrace.MoveDueDelayed(ctx, e.client, topic, 0)
-	require.NoError(t, err)
-	assert.Equal(t, 1, moved)
-	all := entries(t, e.client, topic)
-	require.Len(t, all, 1)
-	got := decode(t, all[0].Values)
-	assert.Equal(t, due.UUID, got.UUID)
-	assert.Equal(t, "due", string(got.Payload))
-	assert.EqualValues(t, 1, delayedCount(t, e.client, topic))
-
-	_, err = millrace.MoveDueDelayed(ctx, e.client, "", 0)
-	require.ErrorIs(t, err, millrace.ErrEmptyTopic)
-}
-
 // With nothing delayed, a subscription's mover costs one script call per
 // poll interval and writes nothing.
 func TestDelay_IdleMoverWritesNothing(t *testing.T) {

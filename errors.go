@@ -26,15 +26,4 @@ var (
 	// ErrMalformedEntry wraps the reason a stream entry could not be decoded.
 	// Such an entry is moved to the dead-letter stream, never delivered.
 	ErrMalformedEntry = errors.New("millrace: malformed stream entry")
-
-	// ErrNoSuchGroup is returned for a consumer group (or its stream) that
-	// does not exist.
-	ErrNoSuchGroup = errors.New("millrace: no such consumer group")
-
-	// ErrGroupExists is returned by [CreateGroup] for a group that exists.
-	ErrGroupExists = errors.New("millrace: consumer group already exists")
-
-	// ErrNoSuchDeadLetter is returned by [GetDeadLetter] for an ID that is
-	// not in the dead-letter stream.
-	ErrNoSuchDeadLetter = errors.New("millrace: no such dead letter")
 )

@@ -3,7 +3,6 @@ package millrace
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/millrace/millrace/internal/entryid"
 	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/streams"
 )
 
 // Publisher adds messages to Redis streams, one entry per message.
@@ -165,25 +165,10 @@ func (p *Publisher) prepare(topic string, msgs []*message.Message) (*publishRequ
 			MaxLen: retention.MaxLen,
 			MinID:  retention.minID(),
 			Approx: true,
-			Values: sortedFields(fields),
+			Values: streams.Flatten(fields),
 		}
 	}
 	return req, nil
-}
-
-// sortedFields flattens fields in key order: entries with the same fields in
-// the same order are stored compactly by Redis (one master entry per node).
-func sortedFields(fields map[string]interface{}) []interface{} {
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	flat := make([]interface{}, 0, 2*len(keys))
-	for _, k := range keys {
-		flat = append(flat, k, fields[k])
-	}
-	return flat
 }
 
 // sendQueued sends the calls queued now, up to MaxBatch messages, in one

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/admin"
 	"github.com/millrace/millrace/internal/redistest"
 )
 
@@ -418,7 +419,8 @@ func TestGroupShared_Concurrently(t *testing.T) {
 }
 
 // Millrace's delayed messages reach a redisstream consumer once something
-// moves them: MoveDueDelayed, for topics without Millrace subscribers.
+// moves them: MoveDueDelayed of package admin, for topics without Millrace
+// subscribers.
 func TestDelayed_ForRedisstreamConsumers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -431,13 +433,14 @@ func TestDelayed_ForRedisstreamConsumers(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	a := admin.New(e.client, admin.Options{})
 	go func() {
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
 			case <-tick.C:
-				_, _ = millrace.MoveDueDelayed(ctx, e.client, topic, 0)
+				_, _ = a.MoveDueDelayed(ctx, topic, 0)
 			case <-ctx.Done():
 				return
 			}

@@ -4,7 +4,7 @@
 // and group.
 //
 // The figures are read when Prometheus scrapes, with the cheap commands of
-// [millrace.Inspector] in one pipelined round trip for all topics. Labels are
+// [admin.Admin] in one pipelined round trip for all topics. Labels are
 // topic and group only; per-consumer series are opt-in (Config.PerConsumer),
 // since consumer names are often generated and unbounded.
 //
@@ -24,7 +24,7 @@ import (
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/admin"
 )
 
 // Defaults of [Config].
@@ -37,7 +37,7 @@ const (
 // Config configures a [Collector]. The zero value is valid.
 type Config struct {
 	// Topics are the topics exported. Default: every topic in the database,
-	// found with SCAN ... TYPE stream (see [millrace.Inspector.Topics]) at
+	// found with SCAN ... TYPE stream (see [admin.Admin.Topics]) at
 	// most once per DiscoveryInterval.
 	Topics []string
 	// DiscoveryInterval is how long a list of discovered topics is reused.
@@ -57,8 +57,8 @@ type Config struct {
 // Collector is a prometheus.Collector of Millrace topics. It is safe for
 // concurrent scrapes and borrows the client (never closes it).
 type Collector struct {
-	inspector *millrace.Inspector
-	config    Config
+	admin  *admin.Admin
+	config Config
 
 	up, scrapeDuration                       *prom.Desc
 	length, firstAge, lastAge, deadLetters   *prom.Desc
@@ -91,8 +91,8 @@ func NewCollector(client redis.UniversalClient, config Config) *Collector {
 	group := []string{"topic", "group"}
 	consumer := []string{"topic", "group", "consumer"}
 	return &Collector{
-		inspector: millrace.NewInspector(client),
-		config:    config,
+		admin:  admin.New(client, admin.Options{}),
+		config: config,
 
 		up:             desc("up", "1 if the last scrape read every topic from Redis, 0 if it failed."),
 		scrapeDuration: desc("scrape_duration_seconds", "How long the last scrape took."),
@@ -147,12 +147,12 @@ func (c *Collector) Collect(ch chan<- prom.Metric) {
 	}
 }
 
-func (c *Collector) read(ctx context.Context) ([]millrace.TopicStats, error) {
+func (c *Collector) read(ctx context.Context) ([]admin.TopicStats, error) {
 	topics, err := c.topics(ctx)
 	if err != nil || len(topics) == 0 {
 		return nil, err
 	}
-	return c.inspector.Stats(ctx, topics...)
+	return c.admin.Stats(ctx, topics...)
 }
 
 func (c *Collector) topics(ctx context.Context) ([]string, error) {
@@ -164,7 +164,7 @@ func (c *Collector) topics(ctx context.Context) ([]string, error) {
 	if c.discovered != nil && time.Since(c.discoveredAt) < c.config.DiscoveryInterval {
 		return c.discovered, nil
 	}
-	topics, err := c.inspector.Topics(ctx)
+	topics, err := c.admin.Topics(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +172,7 @@ func (c *Collector) topics(ctx context.Context) ([]string, error) {
 	return topics, nil
 }
 
-func (c *Collector) collectTopic(ch chan<- prom.Metric, s millrace.TopicStats) {
+func (c *Collector) collectTopic(ch chan<- prom.Metric, s admin.TopicStats) {
 	gauge := func(d *prom.Desc, v float64, labels ...string) {
 		ch <- prom.MustNewConstMetric(d, prom.GaugeValue, v, labels...)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/millrace/millrace/admin"
 )
 
 const defaultURL = "redis://127.0.0.1:6379/0"
@@ -179,6 +181,16 @@ func (a *app) call(cmd *cobra.Command) (context.Context, redis.UniversalClient, 
 		return nil, nil, nil, err
 	}
 	return ctx, c, cancel, nil
+}
+
+// callAdmin returns the operator API over the client and a context bounded
+// by --timeout.
+func (a *app) callAdmin(cmd *cobra.Command) (context.Context, *admin.Admin, context.CancelFunc, error) {
+	ctx, c, cancel, err := a.call(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return ctx, admin.New(c, admin.Options{}), cancel, nil
 }
 
 // args checks the number of positional arguments, as a usage error.

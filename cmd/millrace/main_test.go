@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -17,25 +16,19 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/fixture"
 	"github.com/millrace/millrace/internal/redistest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// baseMS is the time of the topology's entries (2023-11-14T22:13:20Z):
-// fixed IDs keep the output stable.
-const baseMS = 1700000000000
-
-func id(n int) string { return strconv.FormatInt(baseMS+int64(n), 10) + "-0" }
 
 // env is a redis-server with the test topology and a way to run the CLI.
 type env struct {
@@ -49,60 +42,8 @@ func newEnv(t *testing.T) *env {
 	srv := redistest.StartFromEnv(t)
 	e := &env{t: t, srv: srv, client: srv.Client(t)}
 	require.NoError(t, e.client.FlushAll(context.Background()).Err())
-	topology(t, e.client)
+	fixture.Topology(t, e.client)
 	return e
-}
-
-func add(t *testing.T, c redis.UniversalClient, stream, id, uuid, payload string, md message.Metadata) {
-	t.Helper()
-	msg := message.NewMessage(uuid, []byte(payload))
-	if md != nil {
-		msg.Metadata = md
-	}
-	fields, err := millrace.DefaultMarshaler{}.Marshal(stream, msg)
-	require.NoError(t, err)
-	require.NoError(t, c.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, ID: id, Values: fields}).Err())
-}
-
-// topology builds:
-//   - "orders": entries 1..10; group "billing" where "worker-dead" read
-//     entries 1-3 and never acked them and "worker-live" read and acked 4-5
-//     (lag 5, pending 3); group "audit" set at entry 4 with SETID (Redis has
-//     no lag, computed 6); 3 dead letters from group billing;
-//   - "payments": 1 entry, no group;
-//   - "refunds": no stream, 1 dead letter.
-func topology(t *testing.T, c redis.UniversalClient) {
-	t.Helper()
-	ctx := context.Background()
-	for n := 1; n <= 10; n++ {
-		add(t, c, "orders", id(n), fmt.Sprintf("uuid-%02d", n), fmt.Sprintf(`{"order":%d}`, n), message.Metadata{"source": "test"})
-	}
-	require.NoError(t, c.XGroupCreate(ctx, "orders", "billing", "0").Err())
-	require.NoError(t, c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "billing", Consumer: "worker-dead", Streams: []string{"orders", ">"}, Count: 3, Block: -1}).Err())
-	live, err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "billing", Consumer: "worker-live", Streams: []string{"orders", ">"}, Count: 2, Block: -1}).Result()
-	require.NoError(t, err)
-	for _, m := range live[0].Messages {
-		require.NoError(t, c.XAck(ctx, "orders", "billing", m.ID).Err())
-	}
-	require.NoError(t, c.XGroupCreate(ctx, "orders", "audit", "$").Err())
-	require.NoError(t, c.XGroupSetID(ctx, "orders", "audit", id(4)).Err())
-	for n := 1; n <= 3; n++ {
-		add(t, c, millrace.DeadLetterTopic("orders"), id(100+n), fmt.Sprintf("dead-%d", n), fmt.Sprintf(`{"order":%d}`, 50+n), message.Metadata{
-			"source":                              "test",
-			middleware.ReasonForPoisonedKey:       "handler failed: payment declined",
-			middleware.PoisonedTopicKey:           "orders",
-			middleware.PoisonedSubscriberKey:      "worker-dead",
-			millrace.MetadataDeadLetterGroup:      "billing",
-			millrace.MetadataDeadLetterConsumer:   "worker-dead",
-			millrace.MetadataDeadLetterEntryID:    id(50 + n),
-			millrace.MetadataDeadLetterDeliveries: "6",
-			millrace.MetadataDeadLetterTime:       "2023-11-14T22:13:21Z",
-		})
-	}
-	add(t, c, "payments", id(1), "pay-1", "\x00\x01binary", nil)
-	add(t, c, millrace.DeadLetterTopic("refunds"), id(200), "dead-refund", "{}", message.Metadata{
-		middleware.PoisonedTopicKey: "refunds", middleware.ReasonForPoisonedKey: "no such account",
-	})
 }
 
 // syncBuffer is a bytes.Buffer safe for a command running in a goroutine.
@@ -142,7 +83,7 @@ func runCLI(ctx context.Context, stdin string, argv ...string) result {
 	var stdout, stderr syncBuffer
 	a := newApp(strings.NewReader(stdin), &stdout, &stderr)
 	a.stable = true
-	a.now = func() time.Time { return time.UnixMilli(baseMS + 1000) }
+	a.now = func() time.Time { return time.UnixMilli(fixture.BaseMS + 1000) }
 	code := a.run(ctx, argv)
 	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
@@ -217,9 +158,9 @@ func TestTopicsStatPending(t *testing.T) {
 func TestTail(t *testing.T) {
 	e := newEnv(t)
 	e.goldenBoth("tail", "tail", "orders", "-n", "3")
-	e.goldenBoth("tail-from", "tail", "orders", "--from", id(8), "-n", "0")
+	e.goldenBoth("tail-from", "tail", "orders", "--from", fixture.ID(8), "-n", "0")
 	e.goldenBoth("tail-binary", "tail", "payments")
-	golden(t, "tail-from-time", e.ok("tail", "orders", "--from", strconv.Itoa(baseMS+9), "-n", "1"))
+	golden(t, "tail-from-time", e.ok("tail", "orders", "--from", strconv.Itoa(fixture.BaseMS+9), "-n", "1"))
 	golden(t, "tail-empty", e.ok("tail", "nothing-here"))
 	r := e.run("tail", "orders", "--from", "yesterday")
 	assert.Equal(t, 2, r.code)
@@ -268,9 +209,9 @@ func TestDLQ(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.goldenBoth("dlq-list", "dlq", "list", "orders")
-	e.goldenBoth("dlq-list-after", "dlq", "list", "orders", "--after", id(101), "-n", "1")
+	e.goldenBoth("dlq-list-after", "dlq", "list", "orders", "--after", fixture.ID(101), "-n", "1")
 	golden(t, "dlq-list-empty", e.ok("dlq", "list", "payments"))
-	e.goldenBoth("dlq-show", "dlq", "show", "orders", id(102))
+	e.goldenBoth("dlq-show", "dlq", "show", "orders", fixture.ID(102))
 	r := e.run("dlq", "show", "orders", "1-1")
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "no such dead letter")
@@ -281,7 +222,7 @@ func TestDLQ(t *testing.T) {
 	require.EqualValues(t, 3, n, "a dry run moves nothing")
 
 	// Replay one by ID: exactly that message moves, once.
-	out := e.ok("dlq", "replay", "orders", "--id", id(102), "--id", "1-1", "-v")
+	out := e.ok("dlq", "replay", "orders", "--id", fixture.ID(102), "--id", "1-1", "-v")
 	golden(t, "dlq-replay-id", normalize(regexp.MustCompile(`\d{13}-\d+ *\n`).ReplaceAllString(out, "<new id>\n"), false))
 	entries, err := e.client.XRange(ctx, "orders", "-", "+").Result()
 	require.NoError(t, err)
@@ -294,7 +235,7 @@ func TestDLQ(t *testing.T) {
 	left, err := e.client.XRange(ctx, "{orders}:dlq", "-", "+").Result()
 	require.NoError(t, err)
 	require.Len(t, left, 2)
-	assert.Equal(t, []string{id(101), id(103)}, []string{left[0].ID, left[1].ID})
+	assert.Equal(t, []string{fixture.ID(101), fixture.ID(103)}, []string{left[0].ID, left[1].ID})
 
 	// Replay the rest, as JSON.
 	out = e.ok("dlq", "replay", "orders", "--json")
@@ -324,8 +265,8 @@ func TestGroupConsumersTrim(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "consumer group already exists")
 
-	golden(t, "group-reset", e.ok("group", "reset", "orders", "billing", "--to", id(2)))
-	golden(t, "group-reset-time", e.ok("group", "reset", "orders", "audit", "--to", strconv.Itoa(baseMS+7)))
+	golden(t, "group-reset", e.ok("group", "reset", "orders", "billing", "--to", fixture.ID(2)))
+	golden(t, "group-reset-time", e.ok("group", "reset", "orders", "audit", "--to", strconv.Itoa(fixture.BaseMS+7)))
 	golden(t, "stat-after-reset", e.ok("stat", "orders"))
 	r = e.run("group", "reset", "orders", "billing")
 	assert.Equal(t, 2, r.code)
@@ -351,7 +292,7 @@ func TestGroupConsumersTrim(t *testing.T) {
 	assert.Contains(t, r.stderr, "pass --yes")
 	r = e.run("trim", "orders", "--yes")
 	assert.Equal(t, 2, r.code)
-	golden(t, "trim-minid", e.ok("trim", "orders", "--minid", id(3), "--yes"))
+	golden(t, "trim-minid", e.ok("trim", "orders", "--minid", fixture.ID(3), "--yes"))
 	golden(t, "trim-maxlen.json", e.ok("trim", "orders", "--maxlen", "5", "--yes", "--json"))
 	n, err := e.client.XLen(context.Background(), "orders").Result()
 	require.NoError(t, err)

@@ -32,12 +32,8 @@ func parsePosition(s string, now time.Time, newest bool) (position, error) {
 		}
 		return position{id: millrace.StartNewest}, nil
 	}
-	if ms, seq, ok := strings.Cut(s, "-"); ok && ms != "" {
-		_, err1 := strconv.ParseUint(ms, 10, 64)
-		_, err2 := strconv.ParseUint(seq, 10, 64)
-		if err1 == nil && err2 == nil {
-			return position{id: s}, nil
-		}
+	if entryid.Valid(s) {
+		return position{id: s}, nil
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
 		return position{t: time.UnixMilli(n)}, nil

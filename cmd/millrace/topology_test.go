@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/millrace/millrace/internal/fixture"
 	"github.com/millrace/millrace/internal/redistest"
 )
 
@@ -21,7 +22,7 @@ func TestCluster(t *testing.T) {
 	}
 	cl := redistest.StartCluster(t, 3, 0)
 	c := cl.Client(t)
-	topology(t, c)
+	fixture.Topology(t, c)
 	url := "redis-cluster://" + strings.Join(cl.Addrs(), ",")
 	run := func(argv ...string) result {
 		t.Helper()
@@ -51,7 +52,7 @@ func TestSentinel(t *testing.T) {
 	}
 	st := redistest.StartSentinel(t, 0, 1)
 	c := st.Client(t)
-	topology(t, c)
+	fixture.Topology(t, c)
 	url := "redis-sentinel://" + strings.Join(st.SentinelAddrs(), ",") + "/" + st.MasterName + "/0"
 	r := runCLI(context.Background(), "", "--url", url, "stat", "orders")
 	require.Equal(t, 0, r.code, r.stderr)

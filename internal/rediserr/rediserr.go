@@ -53,6 +53,12 @@ func IsUnknownCommand(err error) bool {
 // the key.
 func IsNoPerm(err error) bool { return redis.HasErrorPrefix(err, "NOPERM") }
 
+// IsNoSuchUser reports "ERR User '<name>' not found": an ACL subcommand
+// (ACL DRYRUN, ACL GETUSER ...) about a user that does not exist.
+func IsNoSuchUser(err error) bool {
+	return redis.HasErrorPrefix(err, "User '") && strings.HasSuffix(err.Error(), "' not found")
+}
+
 // IsNoScript reports NOSCRIPT: EVALSHA of a script the server does not
 // have cached.
 func IsNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }

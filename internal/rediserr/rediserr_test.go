@@ -43,6 +43,7 @@ func TestClassifiers_RealReplies(t *testing.T) {
 		"unknown command": c.Do(ctx, "XAUTOCLAIM", "s", "g", "c", 0, "0-0").Err(),
 		"unknown INFO":    c.Info(ctx, "server").Err(),
 		"NOPERM":          reader.Set(ctx, "k", "v", 0).Err(),
+		"no such user":    c.Do(ctx, "ACL", "DRYRUN", "nosuchuser", "GET", "k").Err(),
 		"NOSCRIPT":        c.EvalSha(ctx, "ffffffffffffffffffffffffffffffffffffffff", nil).Err(),
 		"script refused":  c.Eval(ctx, "return redis.call('MULTI')", nil).Err(),
 		"script NOGROUP":  c.Eval(ctx, "return redis.call('XCLAIM', KEYS[1], 'nope', 'c', 0, '0-1')", []string{"s"}).Err(),
@@ -67,12 +68,13 @@ func TestClassifiers_RealReplies(t *testing.T) {
 		{"IsNoStream", rediserr.IsNoStream, []string{"no stream"}},
 		{"IsUnknownCommand", rediserr.IsUnknownCommand, []string{"unknown command", "unknown INFO"}},
 		{"IsNoPerm", rediserr.IsNoPerm, []string{"NOPERM"}},
+		{"IsNoSuchUser", rediserr.IsNoSuchUser, []string{"no such user"}},
 		{"IsNoScript", rediserr.IsNoScript, []string{"NOSCRIPT"}},
 		{"IsScriptRefused", rediserr.IsScriptRefused, []string{"script refused", "NOPERM", "unknown command", "unknown INFO"}},
 		{"IsOOM", rediserr.IsOOM, []string{"OOM"}},
 		{"IsServer", rediserr.IsServer, []string{
 			"NOGROUP", "BUSYGROUP", "no such key", "no stream", "unknown command", "unknown INFO", "NOPERM",
-			"NOSCRIPT", "script refused", "OOM", "script NOGROUP", "wrong type",
+			"no such user", "NOSCRIPT", "script refused", "OOM", "script NOGROUP", "wrong type",
 		}},
 	}
 	for _, tc := range cases {

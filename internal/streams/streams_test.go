@@ -80,3 +80,13 @@ func TestPruneConsumers(t *testing.T) {
 	_, _, err = streams.PruneConsumers(ctx, c, "s", "nope", 0)
 	require.Error(t, err)
 }
+
+// Flatten orders the fields by name, whatever order the map yields them in.
+func TestFlatten(t *testing.T) {
+	fields := map[string]interface{}{"payload": []byte("p"), "_watermill_message_uuid": "u", "metadata": "m", "b": 2}
+	want := []interface{}{"_watermill_message_uuid", "u", "b", 2, "metadata", "m", "payload", []byte("p")}
+	for range 20 {
+		assert.Equal(t, want, streams.Flatten(fields))
+	}
+	assert.Empty(t, streams.Flatten(nil))
+}

@@ -1,0 +1,153 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/streams"
+)
+
+// CreateGroup creates group on topic, starting at start: millrace.StartOldest,
+// millrace.StartNewest or an entry ID (XGROUP CREATE ... MKSTREAM). The
+// stream is created if missing. An existing group is an [ErrGroupExists]
+// error.
+func (a *Admin) CreateGroup(ctx context.Context, topic, group, start string) error {
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
+	if err := checkPosition(start); err != nil {
+		return err
+	}
+	exists, err := streams.CreateGroup(ctx, a.client, keys.Stream(topic), group, start)
+	if exists {
+		return fmt.Errorf("%w: %s on topic %s", ErrGroupExists, group, topic)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot create consumer group %s on topic %s: %w", group, topic, err)
+	}
+	return nil
+}
+
+// ResetGroup moves group so that its next read returns the entries after id
+// (XGROUP SETID): millrace.StartOldest re-reads the whole stream,
+// millrace.StartNewest skips everything unread. Pending entries stay
+// pending. Redis reports no lag for the group until it catches up; the
+// stats compute one meanwhile.
+func (a *Admin) ResetGroup(ctx context.Context, topic, group, id string) error {
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
+	if err := checkPosition(id); err != nil {
+		return err
+	}
+	err := a.client.XGroupSetID(ctx, keys.Stream(topic), group, id).Err()
+	if rediserr.IsNoGroup(err) || rediserr.IsNoStream(err) {
+		return fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot reset consumer group %s on topic %s: %w", group, topic, err)
+	}
+	return nil
+}
+
+// ResetGroupToTime moves group so that its next read returns the entries
+// added at or after t.
+func (a *Admin) ResetGroupToTime(ctx context.Context, topic, group string, t time.Time) error {
+	return a.ResetGroup(ctx, topic, group, entryid.Before(t))
+}
+
+func checkPosition(id string) error {
+	if id == millrace.StartOldest || id == millrace.StartNewest || entryid.Valid(id) {
+		return nil
+	}
+	return fmt.Errorf("invalid position %q: want %q, %q or an entry ID like 1700000000000-0", id, millrace.StartOldest, millrace.StartNewest)
+}
+
+// DeleteGroup deletes group from topic (XGROUP DESTROY), with its pending
+// entries list: its unacknowledged messages are no longer tracked.
+func (a *Admin) DeleteGroup(ctx context.Context, topic, group string) error {
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
+	n, err := a.client.XGroupDestroy(ctx, keys.Stream(topic), group).Result()
+	if rediserr.IsNoStream(err) || (err == nil && n == 0) {
+		return fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot delete consumer group %s on topic %s: %w", group, topic, err)
+	}
+	return nil
+}
+
+// PruneOptions configure [Admin.PruneConsumers].
+type PruneOptions struct {
+	// Idle is how long a consumer must have been idle (XINFO CONSUMERS idle)
+	// to be removed. Default: 0, every consumer that holds no pending entry.
+	Idle time.Duration
+	// DryRun reports what would be removed and kept, changing nothing.
+	DryRun bool
+}
+
+// PruneResult says what [Admin.PruneConsumers] did.
+type PruneResult struct {
+	// Removed are the consumers deleted, sorted: idle long enough, nothing
+	// pending.
+	Removed []string
+	// Kept are consumers idle long enough that still hold pending entries,
+	// sorted by name: deleting them would drop those entries, so they stay
+	// until their entries are claimed by live consumers (ClaimMinIdle) or
+	// acknowledged. Their Inactive is -1 unless DryRun read it.
+	Kept []ConsumerStats
+}
+
+// PruneConsumers deletes the consumers of group on topic that have been idle
+// for at least opts.Idle and hold no pending entry, atomically (a Lua script
+// around XINFO CONSUMERS and XGROUP DELCONSUMER): it never drops a pending
+// entry. Consumers that are idle but still hold entries are returned in
+// Kept. A missing group is an [ErrNoSuchGroup] error.
+func (a *Admin) PruneConsumers(ctx context.Context, topic, group string, opts PruneOptions) (PruneResult, error) {
+	var res PruneResult
+	if err := checkTopic(topic); err != nil {
+		return res, err
+	}
+	if opts.Idle < 0 {
+		return res, fmt.Errorf("idle must not be negative, got %s", opts.Idle)
+	}
+	if opts.DryRun {
+		consumers, err := a.Consumers(ctx, topic, group)
+		if err != nil {
+			return res, err
+		}
+		for _, c := range consumers {
+			switch {
+			case c.Idle < opts.Idle:
+			case c.Pending == 0:
+				res.Removed = append(res.Removed, c.Name)
+			default:
+				res.Kept = append(res.Kept, c)
+			}
+		}
+		return res, nil
+	}
+	removed, kept, err := streams.PruneConsumers(ctx, a.client, keys.Stream(topic), group, opts.Idle)
+	if err != nil {
+		if rediserr.IsNoGroup(err) || rediserr.IsNoSuchKey(err) {
+			return res, fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
+		}
+		return res, fmt.Errorf("cannot prune consumers of group %s on topic %s: %w", group, topic, err)
+	}
+	res.Removed = removed
+	for _, k := range kept {
+		res.Kept = append(res.Kept, ConsumerStats{Name: k.Name, Pending: k.Pending, Idle: k.Idle, Inactive: -1})
+	}
+	slices.Sort(res.Removed)
+	slices.SortFunc(res.Kept, func(a, b ConsumerStats) int { return strings.Compare(a.Name, b.Name) })
+	return res, nil
+}
