@@ -75,36 +75,6 @@ func TestCluster_PubSub(t *testing.T) {
 			ForceShort:                          true,
 		}, ctor, groupCtor)
 	})
-	// A partitioned topic on the cluster: partitions on several masters,
-	// one merged subscription, per-key order.
-	t.Run("Partitions", func(t *testing.T) {
-		topic := "hot-" + watermill.NewShortUUID()
-		const partitions, perKey = 6, 20
-		parts, err := millrace.PartitionTopics(topic, partitions)
-		require.NoError(t, err)
-		masters := map[string]bool{}
-		for _, pt := range parts {
-			masters[cl.MasterFor(t, pt).Addr()] = true
-		}
-		t.Logf("%d partitions on %d masters", partitions, len(masters))
-		cfg := millrace.PartitionConfig{Topics: map[string]int{topic: partitions}}
-		pub, err := millrace.NewPartitionedPublisher(e.publisher(t, millrace.PublisherConfig{}), cfg)
-		require.NoError(t, err)
-		sub, err := millrace.NewPartitionedSubscriber(e.subscriber(t, groupConfig("workers")), cfg)
-		require.NoError(t, err)
-		require.NoError(t, sub.SubscribeInitialize(topic))
-		ch, err := sub.Subscribe(context.Background(), topic)
-		require.NoError(t, err)
-		keys := partKeys(12)
-		partPublish(t, pub, topic, keys, perKey)
-		check := newPartOrder()
-		partConsume(t, ch, check, partitions, len(keys)*perKey, nil)
-		assert.Empty(t, check.outOfSeq)
-		for p := range partitions {
-			assert.Positive(t, check.byPart[p], "partition %d consumed", p)
-		}
-		require.NoError(t, sub.Close())
-	})
 }
 
 // clusterReplicaOf returns the running node that replicates master.

@@ -3,7 +3,7 @@
 //
 //   - CorrelationID copies the correlation ID to the messages a handler
 //     produces;
-//   - Deduplicator, with Millrace's Redis-backed ExpiringKeyRepository
+//   - Deduplicator, with Millrace's Redis-backed dedup.ExpiringKeyRepository
 //     (SET NX PX), drops a message published twice, across processes;
 //   - PoisonQueue moves a message that keeps failing to "payments_poison";
 //   - Retry retries a failing handler in place, with backoff;
@@ -34,6 +34,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/dedup"
 	"github.com/millrace/millrace/examples/internal/exampleutil"
 )
 
@@ -76,14 +77,14 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("new router: %w", err)
 	}
-	dedupRepo, err := millrace.NewExpiringKeyRepository(client, millrace.ExpiringKeyRepositoryConfig{
+	dedupRepo, err := dedup.NewExpiringKeyRepository(client, dedup.Config{
 		Window:    time.Hour,
 		KeyPrefix: "router-middleware:dedup:",
 	})
 	if err != nil {
 		return err
 	}
-	dedup := &middleware.Deduplicator{
+	deduplicator := &middleware.Deduplicator{
 		// Router middleware wraps every handler, and the poison queue's
 		// handler gets the very message (same UUID) the payments handler
 		// failed on: the key names the handler too.
@@ -100,7 +101,7 @@ func run() error {
 	// The first middleware added is the outermost.
 	router.AddMiddleware(
 		middleware.CorrelationID,
-		dedup.Middleware, // outside Retry: a retry is not a duplicate
+		deduplicator.Middleware, // outside Retry: a retry is not a duplicate
 		// Timeout bounds all attempts together. It sits outside PoisonQueue:
 		// Timeout cancels the message's context when its handler returns,
 		// and a Publisher (Millrace's, like others) refuses to publish a

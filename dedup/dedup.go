@@ -1,59 +1,22 @@
-package millrace
+// Package dedup keeps the keys of Watermill's Deduplicator middleware in
+// Redis, so that every process using the same Redis shares them.
+package dedup
 
 import (
 	"context"
 	"fmt"
-	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 )
-
-// Defaults of [ExpiringKeyRepositoryConfig].
-const (
-	DefaultDeduplicationWindow    = time.Minute
-	DefaultDeduplicationKeyPrefix = "millrace:dedup:"
-)
-
-// ExpiringKeyRepositoryConfig configures an [ExpiringKeyRepository]. The zero
-// value is valid.
-type ExpiringKeyRepositoryConfig struct {
-	// Window is how long a key is remembered after it was first seen: the
-	// expiry of its Redis key (SET ... PX Window). Default: 1 minute, as
-	// Watermill's in-memory repository.
-	Window time.Duration
-	// KeyPrefix starts the name of every Redis key, so that several
-	// deduplicators (and other data) can share a database. Default:
-	// "millrace:dedup:".
-	KeyPrefix string
-}
-
-func (c *ExpiringKeyRepositoryConfig) setDefaults() {
-	if c.Window == 0 {
-		c.Window = DefaultDeduplicationWindow
-	}
-	if c.KeyPrefix == "" {
-		c.KeyPrefix = DefaultDeduplicationKeyPrefix
-	}
-}
-
-// Validate reports an invalid field. It does not change c.
-func (c ExpiringKeyRepositoryConfig) Validate() error {
-	if c.Window < 0 {
-		return fmt.Errorf("Window must not be negative, got %s", c.Window)
-	}
-	if c.Window != 0 && c.Window < time.Millisecond {
-		return fmt.Errorf("Window must be at least 1ms, got %s", c.Window)
-	}
-	return nil
-}
 
 // ExpiringKeyRepository is a Redis-backed ExpiringKeyRepository for
 // Watermill's Deduplicator middleware (message/router/middleware), shared by
 // every process that uses the same Redis, unlike Watermill's in-memory one:
 //
-//	repo, _ := millrace.NewExpiringKeyRepository(client, millrace.ExpiringKeyRepositoryConfig{Window: time.Hour})
-//	dedup := &middleware.Deduplicator{KeyFactory: middleware.NewMessageHasherSHA256(0), Repository: repo}
-//	router.AddMiddleware(dedup.Middleware)
+//	repo, _ := dedup.NewExpiringKeyRepository(client, dedup.Config{Window: time.Hour})
+//	d := &middleware.Deduplicator{KeyFactory: middleware.NewMessageHasherSHA256(0), Repository: repo}
+//	router.AddMiddleware(d.Middleware)
 //
 // IsDuplicate is one SET key 1 NX PX window: atomic, so of several
 // consumers that check the same key at once exactly one sees it as new.
@@ -66,12 +29,14 @@ func (c ExpiringKeyRepositoryConfig) Validate() error {
 // the publishing side (Deduplicator.Decorator).
 type ExpiringKeyRepository struct {
 	client redis.UniversalClient
-	config ExpiringKeyRepositoryConfig
+	config Config
 }
+
+var _ middleware.ExpiringKeyRepository = (*ExpiringKeyRepository)(nil)
 
 // NewExpiringKeyRepository returns a repository over client. The client is
 // borrowed and never closed.
-func NewExpiringKeyRepository(client redis.UniversalClient, config ExpiringKeyRepositoryConfig) (*ExpiringKeyRepository, error) {
+func NewExpiringKeyRepository(client redis.UniversalClient, config Config) (*ExpiringKeyRepository, error) {
 	if client == nil {
 		return nil, ErrNilClient
 	}

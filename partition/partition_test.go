@@ -1,4 +1,4 @@
-package millrace_test
+package partition_test
 
 import (
 	"context"
@@ -11,20 +11,22 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/internal/redistest"
+	"github.com/millrace/millrace/partition"
 )
 
-func TestPartitionTopics(t *testing.T) {
+func TestTopics(t *testing.T) {
 	t.Parallel()
-	topics, err := millrace.PartitionTopics("orders", 3)
+	topics, err := partition.Topics("orders", 3)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"{orders#0}", "{orders#1}", "{orders#2}"}, topics)
 
-	topics, err = millrace.PartitionTopics("a{b", 2)
+	topics, err = partition.Topics("a{b", 2)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"{a{b#0}", "{a{b#1}"}, topics, "a '{' inside the tag is harmless")
 
@@ -32,27 +34,32 @@ func TestPartitionTopics(t *testing.T) {
 		topic string
 		n     int
 	}{{"", 1}, {"orders", 0}, {"orders", -1}, {"a}b", 2}, {"{orders}", 2}} {
-		_, err := millrace.PartitionTopics(tc.topic, tc.n)
-		assert.Error(t, err, "PartitionTopics(%q, %d)", tc.topic, tc.n)
+		_, err := partition.Topics(tc.topic, tc.n)
+		assert.Error(t, err, "Topics(%q, %d)", tc.topic, tc.n)
 	}
 
 	// 32-bit FNV-1a: fixed values, so producers in other languages agree.
-	assert.Equal(t, int(uint32(0x811c9dc5)%7), millrace.PartitionOf("", 7))
-	assert.Equal(t, int(uint32(0xe40c292c)%1000), millrace.PartitionOf("a", 1000))
-	assert.Equal(t, 0, millrace.PartitionOf("anything", 1))
-	assert.Panics(t, func() { millrace.PartitionOf("a", 0) })
+	assert.Equal(t, int(uint32(0x811c9dc5)%7), partition.Of("", 7))
+	assert.Equal(t, int(uint32(0xe40c292c)%1000), partition.Of("a", 1000))
+	assert.Equal(t, 0, partition.Of("anything", 1))
+	assert.Panics(t, func() { partition.Of("a", 0) })
 
-	_, err = millrace.NewPartitionedPublisher(nil, millrace.PartitionConfig{})
-	assert.Error(t, err)
-	_, err = millrace.NewPartitionedSubscriber(nil, millrace.PartitionConfig{})
-	assert.Error(t, err)
-	_, err = millrace.NewPartitionedPublisher(&millrace.Publisher{}, millrace.PartitionConfig{Topics: map[string]int{"a}": 2}})
+	_, err = partition.Topics("", 1)
+	assert.ErrorIs(t, err, partition.ErrEmptyTopic)
+	_, err = partition.NewPublisher(nil, partition.Config{})
+	assert.ErrorIs(t, err, partition.ErrNilPublisher)
+	_, err = partition.NewSubscriber(nil, partition.Config{})
+	assert.ErrorIs(t, err, partition.ErrNilSubscriber)
+	_, err = partition.NewPublisher(&millrace.Publisher{}, partition.Config{Topics: map[string]int{"a}": 2}})
 	assert.ErrorContains(t, err, "contains '}'")
+	pub, err := partition.NewPublisher(&millrace.Publisher{}, partition.Config{Topics: map[string]int{"orders": 2}})
+	require.NoError(t, err)
+	assert.ErrorIs(t, pub.Publish("orders", nil), partition.ErrNilMessage)
 }
 
-// TestPartitionTopics_DistinctSlots: the partitions of a topic hash to
+// TestTopics_DistinctSlots: the partitions of a topic hash to
 // different slots, and each partition's dead-letter stream shares its slot.
-func TestPartitionTopics_DistinctSlots(t *testing.T) {
+func TestTopics_DistinctSlots(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{NoAOF: true, Config: []string{"cluster-enabled yes", "cluster-config-file nodes.conf"}})
 	c := srv.Client(t)
@@ -62,7 +69,7 @@ func TestPartitionTopics_DistinctSlots(t *testing.T) {
 		return s
 	}
 	for _, topic := range []string{"orders", "svc:payments", "a{b", "{"} {
-		parts, err := millrace.PartitionTopics(topic, 8)
+		parts, err := partition.Topics(topic, 8)
 		require.NoError(t, err)
 		slots := map[int64]bool{}
 		for _, pt := range parts {
@@ -77,7 +84,7 @@ func TestPartitionTopics_DistinctSlots(t *testing.T) {
 // partMessage is message seq of key, with key as its partition key.
 func partMessage(key string, seq int) *message.Message {
 	msg := message.NewMessage(watermill.NewUUID(), []byte(key+"/"+strconv.Itoa(seq)))
-	msg.Metadata.Set(millrace.MetadataPartitionKey, key)
+	msg.Metadata.Set(partition.MetadataKey, key)
 	msg.Metadata.Set("seq", strconv.Itoa(seq))
 	return msg
 }
@@ -127,7 +134,7 @@ func newPartOrder() *partOrder {
 }
 
 func (o *partOrder) record(msg *message.Message, partitions int) {
-	key := msg.Metadata.Get(millrace.MetadataPartitionKey)
+	key := msg.Metadata.Get(partition.MetadataKey)
 	seq, _ := strconv.Atoi(msg.Metadata.Get("seq"))
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -136,7 +143,7 @@ func (o *partOrder) record(msg *message.Message, partitions int) {
 	}
 	o.next[key] = seq + 1
 	o.got++
-	o.byPart[millrace.PartitionOf(key, partitions)]++
+	o.byPart[partition.Of(key, partitions)]++
 }
 
 func (o *partOrder) count() int {
@@ -176,18 +183,22 @@ func partKeys(n int) []string {
 // through one merged channel: every partition is consumed, each key's
 // messages arrive once and in order, and nothing goes to the unpartitioned
 // stream.
-func TestPartitioned_PerKeyOrder(t *testing.T) {
+func TestPerKeyOrder(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	topic := newTopic()
-	const partitions, perKey = 3, 40
-	cfg := millrace.PartitionConfig{Topics: map[string]int{topic: partitions}}
+	checkPerKeyOrder(t, redisClient(t), newTopic(), 3, 40)
+}
+
+// checkPerKeyOrder publishes perKey messages for each of 12 keys to topic,
+// split into partitions, and consumes them through one merged channel:
+// every partition is consumed, each key's messages arrive once and in
+// order, every entry is acked, and nothing goes to the unpartitioned stream.
+func checkPerKeyOrder(t *testing.T, client redis.UniversalClient, topic string, partitions, perKey int) {
+	t.Helper()
+	cfg := partition.Config{Topics: map[string]int{topic: partitions}}
 	keys := partKeys(12)
 
-	pub, err := millrace.NewPartitionedPublisher(e.publisher(t, millrace.PublisherConfig{}), cfg)
-	require.NoError(t, err)
-	sub, err := millrace.NewPartitionedSubscriber(e.subscriber(t, groupConfig("workers")), cfg)
-	require.NoError(t, err)
+	pub := newPublisher(t, client, cfg)
+	sub := newSubscriber(t, client, groupConfig("workers"), cfg)
 	require.NoError(t, sub.SubscribeInitialize(topic))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -200,13 +211,13 @@ func TestPartitioned_PerKeyOrder(t *testing.T) {
 	assert.Empty(t, check.outOfSeq, "per-key order")
 	requireNoMessage(t, ch, 200*time.Millisecond)
 
-	parts, _ := millrace.PartitionTopics(topic, partitions)
+	parts, _ := partition.Topics(topic, partitions)
 	for i, pt := range parts {
 		assert.Positive(t, check.byPart[i], "messages consumed from partition %s", pt)
-		assert.EqualValues(t, check.byPart[i], xlen(t, e.client, pt), "entries of partition %s", pt)
-		require.Eventually(t, func() bool { return pendingCount(t, e.client, pt, "workers") == 0 }, 5*time.Second, 20*time.Millisecond)
+		assert.EqualValues(t, check.byPart[i], xlen(t, client, pt), "entries of partition %s", pt)
+		require.Eventually(t, func() bool { return pending(t, client, "workers", pt) == 0 }, 5*time.Second, 20*time.Millisecond)
 	}
-	assert.Zero(t, xlen(t, e.client, topic), "nothing in the unpartitioned stream")
+	assert.Zero(t, xlen(t, client, topic), "nothing in the unpartitioned stream")
 
 	cancel()
 	requireClosed(t, ch)
@@ -215,31 +226,29 @@ func TestPartitioned_PerKeyOrder(t *testing.T) {
 
 // Two consumers of one group with disjoint partitions (Assigned) share the
 // work and still keep per-key order; every partition is consumed.
-func TestPartitioned_AssignedConsumers(t *testing.T) {
+func TestAssignedConsumers(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	client := redisClient(t)
 	topic := newTopic()
 	const partitions, perKey = 4, 25
 	keys := partKeys(16)
-	base := millrace.PartitionConfig{Topics: map[string]int{topic: partitions}}
-	pub, err := millrace.NewPartitionedPublisher(e.publisher(t, millrace.PublisherConfig{}), base)
-	require.NoError(t, err)
+	base := partition.Config{Topics: map[string]int{topic: partitions}}
+	pub := newPublisher(t, client, base)
 
 	check := newPartOrder()
 	var wrongOwner atomic.Int32
 	want := map[int]int{}
 	for _, key := range keys {
-		want[millrace.PartitionOf(key, partitions)%2] += perKey
+		want[partition.Of(key, partitions)%2] += perKey
 	}
-	subs := make([]*millrace.PartitionedSubscriber, 2)
+	subs := make([]*partition.Subscriber, 2)
 	chans := make([]<-chan *message.Message, 2)
 	for i := range subs {
 		cfg := base
 		cfg.Assigned = func(_ string, p int) bool { return p%2 == i }
-		sub, err := millrace.NewPartitionedSubscriber(e.subscriber(t, groupConfig("workers")), cfg)
-		require.NoError(t, err)
-		subs[i] = sub
-		chans[i], err = sub.Subscribe(context.Background(), topic)
+		subs[i] = newSubscriber(t, client, groupConfig("workers"), cfg)
+		var err error
+		chans[i], err = subs[i].Subscribe(context.Background(), topic)
 		require.NoError(t, err)
 	}
 	partPublish(t, pub, topic, keys, perKey)
@@ -248,7 +257,7 @@ func TestPartitioned_AssignedConsumers(t *testing.T) {
 	for i := range subs {
 		own := newPartOrder()
 		partConsume(t, chans[i], own, partitions, want[i], func(msg *message.Message) {
-			if millrace.PartitionOf(msg.Metadata.Get(millrace.MetadataPartitionKey), partitions)%2 != i {
+			if partition.Of(msg.Metadata.Get(partition.MetadataKey), partitions)%2 != i {
 				wrongOwner.Add(1)
 			}
 			check.record(msg, partitions)
@@ -272,31 +281,29 @@ func TestPartitioned_AssignedConsumers(t *testing.T) {
 
 	cfg := base
 	cfg.Assigned = func(string, int) bool { return false }
-	none, err := millrace.NewPartitionedSubscriber(e.subscriber(t, groupConfig("workers")), cfg)
-	require.NoError(t, err)
-	_, err = none.Subscribe(context.Background(), topic)
-	assert.ErrorContains(t, err, "no partition")
+	none := newSubscriber(t, client, groupConfig("workers"), cfg)
+	_, err := none.Subscribe(context.Background(), topic)
+	assert.ErrorIs(t, err, partition.ErrNoneAssigned)
 }
 
 // Topics not listed in the config pass through both wrappers unchanged.
-func TestPartitioned_UnlistedTopicPassesThrough(t *testing.T) {
+func TestUnlistedTopicPassesThrough(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	client := redisClient(t)
 	topic := newTopic()
-	cfg := millrace.PartitionConfig{Topics: map[string]int{"other": 4}}
-	pub, err := millrace.NewPartitionedPublisher(e.publisher(t, millrace.PublisherConfig{}), cfg)
-	require.NoError(t, err)
-	sub, err := millrace.NewPartitionedSubscriber(e.subscriber(t, groupConfig("g")), cfg)
-	require.NoError(t, err)
+	cfg := partition.Config{Topics: map[string]int{"other": 4}}
+	pub := newPublisher(t, client, cfg)
+	sub := newSubscriber(t, client, groupConfig("g"), cfg)
 	require.NoError(t, sub.SubscribeInitialize(topic))
 	ch, err := sub.Subscribe(context.Background(), topic)
 	require.NoError(t, err)
 
-	sent := publish(t, pub, topic, "plain")
+	sent := newMessages(1)
+	require.NoError(t, pub.Publish(topic, sent...))
 	got := receive(t, ch)
 	assert.Equal(t, sent[0].UUID, got.UUID)
 	got.Ack()
-	assert.EqualValues(t, 1, xlen(t, e.client, topic))
+	assert.EqualValues(t, 1, xlen(t, client, topic))
 	require.NoError(t, sub.Close())
 	requireClosedNow(t, ch)
 }
@@ -304,18 +311,16 @@ func TestPartitioned_UnlistedTopicPassesThrough(t *testing.T) {
 // Close returns promptly while a merged message waits unread: the message
 // is nacked, stays pending, and a new subscriber gets it. Cancelling the
 // context of a subscription closes its channel; Subscribe after Close fails.
-func TestPartitioned_CloseAndCancel(t *testing.T) {
+func TestCloseAndCancel(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	client := redisClient(t)
 	topic := newTopic()
-	cfg := millrace.PartitionConfig{Topics: map[string]int{topic: 3}}
-	pub, err := millrace.NewPartitionedPublisher(e.publisher(t, millrace.PublisherConfig{}), cfg)
-	require.NoError(t, err)
+	cfg := partition.Config{Topics: map[string]int{topic: 3}}
+	pub := newPublisher(t, client, cfg)
 	subCfg := groupConfig("g")
 	subCfg.CloseTimeout = 10 * time.Second // Close must not need it
 
-	sub, err := millrace.NewPartitionedSubscriber(e.subscriber(t, subCfg), cfg)
-	require.NoError(t, err)
+	sub := newSubscriber(t, client, subCfg, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cancelled, err := sub.Subscribe(ctx, topic)
@@ -325,19 +330,23 @@ func TestPartitioned_CloseAndCancel(t *testing.T) {
 	cancel()
 	requireClosed(t, cancelled)
 
-	sent := publish(t, pub, topic, "a", "b", "c", "d")
-	// Wait until the merge holds a message nobody reads.
-	time.Sleep(300 * time.Millisecond)
+	sent := newMessages(4)
+	require.NoError(t, pub.Publish(topic, sent...))
+	// Wait until the partitions' subscriptions have read every entry: their
+	// messages are on their way to a merged channel nobody reads.
+	parts, err := partition.Topics(topic, 3)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return pending(t, client, "g", parts...) == int64(len(sent)) },
+		5*time.Second, 10*time.Millisecond)
 	start := time.Now()
 	require.NoError(t, sub.Close())
 	assert.Less(t, time.Since(start), 5*time.Second, "Close waited for an unread message")
 	requireClosed(t, held)
 	require.NoError(t, sub.Close(), "idempotent")
 	_, err = sub.Subscribe(context.Background(), topic)
-	require.ErrorIs(t, err, millrace.ErrSubscriberClosed)
+	require.ErrorIs(t, err, partition.ErrSubscriberClosed)
 
-	again, err := millrace.NewPartitionedSubscriber(e.subscriber(t, groupConfig("g")), cfg)
-	require.NoError(t, err)
+	again := newSubscriber(t, client, groupConfig("g"), cfg)
 	ch, err := again.Subscribe(context.Background(), topic)
 	require.NoError(t, err)
 	got := map[string]bool{}
@@ -364,7 +373,7 @@ func BenchmarkPartitions(b *testing.B) {
 	topic := ""
 	for i := 0; topic == "" && i < 1000; i++ {
 		candidate := fmt.Sprintf("hot%d", i)
-		parts, _ := millrace.PartitionTopics(candidate, 3)
+		parts, _ := partition.Topics(candidate, 3)
 		owners := map[*redistest.Server]bool{}
 		for _, pt := range parts {
 			owners[cl.MasterFor(b, pt)] = true
@@ -391,15 +400,15 @@ func BenchmarkPartitions(b *testing.B) {
 
 func benchPartitions(b *testing.B, cl *redistest.Cluster, topic string, partitions int) {
 	client := cl.Client(b)
-	cfg := millrace.PartitionConfig{Topics: map[string]int{topic: partitions}}
+	cfg := partition.Config{Topics: map[string]int{topic: partitions}}
 	inner, err := millrace.NewPublisher(client, millrace.PublisherConfig{}, nil)
 	require.NoError(b, err)
-	pub, err := millrace.NewPartitionedPublisher(inner, cfg)
+	pub, err := partition.NewPublisher(inner, cfg)
 	require.NoError(b, err)
 	defer pub.Close()
 	innerSub, err := millrace.NewSubscriber(client, millrace.SubscriberConfig{ConsumerGroup: "bench", CloseTimeout: time.Second}, nil)
 	require.NoError(b, err)
-	sub, err := millrace.NewPartitionedSubscriber(innerSub, cfg)
+	sub, err := partition.NewSubscriber(innerSub, cfg)
 	require.NoError(b, err)
 	defer sub.Close()
 	require.NoError(b, sub.SubscribeInitialize(topic))
@@ -422,7 +431,7 @@ func benchPartitions(b *testing.B, cl *redistest.Cluster, topic string, partitio
 					return
 				}
 				msg := message.NewMessage(watermill.NewUUID(), payload)
-				msg.Metadata.Set(millrace.MetadataPartitionKey, strconv.FormatInt(i%1000, 10))
+				msg.Metadata.Set(partition.MetadataKey, strconv.FormatInt(i%1000, 10))
 				if err := pub.Publish(topic, msg); err != nil {
 					b.Error(err)
 					return
