@@ -181,7 +181,7 @@ func (p *Publisher) zaddDurably(ctx context.Context, c redis.Cmdable, topic stri
 	confirm := p.config.Durability.queue(ctx, pipe)
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	if err := add.Err(); err != nil {
-		return fmt.Errorf("cannot add %d delayed messages to %s: %w", len(members), key, err)
+		return fmt.Errorf("cannot add %d delayed messages to %s: %w", len(members), key, redisError(err))
 	}
 	if err := confirm(); err != nil {
 		return fmt.Errorf("delayed messages of topic %s were added but not confirmed: %w", topic, err)

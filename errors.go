@@ -1,6 +1,11 @@
 package millrace
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/millrace/millrace/internal/rediserr"
+)
 
 var (
 	// ErrPublisherClosed is returned by [Publisher.Publish] after [Publisher.Close].
@@ -26,4 +31,19 @@ var (
 	// ErrMalformedEntry wraps the reason a stream entry could not be decoded.
 	// Such an entry is moved to the dead-letter stream, never delivered.
 	ErrMalformedEntry = errors.New("millrace: malformed stream entry")
+
+	// ErrRedisFull wraps a write Redis refused because it reached
+	// maxmemory (an OOM reply: maxmemory-policy noeviction, or nothing left
+	// to evict). Nothing of the refused messages was added; subscriptions
+	// go on reading and acknowledging, which Redis still accepts.
+	ErrRedisFull = errors.New("millrace: redis is full (maxmemory reached)")
 )
+
+// redisError adds to err the sentinel of this package that says what a
+// Redis reply means, where one does.
+func redisError(err error) error {
+	if rediserr.IsOOM(err) {
+		return fmt.Errorf("%w: %w", ErrRedisFull, err)
+	}
+	return err
+}

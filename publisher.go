@@ -300,7 +300,7 @@ func (req *publishRequest) result(durErr error) error {
 	for i, cmd := range req.results {
 		if err := cmd.Err(); err != nil {
 			if first == nil {
-				first = fmt.Errorf("cannot add message %s to stream %s: %w", req.msgs[i].UUID, req.topic, err)
+				first = fmt.Errorf("cannot add message %s to stream %s: %w", req.msgs[i].UUID, req.topic, redisError(err))
 			}
 			failed++
 		}
