@@ -64,6 +64,12 @@ type PublisherConfig struct {
 	// Default: Durability{}, no wait.
 	Durability Durability
 
+	// Idempotency makes Publish retry-safe: a message's UUID is added to a
+	// topic at most once within Idempotency.Window, and Publish resends
+	// what failed on a network error or a timeout.
+	// Default: Idempotency{}, off.
+	Idempotency Idempotency
+
 	// TrimInterval is how often topics with Retention.KeepUnacked are
 	// trimmed (XINFO GROUPS, XPENDING, XTRIM MINID ~ per topic published to).
 	// Default: 1s.
@@ -83,6 +89,9 @@ func (c *PublisherConfig) setDefaults() {
 	if c.TrimInterval == 0 {
 		c.TrimInterval = defaultTrimInterval
 	}
+	if c.Idempotency.enabled() && c.Idempotency.Retries == 0 {
+		c.Idempotency.Retries = defaultPublishRetries
+	}
 }
 
 // Validate reports the first invalid field. It does not change c.
@@ -100,6 +109,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if err := c.Durability.validate(); err != nil {
 		return fmt.Errorf("Durability: %w", err)
+	}
+	if err := c.Idempotency.validate(); err != nil {
+		return fmt.Errorf("Idempotency: %w", err)
 	}
 	if c.MaxBatch < 0 {
 		return fmt.Errorf("MaxBatch must not be negative, got %d", c.MaxBatch)

@@ -1,6 +1,7 @@
 package millrace
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -79,7 +80,7 @@ type publishRequest struct {
 	topic   string
 	args    []redis.XAddArgs
 	msgs    []*message.Message
-	results []*redis.StringCmd
+	results []redis.Cmder // XADD or idempotent script replies, by message
 	done    chan error
 	// taken is set once a sender has dequeued the request; its caller then
 	// only waits for done.
@@ -198,10 +199,11 @@ func (p *Publisher) sendQueued() {
 func (p *Publisher) send(batch []*publishRequest) {
 	ctx := context.Background()
 	durable := p.config.Durability.enabled()
-	if len(batch) == 1 && len(batch[0].args) == 1 && !durable && !p.config.retention(batch[0].topic).trimsInPipeline() {
+	if len(batch) == 1 && len(batch[0].args) == 1 && !durable && !p.config.Idempotency.enabled() &&
+		!p.config.retention(batch[0].topic).trimsInPipeline() {
 		// A lone message skips the pipeline's bookkeeping.
 		req := batch[0]
-		req.results = []*redis.StringCmd{p.client.XAdd(ctx, &req.args[0])}
+		req.results = []redis.Cmder{p.client.XAdd(ctx, &req.args[0])}
 		err := req.result(nil)
 		reloadOnNetworkError(p.client, err)
 		req.done <- err
@@ -255,17 +257,59 @@ func (p *Publisher) sendToMasters(ctx context.Context, cluster *redis.ClusterCli
 	}
 }
 
-// pipeline sends batch through c in one pipeline, followed by WAIT or
+// pipeline sends batch through c and returns the durability error. With
+// Idempotency, the requests refused with NOSCRIPT are sent again once the
+// script is loaded, and those that failed on a network error or a timeout
+// up to Idempotency.Retries times: the script adds each message once.
+func (p *Publisher) pipeline(ctx context.Context, c redis.Cmdable, batch []*publishRequest) error {
+	durErr := p.pipelineOnce(ctx, c, batch)
+	if !p.config.Idempotency.enabled() {
+		return durErr
+	}
+	again := func() []*publishRequest {
+		var out []*publishRequest
+		for _, req := range batch {
+			if req.retryable() {
+				out = append(out, req)
+			}
+		}
+		return out
+	}
+	// A NOSCRIPT reply (a restarted or new master, SCRIPT FLUSH) loads
+	// the script and sends again, at most twice, without counting a retry.
+	for attempt, loads := 0, 0; ; {
+		reqs := again()
+		if len(reqs) == 0 {
+			break
+		}
+		if noScript(reqs) {
+			if loads++; loads > 2 || idempotentAddScript.Load(ctx, c).Err() != nil {
+				break
+			}
+		} else {
+			if attempt >= p.config.Idempotency.Retries {
+				break
+			}
+			time.Sleep(expDelay(retryInitial, retryMax, attempt))
+			attempt++
+			reloadOnNetworkError(p.client, reqs[0].firstError())
+		}
+		durErr = cmp.Or(durErr, p.pipelineOnce(ctx, c, reqs))
+	}
+	return durErr
+}
+
+// pipelineOnce sends batch through c in one pipeline, followed by WAIT or
 // WAITAOF when Durability asks for it, and returns the durability error.
 // A failed retention trim is logged: it never fails the messages.
-func (p *Publisher) pipeline(ctx context.Context, c redis.Cmdable, batch []*publishRequest) error {
+func (p *Publisher) pipelineOnce(ctx context.Context, c redis.Cmdable, batch []*publishRequest) error {
 	pipe := c.Pipeline()
 	var trims []*redis.IntCmd
 	trimmed := map[string]bool{}
 	for _, req := range batch {
-		req.results = make([]*redis.StringCmd, len(req.args))
+		req.results = make([]redis.Cmder, len(req.args))
 		for i := range req.args {
-			req.results[i] = pipe.XAdd(ctx, &req.args[i])
+			req.results[i] = p.queueAdd(ctx, pipe, req, i)
 		}
 		if r := p.config.retention(req.topic); r.trimsInPipeline() && !trimmed[req.topic] {
 			trimmed[req.topic] = true
@@ -298,7 +342,7 @@ func (req *publishRequest) result(durErr error) error {
 	var first error
 	failed := 0
 	for i, cmd := range req.results {
-		if err := cmd.Err(); err != nil {
+		if err := cmd.Err(); err != nil && !rediserr.IsNil(err) { // nil: added before (Idempotency)
 			if first == nil {
 				first = fmt.Errorf("cannot add message %s to stream %s: %w", req.msgs[i].UUID, req.topic, redisError(err))
 			}
@@ -333,5 +377,15 @@ func (p *Publisher) Close() error {
 		close(p.shut)
 	}
 	<-p.shut
+	return nil
+}
+
+// firstError is the first failure among req's replies, if any.
+func (req *publishRequest) firstError() error {
+	for _, cmd := range req.results {
+		if err := cmd.Err(); err != nil && !rediserr.IsNil(err) {
+			return err
+		}
+	}
 	return nil
 }

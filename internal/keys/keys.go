@@ -20,6 +20,10 @@ func DeadLetter(topic string) string { return aux(topic, "dlq") }
 // are due: "{topic}:delayed".
 func Delayed(topic string) string { return aux(topic, "delayed") }
 
+// Published is the key that remembers, for an idempotent Publisher, that
+// the message with uuid was added to topic: "{topic}:published:<uuid>".
+func Published(topic, uuid string) string { return aux(topic, "published:"+uuid) }
+
 // DeadLetterBase returns the topic whose default dead-letter stream is key:
 // "orders" for "{orders}:dlq", "a{b}c" for "a{b}c:dlq", "x}y" for
 // "{<tag>}:x}y:dlq".
