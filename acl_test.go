@@ -32,7 +32,8 @@ var (
 	// +xtrim for a Retention with both MaxLen and MaxAge.
 	aclPublisher = []string{"+xadd", "+zadd"}
 	// aclSubscriber (consumer group): create the group, read, ack, reclaim
-	// and redeliver, extend leases and prune idle consumers (Lua scripts),
+	// and redeliver, extend leases, hold the consumer name (GET, SET, DEL)
+	// and prune idle consumers (Lua scripts),
 	// dead-letter (XADD to "{topic}:dlq") and move due delayed messages (a
 	// Lua script: EVALSHA, EVAL when the script is not cached, and the
 	// commands the scripts call).
@@ -40,6 +41,7 @@ var (
 		"+xgroup|create", "+xreadgroup", "+xack", "+xpending", "+xclaim", "+xautoclaim",
 		"+xinfo|consumers", "+xgroup|delconsumer",
 		"+xadd",
+		"+get", "+set", "+del",
 		"+evalsha", "+eval", "+time", "+zrangebyscore", "+zrange", "+zrem",
 	}
 	// aclBroadcast (subscriber without a group): read and find the end

@@ -15,6 +15,7 @@ const (
 	defaultPublishPipelines    = 2
 	defaultTrimInterval        = time.Second
 	defaultClaimMinIdle        = 30 * time.Second
+	defaultConsumerLease       = 10 * time.Second
 	defaultPrefetch            = 100
 	defaultMaxInFlight         = 1
 	defaultBlockTime           = time.Second
@@ -43,7 +44,9 @@ type PublisherConfig struct {
 	Marshaler Marshaler
 
 	// Retention applies to every topic without an entry in TopicRetention.
-	// Default: Retention{}, no trimming: streams grow until trimmed.
+	// The zero Retention (here or in TopicRetention) means the default.
+	// Default: Retention{KeepUnacked: true, MaxAge: time.Hour}: trims what
+	// every group acknowledged more than an hour ago.
 	Retention Retention
 	// TopicRetention overrides Retention per topic.
 	// Default: nil, every topic has Retention.
@@ -89,6 +92,7 @@ func (c *PublisherConfig) setDefaults() {
 	if c.TrimInterval == 0 {
 		c.TrimInterval = defaultTrimInterval
 	}
+	c.Retention = c.Retention.resolved()
 	if c.Idempotency.enabled() && c.Idempotency.Retries == 0 {
 		c.Idempotency.Retries = defaultPublishRetries
 	}
@@ -140,6 +144,22 @@ type SubscriberConfig struct {
 	// name take each other's pending entries as their own.
 	// Default: "<hostname>-<pid>-<random>", unique per Subscriber.
 	Consumer string
+	// ConsumerLease guards the Consumer name against a second live
+	// Subscriber of the group and topic (a copied configuration, a fixed
+	// name in a scaled deployment), which would silently share this one's
+	// pending entries: the name is held by a key
+	// ("{topic}:consumer:...", SET PX ConsumerLease) renewed every third of
+	// it, and released by Close. Subscribe under a name held elsewhere waits
+	// up to 1.5×ConsumerLease for it to expire (a crashed predecessor's
+	// does), then fails with ErrConsumerInUse, or subscribes under a new
+	// name with RenameTakenConsumer. Negative turns the check off.
+	// Default: 10s.
+	ConsumerLease time.Duration
+	// RenameTakenConsumer subscribes under "<Consumer>-<random>" (logged)
+	// when the Consumer name is held by another live Subscriber, instead of
+	// failing.
+	// Default: false.
+	RenameTakenConsumer bool
 	// ClaimMinIdle is how long an entry must sit unacknowledged at another
 	// consumer before this one takes it over (XAUTOCLAIM min-idle-time). Live
 	// consumers extend the lease of the entries they hold, so only the
@@ -233,6 +253,9 @@ func (c *SubscriberConfig) setDefaults() {
 	if c.ClaimMinIdle == 0 {
 		c.ClaimMinIdle = defaultClaimMinIdle
 	}
+	if c.ConsumerLease == 0 {
+		c.ConsumerLease = defaultConsumerLease
+	}
 	if c.NewGroupStartID == "" {
 		c.NewGroupStartID = StartOldest
 	}
@@ -303,6 +326,9 @@ func (c SubscriberConfig) Validate() error {
 	positive("CloseTimeout", int64(c.CloseTimeout))
 	if c.NackBackoffMax != 0 && c.NackBackoffMax < c.NackBackoff {
 		errs = append(errs, fmt.Errorf("NackBackoffMax (%s) is below NackBackoff (%s)", c.NackBackoffMax, c.NackBackoff))
+	}
+	if c.ConsumerLease > 0 && c.ConsumerLease < 30*time.Millisecond {
+		errs = append(errs, fmt.Errorf("ConsumerLease must be at least 30ms, got %s", c.ConsumerLease))
 	}
 	if c.ClaimMinIdle != 0 && c.ClaimMinIdle < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("ClaimMinIdle must be at least 10ms, got %s", c.ClaimMinIdle))

@@ -39,6 +39,10 @@ func TestDefaults_MatchDocumentation(t *testing.T) {
 			short.setDefaults()
 			assert.Equal(t, time.Second, short.ClaimInterval)
 		},
+		"PublisherConfig.Retention": func(t *testing.T) {
+			assert.Equal(t, Retention{KeepUnacked: true, MaxAge: time.Hour}, pub.Retention)
+			assert.Equal(t, pub.Retention, PublisherConfig{TopicRetention: map[string]Retention{"t": {}}}.retention("t"))
+		},
 		"SubscriberConfig.DeadLetterTopic": func(t *testing.T) {
 			assert.Equal(t, "{orders}:dlq", sub.DeadLetterTopic("orders"))
 		},

@@ -37,6 +37,11 @@ var (
 	// to evict). Nothing of the refused messages was added; subscriptions
 	// go on reading and acknowledging, which Redis still accepts.
 	ErrRedisFull = errors.New("millrace: redis is full (maxmemory reached)")
+
+	// ErrConsumerInUse is returned by [Subscriber.Subscribe] when another
+	// live Subscriber holds the same Consumer name in the same group and
+	// topic (see SubscriberConfig.ConsumerLease).
+	ErrConsumerInUse = errors.New("millrace: consumer name is in use by another live subscriber")
 )
 
 // redisError adds to err the sentinel of this package that says what a

@@ -7,7 +7,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 )
 
-// leaser keeps the entries a subscription holds leased: it resets their idle
+// leaser keeps the entries a subscription holds leased, and the lease on
+// its consumer name (when ConsumerLease is on) renewed. It resets the idle
 // time (XCLAIM ... JUSTID, which counts no delivery) before it reaches
 // ClaimMinIdle, so no other consumer's XAUTOCLAIM takes them while a handler
 // is slow, while the queue is full, or while Close waits for handlers. It
@@ -21,6 +22,7 @@ type leaser struct {
 	// ClaimMinIdle, and below half of it after one failed renewal.
 	every  time.Duration
 	held   *heldSet
+	name   *consumerLease // nil when ConsumerLease is off
 	logger watermill.LoggerAdapter
 }
 
@@ -29,14 +31,40 @@ func (l *leaser) start() { l.goRun(l.run) }
 func (l *leaser) run(ctx context.Context) {
 	tick := time.NewTicker(l.every)
 	defer tick.Stop()
+	var nameTick <-chan time.Time
+	if l.name != nil {
+		t := time.NewTicker(l.name.ttl / 3)
+		defer t.Stop()
+		nameTick = t.C
+	}
 	log := errorLog{logger: l.logger}
+	nameLog := errorLog{logger: l.logger}
 	for {
 		select {
 		case <-tick.C:
 			l.renew(ctx, &log)
+		case <-nameTick:
+			l.renewName(ctx, &nameLog)
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// renewName extends the lease on the consumer name. A lease found held by
+// another Subscriber (taken after this one could not renew it in time)
+// is reported: both now read as the same consumer.
+func (l *leaser) renewName(ctx context.Context, log *errorLog) {
+	ok, err := l.name.take(ctx)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			log.failure("Cannot renew the lease on the consumer name", err, nil)
+		}
+	case !ok:
+		log.failure("Another live subscriber took this consumer name; both read the same pending entries", ErrConsumerInUse, nil)
+	default:
+		log.recovered("Holding the consumer name again", nil)
 	}
 }
 

@@ -14,9 +14,15 @@ import (
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
-// Retention bounds a topic's stream. Trimming deletes the oldest entries
-// whether or not every consumer group has read them: a group lagging further
-// behind than the retention loses those messages.
+// Retention bounds a topic's stream. MaxLen and MaxAge alone delete the
+// oldest entries whether or not every consumer group has read them: a group
+// lagging further behind than the retention loses those messages.
+// KeepUnacked never trims what a group has not acknowledged.
+//
+// The zero Retention is the default, {KeepUnacked: true, MaxAge: 1h}:
+// memory stays bounded by an hour of traffic plus what some group has not
+// acknowledged yet, and an hour of history stays for a group created later
+// (it starts at the oldest entry) or a replay. KeepAll keeps everything.
 type Retention struct {
 	// MaxLen keeps about this many entries: XADD ... MAXLEN ~ MaxLen.
 	// Redis trims whole nodes, so a few tens more may stay. 0 = no limit.
@@ -30,10 +36,26 @@ type Retention struct {
 	// consumer group of the topic has read and acknowledged it (and, with
 	// MaxAge, once it is also older than MaxAge). With neither MaxLen nor
 	// MaxAge, everything acknowledged by all groups is trimmed. The Publisher
-	// trims every TrimInterval with XINFO GROUPS, XPENDING and XTRIM MINID ~;
-	// a topic without groups is not trimmed. It cannot be combined with
-	// MaxLen.
+	// trims every TrimInterval with XINFO GROUPS, XPENDING and XTRIM MINID ~
+	// the topics published to since the last round. A topic without groups
+	// has nothing unacknowledged: it is trimmed by MaxAge alone, and not at
+	// all without MaxAge. It cannot be combined with MaxLen.
 	KeepUnacked bool
+	// KeepAll trims nothing: the stream grows until it is trimmed by hand
+	// (admin.TrimMaxLen, TrimBefore) or Redis is full. It cannot be combined
+	// with the other fields.
+	KeepAll bool
+}
+
+// defaultRetention is the zero Retention's meaning.
+var defaultRetention = Retention{KeepUnacked: true, MaxAge: time.Hour}
+
+// resolved is r, or the default for the zero Retention.
+func (r Retention) resolved() Retention {
+	if r == (Retention{}) {
+		return defaultRetention
+	}
+	return r
 }
 
 func (r Retention) validate() error {
@@ -42,6 +64,9 @@ func (r Retention) validate() error {
 	}
 	if r.MaxAge < 0 {
 		return fmt.Errorf("MaxAge must not be negative, got %s", r.MaxAge)
+	}
+	if r.KeepAll && (r.MaxLen > 0 || r.MaxAge > 0 || r.KeepUnacked) {
+		return errors.New("KeepAll cannot be combined with MaxLen, MaxAge or KeepUnacked")
 	}
 	if r.KeepUnacked && r.MaxLen > 0 {
 		return errors.New("KeepUnacked cannot be combined with MaxLen: trimming by count cannot spare unacknowledged entries")
@@ -63,22 +88,23 @@ func (r Retention) minID() string {
 
 // keepsUnacked reports whether any topic's retention is KeepUnacked.
 func (c PublisherConfig) keepsUnacked() bool {
-	if c.Retention.KeepUnacked {
+	if c.Retention.resolved().KeepUnacked {
 		return true
 	}
 	for _, r := range c.TopicRetention {
-		if r.KeepUnacked {
+		if r.resolved().KeepUnacked {
 			return true
 		}
 	}
 	return false
 }
 
+// retention is topic's retention, the zero Retention resolved.
 func (c PublisherConfig) retention(topic string) Retention {
 	if r, ok := c.TopicRetention[topic]; ok {
-		return r
+		return r.resolved()
 	}
-	return c.Retention
+	return c.Retention.resolved()
 }
 
 // trimmer applies KeepUnacked retention: every interval, each topic published
@@ -151,14 +177,15 @@ func (t *trimmer) round(log *errorLog) {
 
 // trimAcked trims stream below the oldest entry any group still needs, and
 // keeps entries younger than maxAge (0 = no age limit). A stream without
-// consumer groups is not trimmed: nothing says its entries were consumed.
+// consumer groups has nothing unacknowledged: it is trimmed by maxAge alone,
+// and not at all without one.
 func trimAcked(ctx context.Context, client redis.UniversalClient, stream string, maxAge time.Duration) error {
-	minID, ok, err := oldestNeeded(ctx, client, stream)
-	if err != nil || !ok {
+	minID, hasGroups, err := oldestNeeded(ctx, client, stream)
+	if err != nil || (!hasGroups && maxAge == 0) {
 		return err
 	}
 	if maxAge > 0 {
-		if byAge := entryid.MinAt(time.Now().Add(-maxAge)); entryid.Compare(byAge, minID) < 0 {
+		if byAge := entryid.MinAt(time.Now().Add(-maxAge)); !hasGroups || entryid.Compare(byAge, minID) < 0 {
 			minID = byAge
 		}
 	}

@@ -23,9 +23,12 @@ type Subscriber struct {
 	logger  watermill.LoggerAdapter
 	version versionCheck
 
-	mu      sync.Mutex // guards closed, active and adding to running
+	token string // this Subscriber's mark on the consumer names it holds
+
+	mu      sync.Mutex // guards closed, active, names and adding to running
 	closed  bool
 	active  map[string]int // running subscriptions per topic
+	names   map[string]int // running subscriptions per consumer lease key
 	closing chan struct{}
 	running sync.WaitGroup
 }
@@ -58,7 +61,9 @@ func NewSubscriber(client redis.UniversalClient, config SubscriberConfig, logger
 		client:  client,
 		config:  config,
 		logger:  logger,
+		token:   watermill.NewUUID(),
 		active:  map[string]int{},
+		names:   map[string]int{},
 		closing: make(chan struct{}),
 	}, nil
 }
@@ -101,18 +106,27 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err := s.version.check(ctx, s.client, streamKey(topic)); err != nil {
 		return nil, err
 	}
-	sub := newSubscription(s, topic, context.WithoutCancel(ctx))
+	consumer, lease, err := s.claimConsumer(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	sub := newSubscription(s, topic, consumer, lease, context.WithoutCancel(ctx))
 	if err := sub.prepare(ctx); err != nil {
+		s.releaseName(lease, false)
 		return nil, err
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		s.releaseName(lease, true)
 		return nil, ErrSubscriberClosed
 	}
-	sub.reader.skipOwnPending = s.active[topic] > 0
+	sub.reader.skipOwnPending = s.active[topic] > 0 && consumer == s.config.Consumer
 	s.active[topic]++
+	if lease != nil {
+		s.names[lease.key]++
+	}
 	s.running.Add(1)
 	go func() {
 		defer s.running.Done()
@@ -121,9 +135,33 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		if s.active[topic]--; s.active[topic] == 0 {
 			delete(s.active, topic)
 		}
+		if lease != nil {
+			s.names[lease.key]--
+		}
+		s.releaseName(lease, true)
 		s.mu.Unlock()
 	}()
 	return sub.out, nil
+}
+
+// releaseName gives a consumer name up unless a running subscription of
+// this Subscriber still holds it. locked says whether s.mu is held.
+func (s *Subscriber) releaseName(lease *consumerLease, locked bool) {
+	if lease == nil {
+		return
+	}
+	if !locked {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
+	if s.names[lease.key] > 0 {
+		return
+	}
+	delete(s.names, lease.key)
+	if err := lease.release(); err != nil {
+		s.logger.Error("Cannot release the consumer name; it expires after ConsumerLease", err,
+			watermill.LogFields{"consumer": s.config.Consumer, "consumer_group": s.config.ConsumerGroup})
+	}
 }
 
 func (s *Subscriber) usable(topic string) error {

@@ -76,7 +76,9 @@ type subscription struct {
 
 // newSubscription builds a subscription of topic and all its components.
 // values is Subscribe's context: messages' contexts carry its values.
-func newSubscription(s *Subscriber, topic string, values context.Context) *subscription {
+// consumer is the name it reads as in its group; lease, when set, holds
+// that name and is renewed by the leaser.
+func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease, values context.Context) *subscription {
 	cfg := s.config
 	soft, cancelSoft := context.WithCancel(context.Background())
 	hard, cancelHard := context.WithCancel(context.Background())
@@ -88,7 +90,7 @@ func newSubscription(s *Subscriber, topic string, values context.Context) *subsc
 		logger: s.logger.With(watermill.LogFields{
 			"topic":          topic,
 			"consumer_group": cfg.ConsumerGroup,
-			"consumer":       cfg.Consumer,
+			"consumer":       consumer,
 		}),
 		soft:       soft,
 		hard:       hard,
@@ -98,7 +100,7 @@ func newSubscription(s *Subscriber, topic string, values context.Context) *subsc
 	}
 	q := &queue{ch: make(chan *entry, cfg.Prefetch), stopping: soft.Done()}
 	if cfg.ConsumerGroup != "" {
-		sub.m = &member{client: s.client, stream: sub.stream, group: cfg.ConsumerGroup, consumer: cfg.Consumer}
+		sub.m = &member{client: s.client, stream: sub.stream, group: cfg.ConsumerGroup, consumer: consumer}
 		sub.held = newHeldSet()
 	}
 	sub.reader = &reader{
@@ -135,7 +137,7 @@ func newSubscription(s *Subscriber, topic string, values context.Context) *subsc
 			logger:         sub.logger,
 		}
 		// The leaser outlives soft: it renews until the workers are done.
-		sub.leaser = &leaser{loop: newLoop(context.Background()), m: sub.m, every: cfg.ClaimMinIdle / 6, held: sub.held, logger: sub.logger}
+		sub.leaser = &leaser{loop: newLoop(context.Background()), m: sub.m, every: cfg.ClaimMinIdle / 6, held: sub.held, name: lease, logger: sub.logger}
 	}
 	sub.workers = &workers{
 		n:      cfg.MaxInFlight,

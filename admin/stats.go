@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -34,6 +37,11 @@ type TopicStats struct {
 	DeadLetterTopic string
 	// DeadLetters is the length of the dead-letter stream.
 	DeadLetters int64
+	// Memory is what the stream takes in Redis, in bytes (MEMORY USAGE key
+	// SAMPLES 10: exact for small streams, estimated from 10 nodes for
+	// large ones); 0 without a stream, -1 when the server refused to tell
+	// (an ACL without MEMORY USAGE).
+	Memory int64
 	// Time is the server's clock when the snapshot was taken; the ages in
 	// GroupStats are measured against it.
 	Time time.Time
@@ -118,21 +126,61 @@ func (a *Admin) Stats(ctx context.Context, topics ...string) ([]TopicStats, erro
 	if len(topics) == 0 {
 		return nil, nil
 	}
-	if !a.noScript.Load() {
-		raws, err := a.readScripted(ctx, topics)
-		if err == nil {
-			return a.parseTopics(topics, raws)
-		}
-		if !rediserr.IsScriptRefused(err) {
-			return nil, err
-		}
-		a.noScript.Store(true)
-	}
-	raws, err := a.readPlain(ctx, topics)
+	raws, err := a.read(ctx, topics)
 	if err != nil {
 		return nil, err
 	}
-	return a.parseTopics(topics, raws)
+	stats, err := a.parseTopics(topics, raws)
+	if err != nil {
+		return nil, err
+	}
+	return stats, a.readMemory(ctx, stats)
+}
+
+// read reads the raw replies of topics: with the stats script, or with
+// plain commands where scripts are refused.
+func (a *Admin) read(ctx context.Context, topics []string) ([]rawTopic, error) {
+	if !a.noScript.Load() {
+		raws, err := a.readScripted(ctx, topics)
+		if err == nil || !rediserr.IsScriptRefused(err) {
+			return raws, err
+		}
+		a.noScript.Store(true)
+	}
+	return a.readPlain(ctx, topics)
+}
+
+// memorySamples is the SAMPLES argument of MEMORY USAGE.
+const memorySamples = 10
+
+// readMemory sets the Memory of the stats of existing streams, in one
+// pipeline.
+func (a *Admin) readMemory(ctx context.Context, stats []TopicStats) error {
+	pipe := a.client.Pipeline()
+	cmds := make([]*redis.IntCmd, len(stats))
+	for i, s := range stats {
+		if s.Exists {
+			cmds[i] = pipe.MemoryUsage(ctx, keys.Stream(s.Topic), memorySamples)
+		}
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, cmd := range cmds {
+		if cmd == nil {
+			continue
+		}
+		n, err := cmd.Result()
+		switch {
+		case err == nil:
+			stats[i].Memory = n
+		case rediserr.IsNoPerm(err) || rediserr.IsUnknownCommand(err):
+			stats[i].Memory = -1
+		case rediserr.IsNil(err):
+			// deleted since it was read
+		default:
+			return fmt.Errorf("cannot read the memory of topic %s: %w", stats[i].Topic, err)
+		}
+	}
+	return nil
 }
 
 // Groups returns the consumer groups of topic, sorted by name: the Groups

@@ -33,6 +33,7 @@ func requireOrdersStats(t *testing.T, s admin.TopicStats) {
 	assert.Equal(t, "{orders}:dlq", s.DeadLetterTopic)
 	assert.EqualValues(t, 3, s.DeadLetters)
 	assert.WithinDuration(t, time.Now(), s.Time, 5*time.Second)
+	assert.Greater(t, s.Memory, int64(10*20), "MEMORY USAGE of ten entries")
 	require.Len(t, s.Groups, 2)
 
 	audit := s.Groups[0]

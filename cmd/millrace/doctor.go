@@ -46,6 +46,8 @@ func (a *app) doctorCommand() *cobra.Command {
   acl          the user may run every command Millrace uses (ACL DRYRUN when allowed,
                otherwise harmless probes on a key that does not exist)
   cluster      Cluster health, and dead-letter streams in their topic's slot
+  retention    streams that grow without retention: entries every group acknowledged
+               more than a day ago are still there
 
 Exit status 1 when a check fails, 0 otherwise (warnings included).`,
 		Example: `  millrace doctor
@@ -119,7 +121,7 @@ func (d *doctor) run() []check {
 			}
 		}
 	}
-	return []check{d.version(), d.eviction(), d.persistence(), d.replication(), d.acl(), d.cluster()}
+	return []check{d.version(), d.eviction(), d.persistence(), d.replication(), d.acl(), d.cluster(), d.retention()}
 }
 
 func (d *doctor) version() check {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"io"
 	"net/http"
@@ -316,6 +317,25 @@ func TestDoctor(t *testing.T) {
 		r = runCLI(context.Background(), "", "--url", srv.URL(), "doctor", "--json")
 		assert.Equal(t, 1, r.code)
 		golden(t, "doctor-misconfigured.json", normalize(r.stdout, false))
+	})
+	t.Run("retention", func(t *testing.T) {
+		// The topology's entries are from 2023. payments has no group: a
+		// stream nothing trims. orders still has entries pending in billing.
+		e := newEnv(t)
+		r := e.run("doctor", "--json")
+		var checks []check
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &checks), r.stdout)
+		var ret check
+		for _, ch := range checks {
+			if ch.Name == "retention" {
+				ret = ch
+			}
+		}
+		assert.Equal(t, statusWarn, ret.Status)
+		assert.Contains(t, ret.Detail, "1 stream(s) grow without retention")
+		assert.Contains(t, ret.Detail, "payments (1 entries")
+		assert.NotContains(t, ret.Detail, "orders")
+		assert.Contains(t, ret.Advice, "Retention")
 	})
 	t.Run("acl", func(t *testing.T) {
 		srv := redistest.Start(t, redistest.Options{})

@@ -24,6 +24,13 @@ func Delayed(topic string) string { return aux(topic, "delayed") }
 // the message with uuid was added to topic: "{topic}:published:<uuid>".
 func Published(topic, uuid string) string { return aux(topic, "published:"+uuid) }
 
+// Consumer is the key that names the live holder of a consumer name in a
+// group of topic: "{topic}:consumer:<len(group)>:<group>:<consumer>" (the
+// length keeps "a:b"/"c" apart from "a"/"b:c").
+func Consumer(topic, group, consumer string) string {
+	return aux(topic, "consumer:"+strconv.Itoa(len(group))+":"+group+":"+consumer)
+}
+
 // DeadLetterBase returns the topic whose default dead-letter stream is key:
 // "orders" for "{orders}:dlq", "a{b}c" for "a{b}c:dlq", "x}y" for
 // "{<tag>}:x}y:dlq".

@@ -1,0 +1,130 @@
+package millrace_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/millrace/millrace"
+)
+
+func leaseConfig(consumer string, lease time.Duration) millrace.SubscriberConfig {
+	cfg := groupConfig("g")
+	cfg.Consumer = consumer
+	cfg.ConsumerLease = lease
+	return cfg
+}
+
+// consumerKey is the lease key of consumer in group "g" of topic.
+func consumerKey(topic, consumer string) string { return "{" + topic + "}:consumer:1:g:" + consumer }
+
+// A second live Subscriber under the same consumer name, group and topic
+// is refused, or renamed when it asks to be; the first keeps the name.
+func TestConsumerLease_SecondLiveSubscriberRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	topic := newTopic()
+	first := subscribe(t, e.subscriber(t, leaseConfig("worker-1", 300*time.Millisecond)), topic)
+
+	second := e.subscriber(t, leaseConfig("worker-1", 300*time.Millisecond))
+	_, err := second.Subscribe(ctxTimeout(t, 10*time.Second), topic)
+	require.ErrorIs(t, err, millrace.ErrConsumerInUse)
+
+	// One Subscriber may read a topic twice under its name.
+	twice := newTopic()
+	self := e.subscriber(t, leaseConfig("worker-1", 300*time.Millisecond))
+	subscribe(t, self, twice)
+	subscribe(t, self, twice)
+	// The name is per topic: worker-1 elsewhere is another consumer.
+	sub := e.subscriber(t, leaseConfig("worker-1", 300*time.Millisecond))
+	subscribe(t, sub, newTopic())
+	subscribe(t, sub, newTopic())
+
+	cfg := leaseConfig("worker-1", 300*time.Millisecond)
+	cfg.RenameTakenConsumer = true
+	renamed := subscribe(t, e.subscriber(t, cfg), topic)
+	pub := e.publisher(t, millrace.PublisherConfig{})
+	publish(t, pub, topic, "1", "2", "3", "4", "5", "6")
+	seen := 0
+	byConsumer := map[string]bool{}
+	for seen < 6 {
+		select {
+		case m := <-first:
+			seen++
+			m.Ack()
+		case m := <-renamed:
+			seen++
+			m.Ack()
+		case <-ctxTimeout(t, 15*time.Second).Done():
+			t.Fatalf("%d of 6 messages", seen)
+		}
+	}
+	for _, c := range consumers(t, e, topic) {
+		byConsumer[c] = true
+	}
+	assert.True(t, byConsumer["worker-1"])
+	renamedSeen := false
+	for c := range byConsumer {
+		renamedSeen = renamedSeen || len(c) > len("worker-1-") && c[:len("worker-1-")] == "worker-1-"
+	}
+	assert.True(t, renamedSeen, "consumers: %v", byConsumer)
+}
+
+// Close releases the name at once; a name left by a crashed Subscriber (no
+// Close, no renewal) is free once its lease expires, and Subscribe waits
+// for that.
+func TestConsumerLease_RestartUnderTheSameName(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	topic := newTopic()
+	ctx := context.Background()
+
+	// A minute-long lease: a Subscribe that had to wait for it would time out.
+	first, err := millrace.NewSubscriber(e.client, leaseConfig("worker-1", time.Minute), testLogger)
+	require.NoError(t, err)
+	_, err = first.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, e.client.Exists(ctx, consumerKey(topic, "worker-1")).Val(), "the name is held")
+	require.NoError(t, first.Close())
+	assert.Zero(t, e.client.Exists(ctx, consumerKey(topic, "worker-1")).Val(), "Close releases the name")
+	restarted := e.subscriber(t, leaseConfig("worker-1", time.Minute))
+	_, err = restarted.Subscribe(ctxTimeout(t, 5*time.Second), topic)
+	require.NoError(t, err)
+
+	// A crashed holder's key expires; the next Subscribe waits for that.
+	other := newTopic()
+	require.NoError(t, e.client.Set(ctx, consumerKey(other, "worker-1"), "crashed-process", 400*time.Millisecond).Err())
+	_, err = e.subscriber(t, leaseConfig("worker-1", 400*time.Millisecond)).Subscribe(ctxTimeout(t, 10*time.Second), other)
+	require.NoError(t, err)
+}
+
+// A running subscription renews its name: the key outlives many leases.
+func TestConsumerLease_Renewed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	topic := newTopic()
+	subscribe(t, e.subscriber(t, leaseConfig("worker-1", 90*time.Millisecond)), topic)
+	key := consumerKey(topic, "worker-1")
+	token := e.client.Get(context.Background(), key).Val()
+	require.NotEmpty(t, token)
+	deadline := time.Now().Add(900 * time.Millisecond) // ten leases
+	for time.Now().Before(deadline) {
+		require.Equal(t, token, e.client.Get(context.Background(), key).Val(), "the lease lapsed")
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// consumers lists the consumers of group "g" on topic.
+func consumers(t *testing.T, e *env, topic string) []string {
+	t.Helper()
+	cs, err := e.client.XInfoConsumers(context.Background(), topic, "g").Result()
+	require.NoError(t, err)
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.Name
+	}
+	return names
+}
