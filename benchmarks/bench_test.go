@@ -70,7 +70,7 @@ func BenchmarkSubscriber(b *testing.B) {
 func BenchmarkPublish(b *testing.B) {
 	srv := startRedis(b)
 	admin := newClient(b, srv.Addr())
-	for _, name := range watermillImpls {
+	for _, name := range append(watermillImpls, harness.MillraceIdempotent) {
 		for _, size := range []int{16, 1024} {
 			for _, goroutines := range []int{runtime.GOMAXPROCS(0), 64} {
 				b.Run(fmt.Sprintf("%s/%dB/goroutines=%d", name, size, goroutines), func(b *testing.B) {

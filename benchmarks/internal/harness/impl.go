@@ -15,6 +15,9 @@ const (
 	Millrace = "millrace"
 	Peer     = "peer"
 	Raw      = "raw"
+	// MillraceIdempotent is Millrace with PublisherConfig.Idempotency, for
+	// the Go benchmarks of publishing only.
+	MillraceIdempotent = "millrace-idempotent"
 )
 
 // Names lists every implementation, in the order cmd/bench alternates them.

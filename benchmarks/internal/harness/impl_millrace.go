@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"time"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
@@ -20,4 +22,17 @@ func newMillrace() *watermillImpl {
 		},
 		marshal: millrace.DefaultMarshaler{}.Marshal,
 	}
+}
+
+// newMillraceIdempotent is Millrace publishing with a 10-minute
+// Idempotency window.
+func newMillraceIdempotent() *watermillImpl {
+	w := newMillrace()
+	w.name = MillraceIdempotent
+	w.newPublisher = func(c redis.UniversalClient) (message.Publisher, error) {
+		return millrace.NewPublisher(c, millrace.PublisherConfig{
+			Idempotency: millrace.Idempotency{Window: 10 * time.Minute},
+		}, watermill.NopLogger{})
+	}
+	return w
 }

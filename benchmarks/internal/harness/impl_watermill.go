@@ -39,6 +39,8 @@ func NewWatermillImpl(name string) (WatermillImpl, error) {
 	switch name {
 	case Millrace:
 		return newMillrace(), nil
+	case MillraceIdempotent:
+		return newMillraceIdempotent(), nil
 	case Peer:
 		return newPeer(), nil
 	}
