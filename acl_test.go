@@ -31,8 +31,12 @@ var (
 	// NOPERM as "new enough". Add +wait (or +waitaof) for Durability and
 	// +xtrim for a Retention with both MaxLen and MaxAge.
 	aclPublisher = []string{"+xadd", "+zadd"}
+	// aclRetention: what the default retention (KeepUnacked, MaxAge) runs
+	// in the background of a Publisher: XINFO GROUPS, XPENDING (groups
+	// with pending entries) and XTRIM.
+	aclRetention = []string{"+xinfo|groups", "+xpending", "+xtrim"}
 	// aclSubscriber (consumer group): create the group, read, ack, reclaim
-	// and redeliver, extend leases, hold the consumer name (GET, SET, DEL)
+	// and redeliver, extend leases, hold the consumer name (GET, SET)
 	// and prune idle consumers (Lua scripts),
 	// dead-letter (XADD to "{topic}:dlq") and move due delayed messages (a
 	// Lua script: EVALSHA, EVAL when the script is not cached, and the
@@ -41,7 +45,7 @@ var (
 		"+xgroup|create", "+xreadgroup", "+xack", "+xpending", "+xclaim", "+xautoclaim",
 		"+xinfo|consumers", "+xgroup|delconsumer",
 		"+xadd",
-		"+get", "+set", "+del",
+		"+get", "+set",
 		"+evalsha", "+eval", "+time", "+zrangebyscore", "+zrange", "+zrem",
 	}
 	// aclBroadcast (subscriber without a group): read and find the end
@@ -159,7 +163,7 @@ func TestACL_MinimalRulesWork(t *testing.T) {
 	logger := topoLoggerTo(logs)
 	const pubPass, subPass, bcPass = "pub-Secret-9f2c", "sub-Secret-71ab", "bc-Secret-4d0e"
 	topic := "orders"
-	pubClient := a.setUser(t, "publisher", pubPass, aclPublisher, aclTopicKeys(topic))
+	pubClient := a.setUser(t, "publisher", pubPass, slices.Concat(aclPublisher, aclRetention), aclTopicKeys(topic))
 	subClient := a.setUser(t, "subscriber", subPass, aclSubscriber, aclTopicKeys(topic))
 	bcClient := a.setUser(t, "watcher", bcPass, aclBroadcast, aclTopicKeys(topic))
 
@@ -239,7 +243,7 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 		for _, rule := range aclPublisher {
 			topic := "p" + strings.Trim(rule, "+|")
 			c := a.setUser(t, "pub-"+topic, password, aclWithout(aclPublisher, rule), aclTopicKeys(topic))
-			pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{}, topoLoggerTo(logs))
+			pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{Retention: millrace.Retention{KeepAll: true}}, topoLoggerTo(logs))
 			require.NoError(t, err)
 			msg := message.NewMessage(watermill.NewUUID(), []byte("x"))
 			if rule == "+zadd" {
@@ -262,6 +266,7 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 			c := a.setUser(t, "pub-"+topic, password, rules, aclTopicKeys(topic))
 			pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{
 				Durability: millrace.Durability{Replicas: 1, Timeout: 10 * time.Millisecond},
+				Retention:  millrace.Retention{KeepAll: true},
 			}, topoLoggerTo(logs))
 			require.NoError(t, err)
 			err = pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x")))
@@ -276,8 +281,9 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 
 		// Keys outside the pattern are refused too.
 		c := a.setUser(t, "pub-keys", password, aclPublisher, aclTopicKeys("orders"))
-		pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{}, nil)
+		pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{Retention: millrace.Retention{KeepAll: true}}, nil)
 		require.NoError(t, err)
+		defer pub.Close()
 		err = pub.Publish("payments", message.NewMessage(watermill.NewUUID(), []byte("x")))
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "NOPERM")
@@ -313,6 +319,7 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 				// The admin publishes: the subscriber's rules are under test.
 				adminPub, err := millrace.NewPublisher(a.admin, millrace.PublisherConfig{}, nil)
 				require.NoError(t, err)
+				defer adminPub.Close()
 				require.NoError(t, adminPub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("ack")), message.NewMessage(watermill.NewUUID(), []byte("nack"))))
 				require.NoError(t, adminPub.Publish(topic, topoDelayed("ack-later", 100*time.Millisecond)))
 
@@ -327,10 +334,10 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 				cmd := strings.TrimPrefix(strings.TrimPrefix(name, "without "), "+")
 				switch cmd {
 				case "time", "zrange", "zrangebyscore", "zrem", "xadd", "the auxiliary keys",
-					"xinfo|consumers", "xgroup|delconsumer":
+					"xinfo|consumers", "xgroup|delconsumer", "get", "set":
 					// Called by a script (the delayed-message mover, the
-					// consumer pruner; xadd also by dead-lettering), or a
-					// key refusal.
+					// consumer pruner, the consumer-name lease; xadd also by
+					// dead-lettering), or a key refusal.
 					aclWaitLogged(t, caseLogs, aclRefusals...)
 				default:
 					aclWaitLogged(t, caseLogs, "NOPERM this user has no permissions to run the '"+cmd+"' command")
@@ -425,6 +432,7 @@ func TestACL_DeadLetterRefusalIsNamed(t *testing.T) {
 	go aclConsume(ch, nil)
 	adminPub, err := millrace.NewPublisher(a.admin, millrace.PublisherConfig{}, nil)
 	require.NoError(t, err)
+	defer adminPub.Close()
 	require.NoError(t, adminPub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("poison"))))
 
 	aclWaitLogged(t, logs, "Cannot dead-letter entry")
@@ -456,6 +464,26 @@ func TestACL_TrimRefusalIsLogged(t *testing.T) {
 	assert.Eventually(t, func() bool {
 		return strings.Contains(logs.String(), "NOPERM this user has no permissions to run the 'xtrim' command")
 	}, 2*time.Second, 10*time.Millisecond, "the refused XTRIM is not logged; log:\n%s", logs)
+
+	// The default retention trims in the background, with each of
+	// aclRetention: without one, Publish succeeds and the refusal is logged.
+	for _, rule := range aclRetention {
+		topic := "r" + strings.Trim(rule, "+|")
+		c := a.setUser(t, "pub-"+topic, "Trimless-Secret-8a2f", slices.Concat(aclPublisher, aclWithout(aclRetention, rule)), aclTopicKeys(topic))
+		logs := &topoLogBuffer{}
+		pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{TrimInterval: 10 * time.Millisecond}, topoLoggerTo(logs))
+		require.NoError(t, err)
+		// A group with a pending entry, so that XPENDING runs.
+		require.NoError(t, pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x"))))
+		require.NoError(t, a.admin.XGroupCreate(context.Background(), topic, "g", "0").Err())
+		require.NoError(t, a.admin.XReadGroup(context.Background(), &redis.XReadGroupArgs{Group: "g", Consumer: "c", Streams: []string{topic, ">"}}).Err())
+		require.NoError(t, pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("y"))))
+		cmd := strings.TrimPrefix(rule, "+")
+		assert.Eventually(t, func() bool {
+			return strings.Contains(logs.String(), "NOPERM this user has no permissions to run the '"+cmd+"' command")
+		}, 5*time.Second, 10*time.Millisecond, "without %s the trimming is refused and logged; log:\n%s", rule, logs)
+		require.NoError(t, pub.Close())
+	}
 }
 
 // With NoDelayedMover a broadcast subscriber is read-only: a user with only

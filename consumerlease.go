@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // consumerLease is a Subscriber's claim on a consumer name in a group of a
@@ -38,10 +39,12 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `)
 
-// dropLeaseScript deletes KEYS[1] if it holds ARGV[1].
+// dropLeaseScript makes KEYS[1] expire at once if it holds ARGV[1] (SET
+// PX 1, so the lease needs no right beyond GET and SET).
 var dropLeaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', 1)
+  return 1
 end
 return 0
 `)
@@ -86,6 +89,13 @@ func (s *Subscriber) claimConsumer(ctx context.Context, topic string) (string, *
 	}
 	lease := newConsumerLease(s.client, topic, cfg.ConsumerGroup, cfg.Consumer, s.token, cfg.ConsumerLease)
 	ok, err := lease.acquire(ctx)
+	if rediserr.IsNoPerm(err) || rediserr.IsScriptRefused(err) {
+		// An ACL from before ConsumerLease: subscribe unguarded, and say so.
+		s.logger.Error("Cannot hold the consumer name (ACL: the lease needs EVALSHA, GET and SET on "+
+			"the topic's keys); a second subscriber under this name would not be detected", err,
+			watermill.LogFields{"topic": topic, "consumer_group": cfg.ConsumerGroup, "consumer": cfg.Consumer})
+		return cfg.Consumer, nil, nil
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot claim consumer name %s of group %s on topic %s: %w", cfg.Consumer, cfg.ConsumerGroup, topic, err)
 	}

@@ -89,7 +89,8 @@ func TestConsumerLease_RestartUnderTheSameName(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, e.client.Exists(ctx, consumerKey(topic, "worker-1")).Val(), "the name is held")
 	require.NoError(t, first.Close())
-	assert.Zero(t, e.client.Exists(ctx, consumerKey(topic, "worker-1")).Val(), "Close releases the name")
+	require.Eventually(t, func() bool { return e.client.Exists(ctx, consumerKey(topic, "worker-1")).Val() == 0 },
+		time.Second, time.Millisecond, "Close releases the name")
 	restarted := e.subscriber(t, leaseConfig("worker-1", time.Minute))
 	_, err = restarted.Subscribe(ctxTimeout(t, 5*time.Second), topic)
 	require.NoError(t, err)

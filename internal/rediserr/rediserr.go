@@ -49,9 +49,12 @@ func IsUnknownCommand(err error) bool {
 	return redis.HasErrorPrefix(err, "unknown command") || redis.HasErrorPrefix(err, "unknown subcommand")
 }
 
-// IsNoPerm reports NOPERM: the ACL user may not run the command or touch
-// the key.
-func IsNoPerm(err error) bool { return redis.HasErrorPrefix(err, "NOPERM") }
+// IsNoPerm reports an ACL refusal: NOPERM (the user may not run the
+// command or touch the key), or, inside a script on Redis 7.0, "The user
+// executing the script can't run this command".
+func IsNoPerm(err error) bool {
+	return redis.HasErrorPrefix(err, "NOPERM") || redis.HasErrorPrefix(err, "The user executing the script can't")
+}
 
 // IsNoSuchUser reports "ERR User '<name>' not found": an ACL subcommand
 // (ACL DRYRUN, ACL GETUSER ...) about a user that does not exist.

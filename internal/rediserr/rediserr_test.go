@@ -31,6 +31,9 @@ func TestClassifiers_RealReplies(t *testing.T) {
 	require.NoError(t, c.XAdd(ctx, &redis.XAddArgs{Stream: "s", Values: []string{"k", "v"}}).Err())
 	require.NoError(t, c.XGroupCreate(ctx, "s", "g", "0").Err())
 	require.NoError(t, c.ACLSetUser(ctx, "reader", "on", ">secret", "~*", "+@read", "-eval", "-evalsha").Err())
+	require.NoError(t, c.ACLSetUser(ctx, "scripter", "on", ">secret", "~*", "+eval", "+get").Err())
+	scripter := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "scripter", Password: "secret", Protocol: 2})
+	t.Cleanup(func() { _ = scripter.Close() })
 	reader := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "reader", Password: "secret", Protocol: 2})
 	t.Cleanup(func() { _ = reader.Close() })
 
@@ -45,6 +48,7 @@ func TestClassifiers_RealReplies(t *testing.T) {
 		"NOPERM":          reader.Set(ctx, "k", "v", 0).Err(),
 		"no such user":    c.Do(ctx, "ACL", "DRYRUN", "nosuchuser", "GET", "k").Err(),
 		"NOSCRIPT":        c.EvalSha(ctx, "ffffffffffffffffffffffffffffffffffffffff", nil).Err(),
+		"script NOPERM":   scripter.Eval(ctx, "return redis.call('SET', KEYS[1], 'v')", []string{"k"}).Err(),
 		"script refused":  c.Eval(ctx, "return redis.call('MULTI')", nil).Err(),
 		"script NOGROUP":  c.Eval(ctx, "return redis.call('XCLAIM', KEYS[1], 'nope', 'c', 0, '0-1')", []string{"s"}).Err(),
 		"wrong type":      c.LPush(ctx, "s", "x").Err(),
@@ -67,14 +71,14 @@ func TestClassifiers_RealReplies(t *testing.T) {
 		{"IsNoSuchKey", rediserr.IsNoSuchKey, []string{"no such key"}},
 		{"IsNoStream", rediserr.IsNoStream, []string{"no stream"}},
 		{"IsUnknownCommand", rediserr.IsUnknownCommand, []string{"unknown command", "unknown INFO"}},
-		{"IsNoPerm", rediserr.IsNoPerm, []string{"NOPERM"}},
+		{"IsNoPerm", rediserr.IsNoPerm, []string{"NOPERM", "script NOPERM"}},
 		{"IsNoSuchUser", rediserr.IsNoSuchUser, []string{"no such user"}},
 		{"IsNoScript", rediserr.IsNoScript, []string{"NOSCRIPT"}},
-		{"IsScriptRefused", rediserr.IsScriptRefused, []string{"script refused", "NOPERM", "unknown command", "unknown INFO"}},
+		{"IsScriptRefused", rediserr.IsScriptRefused, []string{"script refused", "NOPERM", "script NOPERM", "unknown command", "unknown INFO"}},
 		{"IsOOM", rediserr.IsOOM, []string{"OOM"}},
 		{"IsServer", rediserr.IsServer, []string{
 			"NOGROUP", "BUSYGROUP", "no such key", "no stream", "unknown command", "unknown INFO", "NOPERM",
-			"no such user", "NOSCRIPT", "script refused", "OOM", "script NOGROUP", "wrong type",
+			"no such user", "NOSCRIPT", "script refused", "OOM", "script NOGROUP", "wrong type", "script NOPERM",
 		}},
 	}
 	for _, tc := range cases {
