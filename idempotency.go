@@ -1,11 +1,10 @@
 package millrace
 
 import (
-	"context"
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/keys"
@@ -80,18 +79,13 @@ redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
 return id
 `)
 
-// queueAdd queues the XADD of message i of req on pipe: a plain XADD, or
-// the idempotent script. A message already added (within the window)
-// answers redis.Nil.
-func (p *Publisher) queueAdd(ctx context.Context, pipe redis.Pipeliner, req *publishRequest, i int) redis.Cmder {
-	a := &req.args[i]
-	if !p.config.Idempotency.enabled() {
-		return pipe.XAdd(ctx, a)
-	}
-	args := make([]interface{}, 0, 3+len(a.Values.([]interface{})))
-	args = append(args, p.config.Idempotency.Window.Milliseconds(), strconv.FormatInt(a.MaxLen, 10), a.MinID)
-	args = append(args, a.Values.([]interface{})...)
-	return idempotentAddScript.EvalSha(ctx, pipe, []string{a.Stream, keys.Published(req.topic, req.msgs[i].UUID)}, args...)
+// idempotentAddArgs is the EVALSHA of idempotentAddScript that adds msg
+// to topic unless its UUID was added within the window.
+func (p *Publisher) idempotentAddArgs(topic string, r Retention, minID string, msg *message.Message) ([]interface{}, error) {
+	args := make([]interface{}, 0, 14)
+	args = append(args, "evalsha", idempotentAddScript.Hash(), 2, streamKey(topic), keys.Published(topic, msg.UUID),
+		p.config.Idempotency.Window.Milliseconds(), r.MaxLen, minID)
+	return p.appendFields(args, topic, msg)
 }
 
 // retryable reports whether req failed in a way an idempotent Publisher

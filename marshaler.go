@@ -57,6 +57,23 @@ func (DefaultMarshaler) Marshal(_ string, msg *message.Message) (map[string]inte
 	}, nil
 }
 
+// flatMarshaler is a Marshaler that appends an entry's fields to dst as
+// XADD takes them, in name order, without a map in between.
+type flatMarshaler interface {
+	appendFlat(dst []interface{}, msg *message.Message) ([]interface{}, error)
+}
+
+var _ flatMarshaler = DefaultMarshaler{}
+
+// appendFlat is Marshal's fields, in name order.
+func (DefaultMarshaler) appendFlat(dst []interface{}, msg *message.Message) ([]interface{}, error) {
+	md, err := marshalMetadata(msg.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("cannot marshal metadata of message %s: %w", msg.UUID, err)
+	}
+	return append(dst, UUIDField, msg.UUID, MetadataField, md, PayloadField, []byte(msg.Payload)), nil
+}
+
 // Unmarshal implements [Unmarshaler].
 func (DefaultMarshaler) Unmarshal(values map[string]interface{}) (*message.Message, error) {
 	rawUUID, ok := values[UUIDField]

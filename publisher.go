@@ -77,8 +77,11 @@ func NewPublisher(client redis.UniversalClient, config PublisherConfig, logger w
 
 // publishRequest is one Publish call on its way to a pipeline.
 type publishRequest struct {
-	topic   string
-	args    []redis.XAddArgs
+	topic string
+	// cmds are the arguments of each message's command (XADD, or EVALSHA
+	// of the idempotent script), built by the caller: the pipeline's
+	// sender only queues them.
+	cmds    [][]interface{}
 	msgs    []*message.Message
 	results []redis.Cmder // XADD or idempotent script replies, by message
 	done    chan error
@@ -148,28 +151,58 @@ func (p *Publisher) await(req *publishRequest) error {
 func (p *Publisher) prepare(topic string, msgs []*message.Message) (*publishRequest, error) {
 	req := &publishRequest{
 		topic: topic,
-		args:  make([]redis.XAddArgs, len(msgs)),
+		cmds:  make([][]interface{}, len(msgs)),
 		msgs:  msgs,
 		done:  make(chan error, 1),
 	}
 	retention := p.config.retention(topic)
+	minID := retention.minID()
 	for i, msg := range msgs {
 		if err := msg.Context().Err(); err != nil {
 			return nil, fmt.Errorf("message %s: %w", msg.UUID, err)
 		}
-		fields, err := p.config.Marshaler.Marshal(topic, msg)
-		if err != nil {
-			return nil, fmt.Errorf("cannot marshal message %s: %w", msg.UUID, err)
+		var err error
+		if p.config.Idempotency.enabled() {
+			req.cmds[i], err = p.idempotentAddArgs(topic, retention, minID, msg)
+		} else {
+			req.cmds[i], err = p.addArgs(topic, retention, minID, msg)
 		}
-		req.args[i] = redis.XAddArgs{
-			Stream: streamKey(topic),
-			MaxLen: retention.MaxLen,
-			MinID:  retention.minID(),
-			Approx: true,
-			Values: streams.Flatten(fields),
+		if err != nil {
+			return nil, err
 		}
 	}
 	return req, nil
+}
+
+// addArgs is the XADD of msg to topic, with retention's trimming clause.
+func (p *Publisher) addArgs(topic string, r Retention, minID string, msg *message.Message) ([]interface{}, error) {
+	args := make([]interface{}, 0, 12)
+	args = append(args, "xadd", streamKey(topic))
+	switch {
+	case r.MaxLen > 0:
+		args = append(args, "maxlen", "~", r.MaxLen)
+	case minID != "":
+		args = append(args, "minid", "~", minID)
+	}
+	args = append(args, "*")
+	return p.appendFields(args, topic, msg)
+}
+
+// appendFields appends the fields of msg's entry to dst, in name order.
+func (p *Publisher) appendFields(dst []interface{}, topic string, msg *message.Message) ([]interface{}, error) {
+	var err error
+	if m, ok := p.config.Marshaler.(flatMarshaler); ok {
+		dst, err = m.appendFlat(dst, msg)
+	} else {
+		var fields map[string]interface{}
+		if fields, err = p.config.Marshaler.Marshal(topic, msg); err == nil {
+			dst = append(dst, streams.Flatten(fields)...)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot marshal message %s: %w", msg.UUID, err)
+	}
+	return dst, nil
 }
 
 // sendQueued sends the calls queued now, up to MaxBatch messages, in one
@@ -182,7 +215,7 @@ func (p *Publisher) sendQueued() {
 		case req := <-p.queue:
 			req.taken.Store(true)
 			batch = append(batch, req)
-			size += len(req.args)
+			size += len(req.cmds)
 			continue
 		default:
 		}
@@ -199,11 +232,11 @@ func (p *Publisher) sendQueued() {
 func (p *Publisher) send(batch []*publishRequest) {
 	ctx := context.Background()
 	durable := p.config.Durability.enabled()
-	if len(batch) == 1 && len(batch[0].args) == 1 && !durable && !p.config.Idempotency.enabled() &&
+	if len(batch) == 1 && len(batch[0].cmds) == 1 && !durable && !p.config.Idempotency.enabled() &&
 		!p.config.retention(batch[0].topic).trimsInPipeline() {
 		// A lone message skips the pipeline's bookkeeping.
 		req := batch[0]
-		req.results = []redis.Cmder{p.client.XAdd(ctx, &req.args[0])}
+		req.results = []redis.Cmder{p.client.Do(ctx, req.cmds[0]...)}
 		err := req.result(nil)
 		reloadOnNetworkError(p.client, err)
 		req.done <- err
@@ -305,13 +338,16 @@ func (p *Publisher) pipeline(ctx context.Context, c redis.Cmdable, batch []*publ
 func (p *Publisher) pipelineOnce(ctx context.Context, c redis.Cmdable, batch []*publishRequest) error {
 	pipe := c.Pipeline()
 	var trims []*redis.IntCmd
-	trimmed := map[string]bool{}
+	var trimmed map[string]bool // topics whose XTRIM is queued
 	for _, req := range batch {
-		req.results = make([]redis.Cmder, len(req.args))
-		for i := range req.args {
-			req.results[i] = p.queueAdd(ctx, pipe, req, i)
+		req.results = make([]redis.Cmder, len(req.cmds))
+		for i, args := range req.cmds {
+			req.results[i] = pipe.Do(ctx, args...)
 		}
 		if r := p.config.retention(req.topic); r.trimsInPipeline() && !trimmed[req.topic] {
+			if trimmed == nil {
+				trimmed = map[string]bool{}
+			}
 			trimmed[req.topic] = true
 			trims = append(trims, pipe.XTrimMinIDApprox(ctx, streamKey(req.topic), entryid.MinAt(time.Now().Add(-r.MaxAge)), 0))
 		}

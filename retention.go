@@ -118,8 +118,7 @@ type trimmer struct {
 	logger   watermill.LoggerAdapter
 	interval time.Duration
 
-	mu     sync.Mutex
-	topics map[string]struct{}
+	topics sync.Map // topic → struct{}: published to since the last round
 }
 
 func newTrimmer(client redis.UniversalClient, config PublisherConfig, logger watermill.LoggerAdapter) *trimmer {
@@ -129,17 +128,17 @@ func newTrimmer(client redis.UniversalClient, config PublisherConfig, logger wat
 		config:   config,
 		logger:   logger,
 		interval: config.TrimInterval,
-		topics:   map[string]struct{}{},
 	}
 }
 
 func (t *trimmer) start() { t.goRun(t.run) }
 
-// touch notes that topic was published to.
+// touch notes that topic was published to. Publish calls it every time:
+// a topic already noted costs a lock-free read.
 func (t *trimmer) touch(topic string) {
-	t.mu.Lock()
-	t.topics[topic] = struct{}{}
-	t.mu.Unlock()
+	if _, ok := t.topics.Load(topic); !ok {
+		t.topics.Store(topic, struct{}{})
+	}
 }
 
 func (t *trimmer) run(ctx context.Context) {
@@ -158,15 +157,17 @@ func (t *trimmer) run(ctx context.Context) {
 }
 
 func (t *trimmer) round(log *errorLog) {
-	t.mu.Lock()
-	topics := t.topics
-	t.topics = map[string]struct{}{}
-	t.mu.Unlock()
+	var topics []string
+	t.topics.Range(func(k, _ any) bool {
+		t.topics.Delete(k) // a Publish from now on notes it again
+		topics = append(topics, k.(string))
+		return true
+	})
 	// One deadline for the whole round, so that Close stays bounded however
 	// many topics wait when Redis is unreachable.
 	ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
 	defer cancel()
-	for topic := range topics {
+	for _, topic := range topics {
 		err := trimAcked(ctx, t.client, streamKey(topic), t.config.retention(topic).MaxAge)
 		if err != nil {
 			log.failure("Cannot trim acknowledged entries", err, watermill.LogFields{"topic": topic})
