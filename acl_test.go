@@ -30,7 +30,7 @@ var (
 	// needs nothing: without INFO it probes with XAUTOCLAIM and takes
 	// NOPERM as "new enough". Add +wait (or +waitaof) for Durability and
 	// +xtrim for a Retention with both MaxLen and MaxAge.
-	aclPublisher = []string{"+xadd", "+zadd"}
+	aclPublisher = []string{"+xadd", "+zadd", "+publish"}
 	// aclRetention: what the default retention (KeepUnacked, MaxAge) runs
 	// in the background of a Publisher: XINFO GROUPS, XPENDING (groups
 	// with pending entries) and XTRIM.
@@ -47,15 +47,18 @@ var (
 		"+xadd",
 		"+get", "+set",
 		"+evalsha", "+eval", "+time", "+zrangebyscore", "+zrange", "+zrem",
+		"+subscribe",
 	}
 	// aclBroadcast (subscriber without a group): read and find the end
 	// of the stream, and move due delayed messages.
-	aclBroadcast = []string{"+xread", "+xrevrange", "+evalsha", "+eval", "+time", "+zrangebyscore", "+zrange", "+zrem", "+xadd"}
+	aclBroadcast = []string{"+xread", "+xrevrange", "+evalsha", "+eval", "+time", "+zrangebyscore", "+zrange", "+zrem", "+xadd", "+subscribe"}
 )
 
 // aclTopicKeys are the key patterns granting topic: its stream and its
 // auxiliary keys.
-func aclTopicKeys(topic string) []string { return []string{"~" + topic, "~{" + topic + "}:*"} }
+func aclTopicKeys(topic string) []string {
+	return []string{"~" + topic, "~{" + topic + "}:*", "&{" + topic + "}:delayed"}
+}
 
 // topoLogBuffer collects log output from many goroutines.
 type topoLogBuffer struct {
@@ -246,10 +249,18 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 			pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{Retention: millrace.Retention{KeepAll: true}}, topoLoggerTo(logs))
 			require.NoError(t, err)
 			msg := message.NewMessage(watermill.NewUUID(), []byte("x"))
-			if rule == "+zadd" {
+			if rule == "+zadd" || rule == "+publish" {
 				msg = topoDelayed("x", time.Minute)
 			}
 			err = pub.Publish(topic, msg)
+			if rule == "+publish" {
+				// The announcement is best effort: the message is kept and
+				// the refusal logged.
+				require.NoError(t, err)
+				aclWaitLogged(t, logs, "NOPERM this user has no permissions to run the 'publish' command")
+				require.NoError(t, pub.Close())
+				continue
+			}
 			require.Error(t, err, "Publish without %s", rule)
 			assert.Contains(t, err.Error(), "NOPERM", "Publish without %s", rule)
 			assert.Contains(t, err.Error(), strings.TrimPrefix(rule, "+"), "the error names the command")

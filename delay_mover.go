@@ -13,33 +13,69 @@ import (
 // Delayed-message timings.
 const (
 	// delayPollInterval bounds how long a due message waits in the delayed
-	// set before a subscription of its topic moves it. The mover also wakes
-	// up at the due time of the next member it saw, so a message is usually
-	// moved within a few milliseconds of its due time.
+	// set before a subscription of its topic moves it, when the subscription
+	// does not hear the publishers' announcements. The mover also wakes up
+	// at the due time of the next member it saw.
 	delayPollInterval = 200 * time.Millisecond
 	// delayIdlePoll is the pace while the topic has no delayed message at
-	// all, so that an idle subscription stays at about two Redis commands a
-	// second: a message delayed into an empty set is moved up to this long
-	// after it is due.
+	// all and announcements are not heard: a message delayed into an empty
+	// set is moved up to this long after it is due.
 	delayIdlePoll = 3 * time.Second
+	// delaySafetyPoll is the pace while announcements are heard: the mover
+	// sleeps until the next due time it knows or an announcement, and
+	// looks anyway this often, for announcements lost in a reconnect.
+	delaySafetyPoll = 30 * time.Second
 	// delayMoveBatch caps the members one script call moves; a full batch
 	// is followed at once by another call.
 	delayMoveBatch = 100
 )
 
 // delayMover moves the due delayed messages of a subscription's topic into
-// its stream: at most delayPollInterval after they are due (delayIdlePoll
-// when the set was empty), and at the due time of the next member it knows
-// of. One goroutine, one script call per round.
+// its stream: at their due time when it knows of them (from its last round
+// or a publisher's announcement), otherwise within delayPollInterval, or
+// within delayIdlePoll while the set is empty. One goroutine, one script
+// call per round.
 type delayMover struct {
 	loop
 	client  redis.UniversalClient
 	delayed string // the topic's delayed set
 	stream  string
+	topic   string
 	logger  watermill.LoggerAdapter
+
+	wakeups *wakeups // nil when announcements are not listened to
+	channel string   // set by wakeups.add
+	woken   chan struct{}
 }
 
-func (d *delayMover) start() { d.goRun(d.run) }
+func (d *delayMover) start() {
+	d.woken = make(chan struct{}, 1)
+	if d.wakeups != nil {
+		d.wakeups.add(d.topic, d)
+	}
+	d.goRun(d.run)
+}
+
+func (d *delayMover) stop() {
+	d.loop.stop()
+	if d.wakeups != nil {
+		d.wakeups.remove(d)
+	}
+}
+
+// wake makes the mover look at the delayed set now; due is the announced
+// due time (unused: the script's reply says when the next is due).
+func (d *delayMover) wake(int64) {
+	select {
+	case d.woken <- struct{}{}:
+	default:
+	}
+}
+
+// listening reports whether the publishers' announcements reach the mover.
+func (d *delayMover) listening() bool {
+	return d.wakeups != nil && d.wakeups.listening(d.channel)
+}
 
 func (d *delayMover) run(ctx context.Context) {
 	retry := newRetryBackoff()
@@ -49,14 +85,14 @@ func (d *delayMover) run(ctx context.Context) {
 	for {
 		select {
 		case <-timer.C:
+		case <-d.woken:
+			timer.Stop()
 		case <-ctx.Done():
 			return
 		}
 		moved, wait, err := streams.MoveDue(ctx, d.client, d.delayed, d.stream, delayMoveBatch)
-		next := delayPollInterval
+		var next time.Duration
 		switch {
-		case err == nil && wait < 0 && moved < delayMoveBatch:
-			next = delayIdlePoll
 		case err != nil:
 			if ctx.Err() != nil {
 				return
@@ -65,8 +101,15 @@ func (d *delayMover) run(ctx context.Context) {
 			next = retry.next()
 		case moved >= delayMoveBatch:
 			next = 0
-		case wait >= 0 && wait < next:
-			next = max(wait, time.Millisecond)
+		case d.listening():
+			next = delaySafetyPoll
+			if wait >= 0 {
+				next = min(max(wait, time.Millisecond), delaySafetyPoll)
+			}
+		case wait < 0:
+			next = delayIdlePoll
+		default:
+			next = min(max(wait, time.Millisecond), delayPollInterval)
 		}
 		if err == nil {
 			retry.reset()

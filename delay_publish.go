@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/rediserr"
 	"github.com/millrace/millrace/internal/streams"
 )
@@ -122,6 +123,16 @@ func (p *Publisher) publishDelayed(topic string, msgs []*message.Message) ([]*me
 	return rest, nil
 }
 
+// earliest is the first due time of members, in Unix milliseconds: what a
+// publisher announces to the movers.
+func earliest(members []redis.Z) int64 {
+	first := members[0].Score
+	for _, m := range members[1:] {
+		first = min(first, m.Score)
+	}
+	return int64(first)
+}
+
 // dueScore is due in Unix milliseconds, rounded up so that a message is
 // never moved before its due time.
 func dueScore(due time.Time) float64 {
@@ -179,9 +190,14 @@ func (p *Publisher) zaddDurably(ctx context.Context, c redis.Cmdable, topic stri
 	pipe := c.Pipeline()
 	add := pipe.ZAdd(ctx, key, members...)
 	confirm := p.config.Durability.queue(ctx, pipe)
+	wake := pipe.Publish(ctx, keys.DelayedWake(topic), earliest(members))
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	if err := add.Err(); err != nil {
 		return fmt.Errorf("cannot add %d delayed messages to %s: %w", len(members), key, redisError(err))
+	}
+	if err := wake.Err(); err != nil {
+		p.wakeLog.failure(p.logger, "Cannot announce delayed messages (PUBLISH); subscribers find them within their next poll", err,
+			watermill.LogFields{"topic": topic})
 	}
 	if err := confirm(); err != nil {
 		return fmt.Errorf("delayed messages of topic %s were added but not confirmed: %w", topic, err)

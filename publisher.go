@@ -43,6 +43,7 @@ type Publisher struct {
 
 	trimmer *trimmer // nil unless some topic's retention is KeepUnacked
 	trimLog lockedErrorLog
+	wakeLog lockedErrorLog // refused announcements of delayed messages
 }
 
 var _ message.Publisher = (*Publisher)(nil)

@@ -23,7 +23,8 @@ type Subscriber struct {
 	logger  watermill.LoggerAdapter
 	version versionCheck
 
-	token string // this Subscriber's mark on the consumer names it holds
+	token   string   // this Subscriber's mark on the consumer names it holds
+	wakeups *wakeups // started with the first subscription that moves delayed messages
 
 	mu      sync.Mutex // guards closed, active, names and adding to running
 	closed  bool
@@ -144,6 +145,18 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return sub.out, nil
 }
 
+// listenWakeups returns the Subscriber's listener for announcements of
+// delayed messages, started at the first call; nil once closed.
+func (s *Subscriber) listenWakeups() *wakeups {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wakeups == nil && !s.closed {
+		s.wakeups = newWakeups(s.client, s.logger)
+		s.wakeups.start()
+	}
+	return s.wakeups
+}
+
 // releaseName gives a consumer name up unless a running subscription of
 // this Subscriber still holds it. locked says whether s.mu is held.
 func (s *Subscriber) releaseName(lease *consumerLease, locked bool) {
@@ -196,6 +209,12 @@ func (s *Subscriber) Close() error {
 	s.running.Wait()
 	if !first {
 		return nil
+	}
+	s.mu.Lock()
+	w := s.wakeups
+	s.mu.Unlock()
+	if w != nil {
+		w.stop()
 	}
 	s.logger.Debug("Subscriber closed", watermill.LogFields{"consumer": s.config.Consumer})
 	return nil

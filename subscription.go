@@ -120,7 +120,10 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 	}
 	sub.redeliver = newRedeliverer(soft, sub.m != nil, q)
 	if !cfg.NoDelayedMover {
-		sub.mover = &delayMover{loop: newLoop(soft), client: s.client, delayed: keys.Delayed(topic), stream: sub.stream, logger: sub.logger}
+		sub.mover = &delayMover{
+			loop: newLoop(soft), client: s.client, delayed: keys.Delayed(topic), stream: sub.stream, topic: topic,
+			logger: sub.logger, wakeups: s.listenWakeups(),
+		}
 	}
 	if sub.m != nil {
 		sub.acker = newAcker(sub.m, cfg.AckBatch, cfg.AckInterval, sub.held, hard, sub.logger)

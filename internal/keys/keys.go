@@ -20,6 +20,11 @@ func DeadLetter(topic string) string { return aux(topic, "dlq") }
 // are due: "{topic}:delayed".
 func Delayed(topic string) string { return aux(topic, "delayed") }
 
+// DelayedWake is the Pub/Sub channel on which publishers announce new
+// delayed messages of topic to the subscribers' movers: the delayed set's
+// name, "{topic}:delayed".
+func DelayedWake(topic string) string { return Delayed(topic) }
+
 // Published is the key that remembers, for an idempotent Publisher, that
 // the message with uuid was added to topic: "{topic}:published:<uuid>".
 func Published(topic, uuid string) string { return aux(topic, "published:"+uuid) }

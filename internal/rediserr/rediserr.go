@@ -10,6 +10,7 @@ package rediserr
 
 import (
 	"errors"
+	"net"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -80,6 +81,13 @@ func IsScriptRefused(err error) bool {
 // is served by another node, and nothing was done.
 func IsRedirect(err error) bool {
 	return redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")
+}
+
+// IsTimeout reports a network timeout: a read that got no reply within
+// the client's timeout (or a Pub/Sub receive that got no message).
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // IsOOM reports OOM: the server reached maxmemory and refuses writes that

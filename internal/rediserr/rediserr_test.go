@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -54,6 +55,9 @@ func TestClassifiers_RealReplies(t *testing.T) {
 		"wrong type":      c.LPush(ctx, "s", "x").Err(),
 		"network":         fmt.Errorf("wrapped: %w", errors.New("dial tcp: connection refused")),
 	}
+	slow := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 50 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = slow.Close() })
+	replies["timeout"] = slow.Do(ctx, "BLPOP", "empty", 0).Err()
 	// Last: from here on, writes are refused.
 	replies["OOM"] = fill(ctx, c)
 	for name, err := range replies {
@@ -76,6 +80,7 @@ func TestClassifiers_RealReplies(t *testing.T) {
 		{"IsNoScript", rediserr.IsNoScript, []string{"NOSCRIPT"}},
 		{"IsScriptRefused", rediserr.IsScriptRefused, []string{"script refused", "NOPERM", "script NOPERM", "unknown command", "unknown INFO"}},
 		{"IsOOM", rediserr.IsOOM, []string{"OOM"}},
+		{"IsTimeout", rediserr.IsTimeout, []string{"timeout"}},
 		{"IsServer", rediserr.IsServer, []string{
 			"NOGROUP", "BUSYGROUP", "no such key", "no stream", "unknown command", "unknown INFO", "NOPERM",
 			"no such user", "NOSCRIPT", "script refused", "OOM", "script NOGROUP", "wrong type", "script NOPERM",

@@ -1,0 +1,163 @@
+package millrace
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/rediserr"
+)
+
+// wakeups hears the publishers' announcements of new delayed messages
+// (PUBLISH "{topic}:delayed" <due ms>) on one Pub/Sub connection per
+// Subscriber, whatever the number of topics, and wakes the movers of the
+// topic. Plain Pub/Sub, not sharded: on Redis Cluster one connection to any
+// node hears every channel. An announcement missed (a reconnect, a refused
+// SUBSCRIBE, a publisher that does not announce) costs a mover its next
+// poll, never a message.
+type wakeups struct {
+	loop
+	client redis.UniversalClient
+	logger watermill.LoggerAdapter
+	ps     *redis.PubSub
+
+	mu     sync.Mutex
+	movers map[string]map[*delayMover]struct{} // by channel
+	// subscribed are the channels SUBSCRIBEd to; they stay subscribed
+	// until Close (a channel without movers is ignored), so no UNSUBSCRIBE
+	// right is needed. heard are those Redis confirmed.
+	subscribed, heard map[string]bool
+	confirmed         map[string]chan struct{} // closed at the channel's first confirmation
+}
+
+func newWakeups(client redis.UniversalClient, logger watermill.LoggerAdapter) *wakeups {
+	return &wakeups{
+		loop:   newLoop(context.Background()),
+		client: client,
+		logger: logger,
+		ps:     client.Subscribe(context.Background()),
+		movers:     map[string]map[*delayMover]struct{}{},
+		subscribed: map[string]bool{},
+		heard:      map[string]bool{},
+		confirmed:  map[string]chan struct{}{},
+	}
+}
+
+func (w *wakeups) start() { w.goRun(w.run) }
+
+// stop ends the listener and closes its connection.
+func (w *wakeups) stop() {
+	w.cancel()
+	_ = w.ps.Close() // ends a receive in progress
+	<-w.done
+}
+
+// add subscribes m to the announcements of its topic.
+func (w *wakeups) add(topic string, m *delayMover) {
+	ch := keys.DelayedWake(topic)
+	w.mu.Lock()
+	if w.movers[ch] == nil {
+		w.movers[ch] = map[*delayMover]struct{}{}
+	}
+	w.movers[ch][m] = struct{}{}
+	first := !w.subscribed[ch]
+	w.subscribed[ch] = true
+	if first {
+		w.confirmed[ch] = make(chan struct{})
+	}
+	confirmed := w.confirmed[ch]
+	w.mu.Unlock()
+	m.wakeups, m.channel = w, ch
+	if first {
+		if err := w.ps.Subscribe(w.ctx, ch); err != nil && w.ctx.Err() == nil {
+			w.logger.Error("Cannot listen for delayed messages; they are found by polling", err, watermill.LogFields{"channel": ch})
+			return
+		}
+	}
+	// The mover's first round then knows it is heard. A refusal is logged
+	// by the listener; the mover polls meanwhile.
+	t := time.NewTimer(wakeConfirmTimeout)
+	defer t.Stop()
+	select {
+	case <-confirmed:
+	case <-t.C:
+	case <-w.ctx.Done():
+	}
+}
+
+// wakeConfirmTimeout bounds how long a new subscription waits for Redis to
+// confirm that it hears its topic's announcements.
+const wakeConfirmTimeout = time.Second
+
+// remove stops waking m.
+func (w *wakeups) remove(m *delayMover) {
+	w.mu.Lock()
+	delete(w.movers[m.channel], m)
+	if len(w.movers[m.channel]) == 0 {
+		delete(w.movers, m.channel)
+	}
+	w.mu.Unlock()
+}
+
+// listening reports whether announcements on ch reach this Subscriber.
+func (w *wakeups) listening(ch string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.heard[ch]
+}
+
+func (w *wakeups) run(ctx context.Context) {
+	log := errorLog{logger: w.logger}
+	retry := newRetryBackoff()
+	for ctx.Err() == nil {
+		msg, err := w.ps.ReceiveTimeout(ctx, time.Minute)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if rediserr.IsNoPerm(err) {
+				log.failure("Cannot listen for delayed messages (ACL: SUBSCRIBE and the channel \"{topic}:delayed\"); they are found by polling", err, nil)
+				continue
+			}
+			if !rediserr.IsTimeout(err) {
+				w.forgetAll() // resubscribed on reconnect: heard again once confirmed
+				log.failure("Listening for delayed messages failed; retrying", err, nil)
+				sleepCtx(ctx, retry.next())
+			}
+			continue
+		}
+		retry.reset()
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			w.mu.Lock()
+			w.heard[m.Channel] = m.Kind == "subscribe"
+			if c := w.confirmed[m.Channel]; c != nil && m.Kind == "subscribe" {
+				select {
+				case <-c:
+				default:
+					close(c)
+				}
+			}
+			w.mu.Unlock()
+		case *redis.Message:
+			due, _ := strconv.ParseInt(m.Payload, 10, 64)
+			w.mu.Lock()
+			for mover := range w.movers[m.Channel] {
+				mover.wake(due)
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// forgetAll marks every channel as not heard.
+func (w *wakeups) forgetAll() {
+	w.mu.Lock()
+	clear(w.heard)
+	w.mu.Unlock()
+}
