@@ -37,10 +37,10 @@ type wakeups struct {
 
 func newWakeups(client redis.UniversalClient, logger watermill.LoggerAdapter) *wakeups {
 	return &wakeups{
-		loop:   newLoop(context.Background()),
-		client: client,
-		logger: logger,
-		ps:     client.Subscribe(context.Background()),
+		loop:       newLoop(context.Background()),
+		client:     client,
+		logger:     logger,
+		ps:         client.Subscribe(context.Background()),
 		movers:     map[string]map[*delayMover]struct{}{},
 		subscribed: map[string]bool{},
 		heard:      map[string]bool{},
