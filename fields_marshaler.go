@@ -114,39 +114,16 @@ func (m FieldsMarshaler) Unmarshal(values map[string]interface{}) (*message.Mess
 	if err != nil {
 		return nil, err
 	}
-	rawUUID, hasUUID := values[UUIDField]
+	uuid, hasUUID, err := stringField(values, UUIDField)
+	if err != nil {
+		return nil, err
+	}
 	if !hasUUID && !isFieldsEntry(values, prefix) {
 		return unmarshalForeign(values)
 	}
-	var uuid string
-	if hasUUID {
-		s, ok := rawUUID.(string)
-		if !ok {
-			return nil, fmt.Errorf("field %s is %T, not a string", UUIDField, rawUUID)
-		}
-		uuid = s
-	}
-	var payload []byte
-	if raw, ok := values[PayloadField]; ok {
-		s, ok := raw.(string)
-		if !ok {
-			return nil, fmt.Errorf("field %s is %T, not a string", PayloadField, raw)
-		}
-		payload = []byte(s)
-	}
-	msg := message.NewMessage(uuid, payload)
-	if raw, ok := values[MetadataField]; ok {
-		s, ok := raw.(string)
-		if !ok {
-			return nil, fmt.Errorf("field %s is %T, not a string", MetadataField, raw)
-		}
-		md, err := unmarshalMetadata(s)
-		if err != nil {
-			return nil, fmt.Errorf("field %s: %w", MetadataField, err)
-		}
-		for k, v := range md {
-			msg.Metadata[k] = v
-		}
+	msg, err := decodeMessage(values, uuid)
+	if err != nil {
+		return nil, err
 	}
 	for name, raw := range values {
 		key, ok := metadataKey(name, prefix)

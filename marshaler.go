@@ -84,20 +84,20 @@ func (DefaultMarshaler) Unmarshal(values map[string]interface{}) (*message.Messa
 	if !ok {
 		return nil, fmt.Errorf("field %s is %T, not a string", UUIDField, rawUUID)
 	}
-	var payload []byte
-	if raw, ok := values[PayloadField]; ok {
-		s, ok := raw.(string)
-		if !ok {
-			return nil, fmt.Errorf("field %s is %T, not a string", PayloadField, raw)
-		}
-		payload = []byte(s)
+	return decodeMessage(values, uuid)
+}
+
+// decodeMessage builds the message with uuid from the payload and msgpack
+// metadata fields of an entry, both optional.
+func decodeMessage(values map[string]interface{}, uuid string) (*message.Message, error) {
+	payload, _, err := stringField(values, PayloadField)
+	if err != nil {
+		return nil, err
 	}
-	msg := message.NewMessage(uuid, payload)
-	if raw, ok := values[MetadataField]; ok {
-		s, ok := raw.(string)
-		if !ok {
-			return nil, fmt.Errorf("field %s is %T, not a string", MetadataField, raw)
-		}
+	msg := message.NewMessage(uuid, []byte(payload))
+	if s, ok, err := stringField(values, MetadataField); err != nil {
+		return nil, err
+	} else if ok {
 		md, err := unmarshalMetadata(s)
 		if err != nil {
 			return nil, fmt.Errorf("field %s: %w", MetadataField, err)
@@ -107,6 +107,19 @@ func (DefaultMarshaler) Unmarshal(values map[string]interface{}) (*message.Messa
 		}
 	}
 	return msg, nil
+}
+
+// stringField reads field name of an entry: ok is false when it is absent,
+// and a value that is not a string is an error.
+func stringField(values map[string]interface{}, name string) (s string, ok bool, err error) {
+	raw, ok := values[name]
+	if !ok {
+		return "", false, nil
+	}
+	if s, ok = raw.(string); !ok {
+		return "", true, fmt.Errorf("field %s is %T, not a string", name, raw)
+	}
+	return s, true, nil
 }
 
 // marshalMetadata encodes metadata as msgpack; nil or empty metadata is the
