@@ -224,6 +224,11 @@ func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 	}
 	grace.Stop()
 	sub.workers.stop()
+	if sub.acker != nil {
+		// Acks and dead letters are in Redis before the channel closes:
+		// a Router that saw it close finds nothing of theirs pending.
+		sub.acker.sync()
+	}
 	if sub.leaser != nil {
 		sub.leaser.stop()
 	}
