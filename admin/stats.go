@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -130,11 +127,7 @@ func (a *Admin) Stats(ctx context.Context, topics ...string) ([]TopicStats, erro
 	if err != nil {
 		return nil, err
 	}
-	stats, err := a.parseTopics(topics, raws)
-	if err != nil {
-		return nil, err
-	}
-	return stats, a.readMemory(ctx, stats)
+	return a.parseTopics(topics, raws)
 }
 
 // read reads the raw replies of topics: with the stats script, or with
@@ -152,36 +145,6 @@ func (a *Admin) read(ctx context.Context, topics []string) ([]rawTopic, error) {
 
 // memorySamples is the SAMPLES argument of MEMORY USAGE.
 const memorySamples = 10
-
-// readMemory sets the Memory of the stats of existing streams, in one
-// pipeline.
-func (a *Admin) readMemory(ctx context.Context, stats []TopicStats) error {
-	pipe := a.client.Pipeline()
-	cmds := make([]*redis.IntCmd, len(stats))
-	for i, s := range stats {
-		if s.Exists {
-			cmds[i] = pipe.MemoryUsage(ctx, keys.Stream(s.Topic), memorySamples)
-		}
-	}
-	_, _ = pipe.Exec(ctx)
-	for i, cmd := range cmds {
-		if cmd == nil {
-			continue
-		}
-		n, err := cmd.Result()
-		switch {
-		case err == nil:
-			stats[i].Memory = n
-		case rediserr.IsNoPerm(err) || rediserr.IsUnknownCommand(err):
-			stats[i].Memory = -1
-		case rediserr.IsNil(err):
-			// deleted since it was read
-		default:
-			return fmt.Errorf("cannot read the memory of topic %s: %w", stats[i].Topic, err)
-		}
-	}
-	return nil
-}
 
 // Groups returns the consumer groups of topic, sorted by name: the Groups
 // of [Admin.Topic]. A topic without a stream has none.

@@ -35,6 +35,7 @@ func parseTopic(topic, deadLetterTopic string, raw rawTopic) (TopicStats, error)
 	}
 	info := reply.Map(raw.info)
 	s.Exists = true
+	s.Memory = raw.memory
 	s.Length, _ = reply.Int(info["length"])
 	s.LastGeneratedID = reply.String(info["last-generated-id"])
 	if n, ok := reply.Int(info["entries-added"]); ok {

@@ -22,7 +22,8 @@ const (
 
 // statsScript reads one topic's figures. KEYS[1] is the stream, KEYS[2] the
 // dead-letter stream (absent when it is in another Cluster slot: its length
-// is then false and read apart), ARGV[1] the lag count cap. Entries are
+// is then false and read apart), ARGV[1] the lag count cap, ARGV[2] the
+// SAMPLES of MEMORY USAGE (-1 in the reply when the user may not run it). Entries are
 // reduced to their IDs so payloads never leave the server. Replies are
 // RESP2-shaped (flat field-value arrays, nil as false).
 var statsScript = redis.NewScript(`
@@ -36,7 +37,7 @@ local now = redis.call('TIME')
 local dlq = false
 if KEYS[2] then dlq = redis.call('XLEN', KEYS[2]) end
 local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'none' then return {now, dlq, false, {}} end
+if kind == 'none' then return {now, dlq, false, {}, 0} end
 if kind ~= 'stream' then
   return redis.error_reply('WRONGTYPE key ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream')
 end
@@ -62,7 +63,9 @@ for i, g in ipairs(groups) do
   if not lag then counted = #after end
   out[i] = {g, pending, consumers, nextid, counted}
 end
-return {now, dlq, info, out}
+local mem = redis.pcall('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', ARGV[2])
+if type(mem) ~= 'number' then mem = -1 end
+return {now, dlq, info, out, mem}
 `)
 
 // rawTopic is one topic's replies, shaped alike by both read paths.
@@ -74,6 +77,7 @@ type rawTopic struct {
 	// countCap is the most entries a lag count counts: a count that
 	// reaches it is a lower bound.
 	countCap int64
+	memory   int64 // MEMORY USAGE of the stream, -1 when refused
 }
 
 func (a *Admin) readScripted(ctx context.Context, topics []string) ([]rawTopic, error) {
@@ -81,7 +85,7 @@ func (a *Admin) readScripted(ctx context.Context, topics []string) ([]rawTopic, 
 	var apart []int // topics whose dead-letter stream is in another slot
 	for k, t := range topics {
 		stream, dlq := keys.Stream(t), a.deadLetterStream(t)
-		calls[k] = scriptCall{keys: []string{stream, dlq}, args: []interface{}{lagCountCap}}
+		calls[k] = scriptCall{keys: []string{stream, dlq}, args: []interface{}{lagCountCap, memorySamples}}
 		if keys.Slot(stream) != keys.Slot(dlq) {
 			calls[k].keys = calls[k].keys[:1]
 			apart = append(apart, k)
@@ -97,12 +101,13 @@ func (a *Admin) readScripted(ctx context.Context, topics []string) ([]rawTopic, 
 			return nil, fmt.Errorf("cannot read topic %s: %w", topics[k], err)
 		}
 		parts, _ := cmd.Val().([]interface{})
-		if len(parts) != 4 {
+		if len(parts) != 5 {
 			return nil, fmt.Errorf("cannot read topic %s: unexpected script reply %v", topics[k], cmd.Val())
 		}
 		dlq, _ := reply.Int(parts[1])
 		groups, _ := parts[3].([]interface{})
-		raws[k] = rawTopic{now: parts[0], dlq: dlq, info: parts[2], groups: groups, countCap: lagCountCap}
+		memory, _ := reply.Int(parts[4])
+		raws[k] = rawTopic{now: parts[0], dlq: dlq, info: parts[2], groups: groups, countCap: lagCountCap, memory: memory}
 	}
 	if len(apart) == 0 {
 		return raws, nil
@@ -147,6 +152,7 @@ func (a *Admin) readPlain(ctx context.Context, topics []string) ([]rawTopic, err
 	raws := make([]rawTopic, len(topics))
 	type second struct{ pending, consumers, after *redis.Cmd }
 	seconds := make([][]second, len(topics))
+	memories := make([]*redis.Cmd, len(topics))
 	infos := make([][]interface{}, len(topics))
 	pipe = a.client.Pipeline()
 	queued := false
@@ -167,6 +173,8 @@ func (a *Admin) readPlain(ctx context.Context, topics []string) ([]rawTopic, err
 			return nil, fmt.Errorf("cannot read the groups of topic %s: %w", t, err)
 		}
 		raws[k].info = entriesAsIDs(f.info.Val())
+		memories[k] = keyCmd(ctx, pipe, 2, "memory", "usage", keys.Stream(t), "samples", memorySamples)
+		queued = true
 		groups, _ := f.groups.Val().([]interface{})
 		infos[k] = groups
 		for _, g := range groups {
@@ -188,6 +196,14 @@ func (a *Admin) readPlain(ctx context.Context, topics []string) ([]rawTopic, err
 		_, _ = pipe.Exec(ctx)
 	}
 	for k, t := range topics {
+		if m := memories[k]; m != nil {
+			raws[k].memory = -1
+			if n, err := m.Int64(); err == nil {
+				raws[k].memory = n
+			} else if !rediserr.IsNoPerm(err) && !rediserr.IsUnknownCommand(err) && !rediserr.IsNil(err) {
+				return nil, fmt.Errorf("cannot read the memory of topic %s: %w", t, err)
+			}
+		}
 		for j, s := range seconds[k] {
 			for _, c := range []*redis.Cmd{s.pending, s.consumers, s.after} {
 				if err := c.Err(); err != nil && !rediserr.IsNil(err) {
