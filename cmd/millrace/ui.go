@@ -23,7 +23,7 @@ func (a *app) uiCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "ui",
-		Short: "Serve the web console: topics, lag, rates, dead letters and groups in a browser",
+		Short: "Serve the web console: topics, lag, rates, dead letters, groups",
 		Long: `Serve Millrace's web console until interrupted: every topic with its length,
 groups, lag, pending entries, oldest pending age, dead letters and rates with
 charts of the last minutes; a page per topic with its groups, consumers, pending

@@ -99,8 +99,8 @@ func (s *Server) replay(ctx context.Context, req actionRequest) (any, []any, err
 		NewID        string `json:"newId"`
 	}
 	out := struct {
-		Replayed []replayed               `json:"replayed"`
-		Missing  []string                 `json:"missing"`
+		Replayed []replayed                `json:"replayed"`
+		Missing  []string                  `json:"missing"`
 		Skipped  []admin.SkippedDeadLetter `json:"skipped"`
 	}{Replayed: []replayed{}, Missing: append([]string{}, res.Missing...), Skipped: append([]admin.SkippedDeadLetter{}, res.Skipped...)}
 	for _, m := range res.Replayed {
@@ -165,4 +165,3 @@ func (s *Server) pruneGroup(ctx context.Context, req actionRequest) (any, []any,
 	attrs := []any{"group", req.Group, "idle", idle, "dry_run", req.Dry, "removed", removed, "kept", names}
 	return map[string]any{"removed": removed, "kept": kept, "dryRun": req.Dry}, attrs, err
 }
-

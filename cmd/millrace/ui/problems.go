@@ -61,31 +61,27 @@ type problem struct {
 
 func problems(s admin.TopicStats, hist []round, th Thresholds) []problem {
 	out := []problem{}
-	var base *round
+	var window []round
 	if len(hist) > 1 {
-		newest := hist[len(hist)-1].at
-		if w := since(hist, newest.Add(-th.Window)); len(w) > 1 {
-			base = &w[0]
+		if w := since(hist, hist[len(hist)-1].at.Add(-th.Window)); len(w) > 1 {
+			window = w
 		}
 	}
-	span := func() int64 { return hist[len(hist)-1].at.Sub(base.at).Milliseconds() }
 	for _, g := range s.Groups {
 		if g.Lag > 0 && g.OldestUndeliveredAge >= th.UnreadAge {
 			out = append(out, problem{Kind: problemBehind, Level: "bad", Group: g.Name, Value: g.OldestUndeliveredAge.Milliseconds()})
-		} else if base != nil {
-			if then, ok := base.topics[s.Topic].groups[g.Name]; ok && g.Lag > then.lag {
-				out = append(out, problem{Kind: problemLagGrowing, Level: "warn", Group: g.Name, From: then.lag, Value: g.Lag, Span: span()})
-			}
+		} else if from, ok := lagGrew(window, s.Topic, g.Name); ok {
+			out = append(out, problem{Kind: problemLagGrowing, Level: "warn", Group: g.Name, From: from, Value: g.Lag, Span: span(window)})
 		}
 		if g.Pending > 0 && g.OldestPendingAge >= th.PendingAge {
 			out = append(out, problem{Kind: problemOldPending, Level: "bad", Group: g.Name, Value: g.OldestPendingAge.Milliseconds()})
 		}
 	}
 	grew := false
-	if base != nil {
-		if then, ok := base.topics[s.Topic]; ok && s.DeadLetters > then.deadLetters {
+	if window != nil {
+		if then, ok := window[0].topics[s.Topic]; ok && s.DeadLetters > then.deadLetters {
 			grew = true
-			out = append(out, problem{Kind: problemDLQGrowing, Level: "bad", From: then.deadLetters, Value: s.DeadLetters, Span: span()})
+			out = append(out, problem{Kind: problemDLQGrowing, Level: "bad", From: then.deadLetters, Value: s.DeadLetters, Span: span(window)})
 		}
 	}
 	if !grew && s.DeadLetters > 0 {
@@ -95,4 +91,26 @@ func problems(s admin.TopicStats, hist []round, th Thresholds) []problem {
 		out = append(out, problem{Kind: problemNoRetention, Level: "warn", Value: s.Length})
 	}
 	return out
+}
+
+func span(window []round) int64 { return window[len(window)-1].at.Sub(window[0].at).Milliseconds() }
+
+// lagGrew reports whether the lag of group grew over the window: it stayed
+// above its value at the start of the window for the last third of the
+// window, so that one burst does not count. It returns that start value.
+func lagGrew(window []round, topic, group string) (int64, bool) {
+	if len(window) < 3 {
+		return 0, false
+	}
+	first, ok := window[0].topics[topic].groups[group]
+	if !ok {
+		return 0, false
+	}
+	for _, r := range window[len(window)-max(len(window)/3, 1):] {
+		g, ok := r.topics[topic].groups[group]
+		if !ok || g.lag <= first.lag {
+			return 0, false
+		}
+	}
+	return first.lag, true
 }

@@ -138,7 +138,7 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := struct {
-		Messages []messageJSON           `json:"messages"`
+		Messages []messageJSON            `json:"messages"`
 		Pending  map[string][]pendingJSON `json:"pending"`
 	}{Messages: []messageJSON{}, Pending: map[string][]pendingJSON{}}
 	for _, m := range msgs {

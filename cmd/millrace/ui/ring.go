@@ -31,12 +31,3 @@ func (r *ring[T]) values() []T {
 	}
 	return out
 }
-
-// last returns the newest value, false when empty.
-func (r *ring[T]) last() (T, bool) {
-	if r.n == 0 {
-		var zero T
-		return zero, false
-	}
-	return r.buf[(r.start+r.n-1)%len(r.buf)], true
-}

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -240,6 +239,3 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("cannot render the page", "err", err)
 	}
 }
-
-// discard is a logger that drops everything (tests).
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
