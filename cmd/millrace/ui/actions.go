@@ -56,9 +56,13 @@ func (s *Server) action(f actionFunc) http.HandlerFunc {
 			s.fail(w, err)
 			return
 		}
-		s.log.Info("action done", attrs...)
-		s.sampler.rediscover()
-		s.sampler.refresh()
+		if req.Dry {
+			s.log.Debug("dry run", attrs...)
+		} else {
+			s.log.Info("action done", attrs...)
+			s.sampler.rediscover()
+			s.sampler.refresh()
+		}
 		s.writeJSON(w, res)
 	}
 }
