@@ -66,7 +66,8 @@ func TestBrowser_GroupActions(t *testing.T) {
 
 	// Delete: the confirmation says what goes with the group.
 	do(t, ctx,
-		chromedp.WaitVisible(css(billing+`button[data-action="delete"]`)),
+		// The page has heard of the round after the prune.
+		until(`document.querySelectorAll('.group[data-group="billing"] table.consumers tbody tr').length === 1`),
 		chromedp.Click(css(billing+`button[data-action="delete"]`)),
 		chromedp.WaitVisible(css(`#confirm-ok`)),
 	)

@@ -119,7 +119,6 @@ func scenario(t *testing.T, c redis.UniversalClient) func(*Server) {
 	read(t, c, "orders", "audit", "auditor", 100, 100)
 	require.NoError(t, c.XDel(ctx, "orders", fmt.Sprintf("%d-0", old+39)).Err())
 	publish(t, c, "payments", 40, 0)
-	require.NoError(t, c.XAdd(ctx, &redis.XAddArgs{Stream: "payments", Values: []string{"sku", "A-7", "qty", "2"}}).Err())
 	return func(s *Server) {
 		start := time.Now()
 		for k := range 60 {
@@ -133,6 +132,9 @@ func scenario(t *testing.T, c redis.UniversalClient) func(*Server) {
 			}
 			if k == 40 {
 				deadLetter(t, c, "orders", "dead-1", "payment declined: card expired")
+			}
+			if k == 50 {
+				require.NoError(t, c.XAdd(ctx, &redis.XAddArgs{Stream: "payments", Values: []string{"sku", "A-7", "qty", "2"}}).Err())
 			}
 			at := start.Add(time.Duration(k-60) * 2 * time.Second)
 			s.sampler.now = func() time.Time { return at }
@@ -229,6 +231,14 @@ func TestBrowser_ReplayDeadLetter(t *testing.T) {
 	require.Len(t, newest, 1)
 	assert.Equal(t, "dead-1", newest[0].UUID, "the replayed message is back in its topic")
 	assert.Equal(t, `{"order":99,"amount":"12.50"}`, string(newest[0].Payload))
+	// Entries of other producers are shown as such.
+	do(t, ctx,
+		chromedp.Click(css(`header a.nav`)),
+		chromedp.Click(css(`#topics a[data-topic="payments"]`)),
+		chromedp.WaitVisible(css(`#messages .badge.foreign`)),
+	)
+	assert.Contains(t, text(t, ctx, `#messages article.message:has(.badge.foreign)`), `"sku": "A-7"`)
+
 	assert.Regexp(t, `msg="action done" action=/api/replay topic=orders all=false replayed=1 moved=\[\d+-\d+->orders/\d+-\d+\] missing=\[\] skipped=0`, con.log.String())
 }
 
@@ -281,13 +291,13 @@ func TestBrowser_ReadOnly(t *testing.T) {
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
 // do runs browser actions, each within 15s, and logs how long they took.
+// The pages redraw on every sampling round: a step that found a node the
+// redraw then replaced runs again (no click was sent then).
 func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	for k, step := range steps {
-		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		began := time.Now()
-		err := chromedp.Do(sctx, step)
-		cancel()
+		_, err := retryStale(ctx, step)
 		require.NoError(t, err, "step %d", k+1)
 		if d := time.Since(began); d > time.Second {
 			t.Logf("step %d took %s", k+1, d)
@@ -295,10 +305,29 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 	}
 }
 
+// retryStale runs a within 15s, again while it fails on a node that the
+// page replaced meanwhile.
+func retryStale[T any](ctx context.Context, a chromedp.Action[T]) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for {
+		v, err := chromedp.Run(ctx, a)
+		if err == nil || !isStale(err) || ctx.Err() != nil {
+			return v, err
+		}
+	}
+}
+
+// isStale reports a DevTools error about a node that no longer exists.
+func isStale(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "node with given id") || strings.Contains(msg, "Node is detached")
+}
+
 // text is the text of the element sel.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+	s, err := retryStale(ctx, chromedp.Text(css(sel)))
 	require.NoError(t, err, sel)
 	return s
 }
