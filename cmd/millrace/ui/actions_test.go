@@ -64,6 +64,8 @@ func TestActions_API(t *testing.T) {
 
 	code, _ = con.do(t, http.MethodGet, "/api/deadletter?topic=orders&id=1-0", "", nil)
 	assert.Equal(t, http.StatusNotFound, code)
+	code, _ = con.do(t, http.MethodGet, "/api/deadletter?topic=orders&id=x", "", nil)
+	assert.Equal(t, http.StatusBadRequest, code)
 	code, _ = con.do(t, http.MethodGet, "/api/topic?topic=nothing", "", nil)
 	assert.Equal(t, http.StatusNotFound, code)
 }

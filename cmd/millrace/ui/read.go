@@ -11,6 +11,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/admin"
+	"github.com/millrace/millrace/internal/entryid"
 )
 
 // messageJSON is a decoded entry: a message of a topic or a dead letter.
@@ -188,6 +189,10 @@ func (s *Server) getDeadLetters(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if !entryid.Valid(q.Get("id")) {
+		http.Error(w, "invalid entry ID "+strconv.Quote(q.Get("id")), http.StatusBadRequest)
+		return
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	d, err := s.admin.DeadLetter(ctx, q.Get("topic"), q.Get("id"))

@@ -167,7 +167,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 
 // Serve runs the sampling loop and serves on ln until ctx ends, then shuts
 // down within 5 seconds. It closes ln. A listener that is not on loopback
-// needs Config.Auth ([ErrAuthRequired]).
+// needs Config.Auth ([ErrAuthRequired]). A Server serves once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	addr := ln.Addr().String()
 	if err := CheckListen(addr, s.cfg.Auth); err != nil {
@@ -176,7 +176,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	_, s.port, _ = net.SplitHostPort(addr)
 	s.loopback = IsLoopback(addr)
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 
 	sctx, stopSampler := context.WithCancel(ctx)
 	sampled := make(chan struct{})
@@ -208,10 +208,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Handler returns the console's HTTP handler (Serve's): pages, assets, the
-// JSON API and the event stream, behind the security headers, the host
-// check and Auth.
-func (s *Server) Handler() http.Handler {
+// handler is the console's HTTP handler: pages, assets, the JSON API and
+// the event stream, behind the security headers, the host check and Auth.
+func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.index)
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(s.static)))

@@ -52,7 +52,7 @@ export async function overview(main) {
   const box = h('section', {id: 'problems', class: bad.length ? 'problems bad' : 'problems'},
     h('h2', {}, problems.length ? `Problems (${problems.length})` : 'No problems'),
     problems.length ? h('ul', {}, problems.map((p) => h('li', {class: p.level},
-      h('a', {href: p.kind.startsWith('d') ? dlqHref(p.topic) : topicHref(p.topic)}, p.topic), ': ', problemText(p)))) : null);
+      h('a', {href: ['dlq-growing', 'dead-letters'].includes(p.kind) ? dlqHref(p.topic) : topicHref(p.topic)}, p.topic), ': ', problemText(p)))) : null);
   const body = o.topics.length
     ? table(['Topic', 'Length', 'In /s', 'Out /s', 'Last 5 min', 'Groups', 'Lag', 'Pending', 'Oldest pending', 'Dead letters', 'Retention'],
       o.topics.flatMap(topicRows), {id: 'topics', class: 'grid'})
