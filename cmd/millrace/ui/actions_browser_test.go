@@ -54,9 +54,11 @@ func TestBrowser_GroupActions(t *testing.T) {
 	// Prune: the dry run names who goes and who stays.
 	do(t, ctx,
 		chromedp.Click(css(billing+`button[data-action="prune"]`)),
-		chromedp.SetValue(css(`#prune-idle`), "0s"),
-		chromedp.SendKeys(css(`#prune-idle`), " "),
-		until(`document.querySelector('#prune-what').textContent.includes('worker-2')`),
+		chromedp.Clear(css(`#prune-idle`)),
+		chromedp.SendKeys(css(`#prune-idle`), "0s"),
+		// Each key asks for a new preview; the button is enabled once the
+		// last one is in.
+		until(`document.querySelector('#prune-what').textContent.includes('worker-2') && !document.querySelector('#confirm-ok').disabled`),
 	)
 	assert.Regexp(t, `^Removes 1 consumer: worker-2\.\s+Kept, since they still hold pending entries: worker-1 \(1 pending, idle \d+m?s\)\.$`,
 		text(t, ctx, `#prune-what`))

@@ -324,10 +324,14 @@ func isStale(err error) bool {
 	return strings.Contains(msg, "node with given id") || strings.Contains(msg, "Node is detached")
 }
 
-// text is the text of the element sel.
+// text is the text of the element sel, read in one step in the page, so a
+// redraw cannot replace the element between finding and reading it. It
+// waits until the element is there and has text.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	s, err := retryStale(ctx, chromedp.Text(css(sel)))
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Poll[string](fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e && e.innerText; })()`, sel)))
 	require.NoError(t, err, sel)
 	return s
 }
