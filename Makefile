@@ -9,7 +9,8 @@
 #
 # Tests need redis-server, redis-sentinel and redis-cli on PATH: the test
 # packages start their own servers on loopback ports (internal/redistest).
-# No docker.
+# No docker. The web console's tests (cmd/millrace/ui) drive Debian's
+# chromium headless; `make test` installs it too when it is missing.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -40,7 +41,7 @@ MODULES := $(shell find . -name go.mod \
 
 REDIS_TOOLS := redis-server redis-sentinel redis-cli
 
-.PHONY: test test_short test_stress bench fmt vet lint staticcheck quickstart deps redis-tools modules
+.PHONY: test test_short test_stress bench fmt vet lint staticcheck quickstart deps redis-tools chromium modules
 
 # in_modules runs $(1) in every module, on its own (GOWORK=off). It goes on
 # after a failing module and fails at the end, naming the modules that failed
@@ -67,7 +68,7 @@ endef
 ## test: vet and test every module with -race (the CI entry point), then the
 ## tests that cannot run under -race, a short fuzz of the marshaler and a
 ## short stress run of the suite.
-test: redis-tools
+test: redis-tools chromium
 	$(call in_modules,$(GO) vet ./... && $(GO) test $(GOTEST_FLAGS) $(TEST_FLAGS) ./...)
 	@echo "==> .: Watermill's TestReconnect, without -race (its harness races on its own slice)"
 	GO=$(GO) bash scripts/test-reconnect.sh
@@ -77,7 +78,7 @@ test: redis-tools
 	GOWORK=off $(GO) test $(GOTEST_FLAGS) -tags stress -run '^TestPubSub_Stress$$' .
 
 ## test_short: the same with -short.
-test_short: redis-tools
+test_short: redis-tools chromium
 	$(call in_modules,$(GO) vet ./... && $(GO) test $(GOTEST_FLAGS) -short $(TEST_FLAGS) ./...)
 
 ## test_stress: the tests built with -tags stress (STRESS_TEST_COUNT=2 by default).
@@ -151,3 +152,20 @@ redis-tools:
 		done; \
 	fi; \
 	redis-server --version
+
+# chromium makes sure Debian's chromium, which the web console's browser
+# tests start headless, is installed, installing it with apt-get when
+# missing (as root, or with sudo).
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "chromium not found; installing with apt-get"; \
+		sudo=""; \
+		if [ "$$(id -u)" != 0 ]; then \
+			if command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+			else echo "not root and no sudo: install chromium by hand" >&2; exit 1; fi; \
+		fi; \
+		$$sudo apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+		command -v chromium >/dev/null 2>&1 || { echo "chromium still not found after apt-get install" >&2; exit 1; }; \
+	fi; \
+	chromium --version

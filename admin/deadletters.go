@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace"
-	"github.com/millrace/millrace/internal/entryid"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -46,30 +44,21 @@ type DeadLetter struct {
 }
 
 func decodeDeadLetter(m redis.XMessage) DeadLetter {
-	d := DeadLetter{ID: m.ID}
-	d.Time, _ = entryid.Time(m.ID)
-	msg, err := millrace.DefaultMarshaler{}.Unmarshal(m.Values)
-	if err != nil {
-		d.DecodeError = err.Error()
-		d.Payload, _ = json.Marshal(m.Values)
+	msg := decodeMessage(m)
+	d := DeadLetter{
+		ID: msg.ID, Time: msg.Time, UUID: msg.UUID, Payload: msg.Payload,
+		Foreign: msg.Foreign, DecodeError: msg.DecodeError,
+	}
+	if d.DecodeError != "" {
 		return d
 	}
-	d.UUID = msg.UUID
-	if d.UUID == "" {
-		d.UUID = m.ID
-	}
-	d.Payload = msg.Payload
-	d.Metadata = map[string]string(msg.Metadata)
-	if d.Metadata == nil {
-		d.Metadata = map[string]string{}
-	}
+	d.Metadata = msg.Metadata
 	d.Topic = d.Metadata[middleware.PoisonedTopicKey]
 	d.Reason = d.Metadata[middleware.ReasonForPoisonedKey]
 	d.Group = d.Metadata[millrace.MetadataDeadLetterGroup]
 	d.Consumer = d.Metadata[millrace.MetadataDeadLetterConsumer]
 	d.OriginalID = d.Metadata[millrace.MetadataDeadLetterEntryID]
 	d.Deliveries, _ = strconv.ParseInt(d.Metadata[millrace.MetadataDeadLetterDeliveries], 10, 64)
-	d.Foreign = d.Metadata[millrace.MetadataForeign] == "true"
 	return d
 }
 

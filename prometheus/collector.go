@@ -62,6 +62,7 @@ type Collector struct {
 
 	up, scrapeDuration                       *prom.Desc
 	length, firstAge, lastAge, deadLetters   *prom.Desc
+	entriesAdded, entriesRead                *prom.Desc
 	lag, pending, oldestPending, oldestUndel *prom.Desc
 	consumers, minIdle                       *prom.Desc
 	consumerPending, consumerIdle            *prom.Desc
@@ -97,16 +98,18 @@ func NewCollector(client redis.UniversalClient, config Config) *Collector {
 		up:             desc("up", "1 if the last scrape read every topic from Redis, 0 if it failed."),
 		scrapeDuration: desc("scrape_duration_seconds", "How long the last scrape took."),
 
-		length:      desc("stream_length", "Entries in the topic's stream (XLEN).", topic...),
-		firstAge:    desc("stream_oldest_entry_age_seconds", "Age of the oldest entry of the topic's stream: how much history it keeps.", topic...),
-		lastAge:     desc("stream_newest_entry_age_seconds", "Age of the newest entry of the topic's stream: time since the last publish.", topic...),
-		deadLetters: desc("dead_letters", "Entries in the topic's dead-letter stream.", topic...),
+		length:       desc("stream_length", "Entries in the topic's stream (XLEN).", topic...),
+		firstAge:     desc("stream_oldest_entry_age_seconds", "Age of the oldest entry of the topic's stream: how much history it keeps.", topic...),
+		lastAge:      desc("stream_newest_entry_age_seconds", "Age of the newest entry of the topic's stream: time since the last publish.", topic...),
+		deadLetters:  desc("dead_letters", "Entries in the topic's dead-letter stream.", topic...),
+		entriesAdded: desc("stream_entries_added_total", "Entries ever added to the topic's stream (XINFO STREAM entries-added, Redis 7.0+): its rate is the publish rate. Absent before Redis 7.0.", topic...),
 
 		lag:           desc("group_lag", "Entries of the stream the group has not read yet (Redis 7 lag, computed when Redis has none; a lower bound of 1000 when the backlog is longer and Redis has none).", group...),
 		pending:       desc("group_pending", "Entries delivered to the group and not acknowledged (PEL size).", group...),
 		oldestPending: desc("group_oldest_pending_age_seconds", "Age of the oldest entry pending in the group, 0 when none.", group...),
 		oldestUndel:   desc("group_oldest_undelivered_age_seconds", "Age of the oldest entry the group has not read yet (queue latency), 0 when caught up.", group...),
 		consumers:     desc("group_consumers", "Consumers of the group.", group...),
+		entriesRead:   desc("group_entries_read_total", "Entries the group has read (XINFO GROUPS entries-read, Redis 7.0+): its rate is the group's consume rate. It restarts when the group is moved with XGROUP SETID; absent while Redis does not know it.", group...),
 		minIdle:       desc("group_consumer_min_idle_seconds", "Idle time of the group's most recently active consumer: high means nobody is consuming. Absent without consumers.", group...),
 
 		consumerPending: desc("consumer_pending", "Entries pending at the consumer.", consumer...),
@@ -117,8 +120,8 @@ func NewCollector(client redis.UniversalClient, config Config) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prom.Desc) {
 	for _, d := range []*prom.Desc{
-		c.up, c.scrapeDuration, c.length, c.firstAge, c.lastAge, c.deadLetters,
-		c.lag, c.pending, c.oldestPending, c.oldestUndel, c.consumers, c.minIdle,
+		c.up, c.scrapeDuration, c.length, c.firstAge, c.lastAge, c.deadLetters, c.entriesAdded,
+		c.lag, c.pending, c.oldestPending, c.oldestUndel, c.consumers, c.minIdle, c.entriesRead,
 	} {
 		ch <- d
 	}
@@ -178,6 +181,9 @@ func (c *Collector) collectTopic(ch chan<- prom.Metric, s admin.TopicStats) {
 	}
 	gauge(c.length, float64(s.Length), s.Topic)
 	gauge(c.deadLetters, float64(s.DeadLetters), s.Topic)
+	if s.EntriesAdded >= 0 {
+		ch <- prom.MustNewConstMetric(c.entriesAdded, prom.CounterValue, float64(s.EntriesAdded), s.Topic)
+	}
 	if s.FirstEntryID != "" {
 		gauge(c.firstAge, age(s.Time, s.FirstEntryTime), s.Topic)
 	}
@@ -190,6 +196,9 @@ func (c *Collector) collectTopic(ch chan<- prom.Metric, s admin.TopicStats) {
 		gauge(c.oldestPending, g.OldestPendingAge.Seconds(), s.Topic, g.Name)
 		gauge(c.oldestUndel, g.OldestUndeliveredAge.Seconds(), s.Topic, g.Name)
 		gauge(c.consumers, float64(len(g.Consumers)), s.Topic, g.Name)
+		if g.EntriesRead >= 0 {
+			ch <- prom.MustNewConstMetric(c.entriesRead, prom.CounterValue, float64(g.EntriesRead), s.Topic, g.Name)
+		}
 		if len(g.Consumers) > 0 {
 			minIdle := g.Consumers[0].Idle
 			for _, cs := range g.Consumers[1:] {

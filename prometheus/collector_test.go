@@ -104,6 +104,8 @@ func TestCollector(t *testing.T) {
 			assert.InDelta(t, hour, values[`millrace_stream_oldest_entry_age_seconds{topic="orders"}`], 60)
 			assert.InDelta(t, hour, values[`millrace_stream_newest_entry_age_seconds{topic="orders"}`], 60)
 			assert.Less(t, values[`millrace_group_consumer_min_idle_seconds{group="billing",topic="orders"}`], 60.0)
+			assert.Equal(t, 10.0, values[`millrace_stream_entries_added_total{topic="orders"}`])
+			assert.Equal(t, 5.0, values[`millrace_group_entries_read_total{group="billing",topic="orders"}`])
 			_, perConsumer := values[`millrace_consumer_pending{consumer="worker-dead",group="billing",topic="orders"}`]
 			assert.False(t, perConsumer, "per-consumer series are opt-in")
 		})
@@ -179,7 +181,11 @@ func gather(t *testing.T, col prom.Collector) map[string]float64 {
 			if len(labels) > 0 {
 				key += "{" + strings.Join(labels, ",") + "}"
 			}
-			out[key] = m.GetGauge().GetValue()
+			if m.GetCounter() != nil {
+				out[key] = m.GetCounter().GetValue()
+			} else {
+				out[key] = m.GetGauge().GetValue()
+			}
 		}
 	}
 	return out

@@ -148,7 +148,7 @@ A topic is a stream; its dead letters are in the stream "{topic}:dlq".
 		c.GroupID = "act"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.doctorCommand(), a.exporterCommand()} {
+	for _, c := range []*cobra.Command{a.doctorCommand(), a.exporterCommand(), a.uiCommand()} {
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}

@@ -37,12 +37,14 @@ Metrics (labels: topic, and group for group_*):
   millrace_stream_oldest_entry_age_seconds         age of the oldest entry
   millrace_stream_newest_entry_age_seconds         time since the last publish
   millrace_dead_letters                            entries in the dead-letter stream
+  millrace_stream_entries_added_total              counter of entries added (Redis 7.0+)
   millrace_group_lag                               entries not read yet by the group
   millrace_group_pending                           delivered, not acknowledged
   millrace_group_oldest_pending_age_seconds        age of the oldest pending entry
   millrace_group_oldest_undelivered_age_seconds    age of the oldest unread entry
   millrace_group_consumers                         consumers of the group
   millrace_group_consumer_min_idle_seconds         idle time of the most active consumer
+  millrace_group_entries_read_total                counter of entries the group read (Redis 7.0+)
 With --per-consumer, also millrace_consumer_pending and millrace_consumer_idle_seconds
 (label consumer). Go runtime and process metrics are served too.
 

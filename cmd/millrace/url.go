@@ -181,23 +181,58 @@ func withPort(host, port string) string {
 	return net.JoinHostPort(strings.Trim(host, "[]"), port)
 }
 
-// redact hides the password of a URL for error messages.
+// redact hides the passwords of a URL for messages: the password of its
+// userinfo and every query parameter whose name holds "password"
+// (sentinel_password).
 func redact(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return raw
 	}
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	if hasQuery {
+		params := strings.Split(query, "&")
+		for k, p := range params {
+			if name, _, ok := strings.Cut(p, "="); ok && strings.Contains(strings.ToLower(name), "password") {
+				params[k] = name + "=xxxxx"
+			}
+		}
+		query = "?" + strings.Join(params, "&")
+	}
 	authority := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+	if i := strings.IndexAny(rest, "/#"); i >= 0 {
 		authority = rest[:i]
 	}
-	at := strings.LastIndex(authority, "@")
-	if at < 0 {
-		return raw
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		if user, _, hasPw := strings.Cut(authority[:at], ":"); hasPw {
+			rest = user + ":xxxxx" + rest[at:]
+		}
 	}
-	user, _, hasPw := strings.Cut(authority[:at], ":")
-	if !hasPw {
-		return raw
+	return scheme + "://" + rest + query
+}
+
+// describe names the deployment a target connects to, without any
+// credential: "redis 127.0.0.1:6379 db 0", "sentinel mymaster via
+// s1:26379,s2:26379 db 0", "cluster n1:7000,n2:7001". TLS adds "(TLS)".
+func (t target) describe() string {
+	tls := func(on bool) string {
+		if on {
+			return " (TLS)"
+		}
+		return ""
 	}
-	return scheme + "://" + user + ":xxxxx" + rest[at:]
+	switch t.kind {
+	case kindSentinel:
+		o := t.sentinel
+		return fmt.Sprintf("sentinel %s via %s db %d%s", o.MasterName, strings.Join(o.SentinelAddrs, ","), o.DB, tls(o.TLSConfig != nil))
+	case kindCluster:
+		o := t.cluster
+		return fmt.Sprintf("cluster %s%s", strings.Join(o.Addrs, ","), tls(o.TLSConfig != nil))
+	}
+	o := t.single
+	addr := o.Addr
+	if o.Network == "unix" {
+		addr = "unix:" + addr
+	}
+	return fmt.Sprintf("redis %s db %d%s", addr, o.DB, tls(o.TLSConfig != nil))
 }

@@ -120,3 +120,33 @@ func mustDuration(t *testing.T, s string) time.Duration {
 	require.NoError(t, err)
 	return d
 }
+
+func TestRedact(t *testing.T) {
+	for raw, want := range map[string]string{
+		"redis://h:6379/0":        "redis://h:6379/0",
+		"redis://u@h:6379":        "redis://u@h:6379",
+		"redis://u:topsecret@h/0": "redis://u:xxxxx@h/0",
+		"redis://:topsecret@h:1":  "redis://:xxxxx@h:1",
+		"h:6379":                  "h:6379",
+		"redis-sentinel://app:topsecret@s1,s2/m/1?sentinel_password=topsecret&dial_timeout=2s": "redis-sentinel://app:xxxxx@s1,s2/m/1?sentinel_password=xxxxx&dial_timeout=2s",
+		"redis://h/0?password=topsecret": "redis://h/0?password=xxxxx",
+	} {
+		got := redact(raw)
+		assert.Equal(t, want, got, raw)
+		assert.NotContains(t, got, "topsecret")
+	}
+}
+
+func TestTargetDescribe(t *testing.T) {
+	for raw, want := range map[string]string{
+		"redis://u:topsecret@h:6380/2": "redis h:6380 db 2",
+		"rediss://h:6380/0":            "redis h:6380 db 0 (TLS)",
+		"unix:///tmp/r.sock?db=3":      "redis unix:/tmp/r.sock db 3",
+		"redis-sentinel://a:topsecret@s1,s2:26380/mymaster/1?sentinel_password=topsecret": "sentinel mymaster via s1:26379,s2:26380 db 1",
+		"redis-cluster://u:topsecret@n1:7000,n2:7001":                                     "cluster n1:7000,n2:7001",
+	} {
+		tg, err := parseURL(raw)
+		require.NoError(t, err, raw)
+		assert.Equal(t, want, tg.describe(), raw)
+	}
+}

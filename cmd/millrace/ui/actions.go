@@ -1,0 +1,171 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/admin"
+	"github.com/millrace/millrace/internal/entryid"
+)
+
+// actionRequest is the JSON body of every action; each uses its fields.
+type actionRequest struct {
+	Topic string   `json:"topic"`
+	Group string   `json:"group"`
+	IDs   []string `json:"ids"`  // replay, purge: these dead letters
+	All   bool     `json:"all"`  // replay, purge: every dead letter
+	To    string   `json:"to"`   // reset: "0", "$" or an entry ID
+	Time  string   `json:"time"` // reset: an RFC 3339 time instead of To
+	Idle  string   `json:"idle"` // prune: a Go duration
+	Dry   bool     `json:"dryRun"`
+}
+
+// actionFunc does one action and returns the JSON answer and the log
+// attributes that say what it did.
+type actionFunc func(ctx context.Context, req actionRequest) (any, []any, error)
+
+// action wraps an actionFunc with the checks of checkAction, the decoding
+// of the body, the log line and a sampling round afterwards.
+func (s *Server) action(f actionFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.checkAction(w, r) {
+			return
+		}
+		var req actionRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			http.Error(w, "invalid request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := s.ctx(r)
+		defer cancel()
+		res, attrs, err := f(ctx, req)
+		attrs = append([]any{"action", r.URL.Path, "topic", req.Topic}, attrs...)
+		attrs = append(attrs, "remote", r.RemoteAddr)
+		if s.cfg.Auth.Enabled() {
+			who, _ := s.cfg.Auth.who(r, s.port)
+			attrs = append(attrs, "user", who)
+		}
+		if err != nil {
+			s.log.Warn("action failed", append(attrs, "err", err)...)
+			s.fail(w, err)
+			return
+		}
+		if req.Dry {
+			s.log.Debug("dry run", attrs...)
+		} else {
+			s.log.Info("action done", attrs...)
+			s.sampler.rediscover()
+			s.sampler.refresh()
+		}
+		s.writeJSON(w, res)
+	}
+}
+
+// maxLoggedIDs caps the entry IDs one log line lists.
+const maxLoggedIDs = 20
+
+// checkIDs refuses an empty selection without All and malformed IDs.
+func checkIDs(req actionRequest) error {
+	if req.All == (len(req.IDs) > 0) {
+		return fmt.Errorf("%w: give either ids or all", errBadRequest)
+	}
+	for _, id := range req.IDs {
+		if !entryid.Valid(id) {
+			return fmt.Errorf("%w: invalid entry ID %q", errBadRequest, id)
+		}
+	}
+	return nil
+}
+
+func (s *Server) replay(ctx context.Context, req actionRequest) (any, []any, error) {
+	if err := checkIDs(req); err != nil {
+		return nil, nil, err
+	}
+	res, err := s.admin.ReplayDeadLetters(ctx, req.Topic, admin.ReplayOptions{IDs: req.IDs})
+	moved := make([]string, 0, len(res.Replayed))
+	for _, m := range res.Replayed[:min(len(res.Replayed), maxLoggedIDs)] {
+		moved = append(moved, m.DeadLetterID+"->"+m.Topic+"/"+m.NewID)
+	}
+	attrs := []any{"all", req.All, "replayed", len(res.Replayed), "moved", moved, "missing", res.Missing, "skipped", len(res.Skipped)}
+	if err != nil {
+		return nil, attrs, err
+	}
+	type replayed struct {
+		DeadLetterID string `json:"deadLetterId"`
+		UUID         string `json:"uuid"`
+		Topic        string `json:"topic"`
+		NewID        string `json:"newId"`
+	}
+	out := struct {
+		Replayed []replayed                `json:"replayed"`
+		Missing  []string                  `json:"missing"`
+		Skipped  []admin.SkippedDeadLetter `json:"skipped"`
+	}{Replayed: []replayed{}, Missing: append([]string{}, res.Missing...), Skipped: append([]admin.SkippedDeadLetter{}, res.Skipped...)}
+	for _, m := range res.Replayed {
+		out.Replayed = append(out.Replayed, replayed{m.DeadLetterID, m.UUID, m.Topic, m.NewID})
+	}
+	return out, attrs, nil
+}
+
+func (s *Server) purge(ctx context.Context, req actionRequest) (any, []any, error) {
+	if err := checkIDs(req); err != nil {
+		return nil, nil, err
+	}
+	n, err := s.admin.PurgeDeadLetters(ctx, req.Topic, admin.PurgeOptions{IDs: req.IDs})
+	attrs := []any{"all", req.All, "ids", req.IDs[:min(len(req.IDs), maxLoggedIDs)], "deleted", n}
+	return map[string]int64{"deleted": n}, attrs, err
+}
+
+func (s *Server) resetGroup(ctx context.Context, req actionRequest) (any, []any, error) {
+	var err error
+	switch {
+	case req.Time != "" && req.To != "":
+		return nil, nil, fmt.Errorf("%w: give either to or time", errBadRequest)
+	case req.Time != "":
+		var t time.Time
+		t, err = time.Parse(time.RFC3339Nano, req.Time)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: time: %v", errBadRequest, err)
+		}
+		err = s.admin.ResetGroupToTime(ctx, req.Topic, req.Group, t)
+		return map[string]string{"to": entryid.Before(t)}, []any{"group", req.Group, "time", t.UTC().Format(time.RFC3339Nano)}, err
+	case req.To == millrace.StartOldest, req.To == millrace.StartNewest, entryid.Valid(req.To):
+		err = s.admin.ResetGroup(ctx, req.Topic, req.Group, req.To)
+		return map[string]string{"to": req.To}, []any{"group", req.Group, "to", req.To}, err
+	}
+	return nil, nil, fmt.Errorf("%w: to must be 0, $ or an entry ID, got %q", errBadRequest, req.To)
+}
+
+func (s *Server) deleteGroup(ctx context.Context, req actionRequest) (any, []any, error) {
+	err := s.admin.DeleteGroup(ctx, req.Topic, req.Group)
+	return map[string]bool{"deleted": err == nil}, []any{"group", req.Group}, err
+}
+
+func (s *Server) pruneGroup(ctx context.Context, req actionRequest) (any, []any, error) {
+	var idle time.Duration
+	if req.Idle != "" {
+		var err error
+		if idle, err = time.ParseDuration(req.Idle); err != nil || idle < 0 {
+			return nil, nil, fmt.Errorf("%w: idle must be a duration like 1h, got %q", errBadRequest, req.Idle)
+		}
+	}
+	res, err := s.admin.PruneConsumers(ctx, req.Topic, req.Group, admin.PruneOptions{Idle: idle, DryRun: req.Dry})
+	kept := make([]consumerJSON, 0, len(res.Kept))
+	names := make([]string, 0, len(res.Kept))
+	for _, c := range res.Kept {
+		kept = append(kept, consumerJSON{Name: c.Name, Pending: c.Pending, Idle: c.Idle.Milliseconds(), Inactive: durMS(c.Inactive)})
+		names = append(names, c.Name)
+	}
+	removed := res.Removed
+	if removed == nil {
+		removed = []string{}
+	}
+	attrs := []any{"group", req.Group, "idle", idle, "dry_run", req.Dry, "removed", removed, "kept", names}
+	return map[string]any{"removed": removed, "kept": kept, "dryRun": req.Dry}, attrs, err
+}

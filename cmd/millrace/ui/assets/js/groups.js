@@ -1,0 +1,117 @@
+// Actions on a consumer group: reset, delete, prune. Each opens a
+// confirmation that says what will happen.
+import {h, fill, num, dur, confirm, act, post} from './util.js';
+
+// cmpID compares two entry IDs ("ms-seq").
+function cmpID(a, b) {
+  const [am, as] = a.split('-').map(BigInt), [bm, bs] = b.split('-').map(BigInt);
+  if (am !== bm) return am < bm ? -1 : 1;
+  return as === bs ? 0 : (as < bs ? -1 : 1);
+}
+const validID = (s) => /^\d+-\d+$/.test(s);
+
+function resetText(t, g, kind, value) {
+  const keep = `Its ${num(g.pending)} pending entr${g.pending === 1 ? 'y stays' : 'ies stay'} pending.`;
+  switch (kind) {
+    case 'oldest':
+      return `Group ${g.name} will read the whole stream again from its oldest entry: up to ${num(t.length)} entries are delivered again. ${keep}`;
+    case 'newest':
+      return `Group ${g.name} will skip everything it has not read yet: ${num(g.lag)} unread entr${g.lag === 1 ? 'y is' : 'ies are'} never delivered to it. ${keep}`;
+    case 'time': {
+      const d = new Date(value);
+      if (!value || isNaN(d)) return null;
+      const id = `${d.getTime()}-0`, dir = cmpID(id, g.lastDeliveredId);
+      return `Group ${g.name} will next read the entries added at or after ${d.toISOString()}` +
+        (dir <= 0 ? ': it moves back and entries it had read are delivered again. ' : ': it moves forward and unread entries before that time are skipped. ') + keep;
+    }
+    case 'id': {
+      if (!validID(value)) return null;
+      const dir = cmpID(value, g.lastDeliveredId);
+      if (dir === 0) return `Group ${g.name} is already at ${value}: nothing changes.`;
+      return `Group ${g.name} will next read the entries after ${value}` +
+        (dir < 0 ? ': it moves back and entries it had read are delivered again. ' : ': it moves forward and unread entries up to that ID are skipped. ') + keep;
+    }
+  }
+  return null;
+}
+
+async function reset(t, g) {
+  const text = h('p', {class: 'what', id: 'reset-what'});
+  const idInput = h('input', {type: 'text', id: 'reset-id', placeholder: g.lastDeliveredId, size: 24});
+  const timeInput = h('input', {type: 'datetime-local', id: 'reset-time', step: 1});
+  const choice = (value, label, extra) => h('label', {class: 'choice'},
+    h('input', {type: 'radio', name: 'reset-to', value, checked: value === 'oldest'}), ` ${label} `, extra || '');
+  const form = h('div', {class: 'reset-form'},
+    h('p', {}, `Group ${g.name} last read entry ${g.lastDeliveredId}. Move it to:`),
+    choice('oldest', 'the oldest entry (read everything again)'),
+    choice('newest', 'the newest entry (skip the backlog)'),
+    choice('id', 'after entry ID', idInput),
+    choice('time', 'the entries added from', timeInput),
+    text);
+  const state = () => {
+    const kind = form.querySelector('input[name=reset-to]:checked').value;
+    const value = kind === 'id' ? idInput.value.trim() : timeInput.value;
+    return {kind, value, text: resetText(t, g, kind, value)};
+  };
+  let setEnabled;
+  const update = () => { const s = state(); text.textContent = s.text || 'Give a valid entry ID or time.'; setEnabled(!!s.text); };
+  form.addEventListener('input', update);
+  form.addEventListener('change', update);
+  const ok = await confirm(`Reset group ${g.name} of ${t.name}`, form, 'Reset group', (f) => { setEnabled = f; update(); });
+  if (!ok) return;
+  const s = state();
+  const body = {topic: t.name, group: g.name};
+  if (s.kind === 'oldest') body.to = '0';
+  else if (s.kind === 'newest') body.to = '$';
+  else if (s.kind === 'id') body.to = s.value;
+  else body.time = new Date(s.value).toISOString();
+  await act('/api/group/reset', body, (r) => `Group ${g.name} reset to ${r.to}.`);
+}
+
+async function remove(t, g) {
+  const ok = await confirm(`Delete group ${g.name} of ${t.name}`, [
+    h('p', {class: 'what'}, `Group ${g.name} is deleted with its position and its pending entries list: ` +
+      `its ${num(g.pending)} pending entr${g.pending === 1 ? 'y is' : 'ies are'} no longer tracked for it and its ` +
+      `${g.consumers.length} consumer${g.consumers.length === 1 ? '' : 's'} go with it. ` +
+      'Running subscribers of the group create it again at their NewGroupStartID.'),
+  ], 'Delete group');
+  if (ok) await act('/api/group/delete', {topic: t.name, group: g.name}, () => `Group ${g.name} deleted.`);
+}
+
+async function prune(t, g) {
+  const idle = h('input', {type: 'text', id: 'prune-idle', value: '1h', size: 8});
+  const preview = h('div', {class: 'what', id: 'prune-what'}, 'Checking…');
+  let setEnabled, asked = 0;
+  const check = async () => {
+    const n = ++asked;
+    setEnabled(false);
+    try {
+      const r = await post('/api/group/prune', {topic: t.name, group: g.name, idle: idle.value.trim(), dryRun: true});
+      if (n !== asked) return;
+      fill(preview, 
+        h('p', {}, r.removed.length ? `Removes ${r.removed.length} consumer${r.removed.length === 1 ? '' : 's'}: ${r.removed.join(', ')}.`
+          : 'No consumer is idle that long without pending entries: nothing to remove.'),
+        r.kept.length ? h('p', {}, 'Kept, since they still hold pending entries: ' +
+          r.kept.map((c) => `${c.name} (${num(c.pending)} pending, idle ${dur(c.idleMs)})`).join(', ') + '.') : '');
+      setEnabled(r.removed.length > 0);
+    } catch (e) {
+      if (n === asked) preview.textContent = e.message;
+    }
+  };
+  const body = [h('p', {}, 'Remove the consumers idle for at least ', idle,
+    ' that hold no pending entry. A consumer that holds pending entries is never removed.'), preview];
+  idle.addEventListener('input', check);
+  const ok = await confirm(`Prune consumers of ${g.name} on ${t.name}`, body, 'Remove consumers', (f) => { setEnabled = f; check(); });
+  if (ok) {
+    await act('/api/group/prune', {topic: t.name, group: g.name, idle: idle.value.trim()},
+      (r) => `Removed ${r.removed.length} consumer${r.removed.length === 1 ? '' : 's'} of ${g.name}.`);
+  }
+}
+
+// groupActions are the buttons of a group on the topic page.
+export function groupActions(t, g) {
+  return h('span', {class: 'actions'},
+    h('button', {class: 'small', 'data-action': 'reset', onclick: () => reset(t, g)}, 'Reset…'),
+    h('button', {class: 'small', 'data-action': 'prune', onclick: () => prune(t, g)}, 'Prune consumers…'),
+    h('button', {class: 'small danger', 'data-action': 'delete', onclick: () => remove(t, g)}, 'Delete…'));
+}

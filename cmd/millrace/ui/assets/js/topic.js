@@ -1,0 +1,99 @@
+// The topic page: figures, charts, groups with their consumers and
+// actions, pending entries and the newest messages.
+import {h, fill, get, num, rate, dur, when, problemText, dlqHref, table, payload, metadata, readOnly, enc} from './util.js';
+import {chart} from './chart.js';
+import {groupActions} from './groups.js';
+
+const palette = (i) => `s${i % 6}`;
+
+function stat(label, value, cls) {
+  return h('div', {class: `stat ${cls || ''}`}, h('div', {class: 'label'}, label), h('div', {class: 'value'}, value));
+}
+
+function charts(t) {
+  const se = t.series, names = Object.keys(se.groups || {}).sort();
+  const lag = names.map((g, i) => ({name: g, values: se.groups[g].lag, cls: palette(i)}));
+  const flow = [{name: 'in', values: se.in, cls: 's-in'}]
+    .concat(names.map((g, i) => ({name: `out ${g}`, values: se.groups[g].out, cls: palette(i)})));
+  return h('div', {class: 'charts'},
+    chart('Lag (entries not read yet)', se.t, lag, (v) => num(Math.round(v))),
+    chart('Throughput (entries per second)', se.t, flow, (v) => rate(v)));
+}
+
+function groups(t) {
+  if (!t.groups.length) return h('p', {class: 'muted'}, 'No consumer group.');
+  return t.groups.map((g) => {
+    const probs = t.problems.filter((p) => p.group === g.name);
+    return h('div', {class: 'group', 'data-group': g.name},
+      h('h3', {}, g.name, readOnly ? null : groupActions(t, g)),
+      probs.length ? h('ul', {class: 'problems-inline'}, probs.map((p) => h('li', {class: p.level}, problemText(p)))) : null,
+      h('div', {class: 'stats'},
+        stat('Lag', num(g.lag) + (g.lagSource === 'lower-bound' ? '+' : ''), probs.some((p) => p.kind === 'behind') ? 'bad' : ''),
+        stat('Pending', num(g.pending)),
+        stat('Oldest pending', g.pending ? dur(g.oldestPendingAgeMs) : '–', probs.some((p) => p.kind === 'old-pending') ? 'bad' : ''),
+        stat('Oldest unread', g.lag ? dur(g.oldestUnreadAgeMs) : '–'),
+        stat('Out /s', rate(g.out)),
+        stat('Last delivered', g.lastDeliveredId)),
+      g.consumers.length
+        ? table(['Consumer', 'Pending', 'Idle', 'Inactive'], g.consumers.map((c) => h('tr', {},
+          h('td', {}, c.name), h('td', {class: 'num'}, num(c.pending)), h('td', {class: 'num'}, dur(c.idleMs)),
+          h('td', {class: 'num'}, c.inactiveMs < 0 ? '–' : dur(c.inactiveMs)))), {class: 'grid consumers'})
+        : h('p', {class: 'muted'}, 'No consumer.'));
+  });
+}
+
+function pendingLists(lists) {
+  const names = Object.keys(lists).sort();
+  if (!names.length) return h('p', {class: 'muted'}, 'No group.');
+  return names.map((g) => h('div', {class: 'pending', 'data-group': g},
+    h('h3', {}, `Group ${g}`),
+    lists[g].length
+      ? table(['Entry ID', 'Owner', 'Idle', 'Deliveries'], lists[g].map((p) => h('tr', {},
+        h('td', {class: 'mono'}, p.id), h('td', {}, p.consumer), h('td', {class: 'num'}, dur(p.idleMs)),
+        h('td', {class: 'num'}, num(p.deliveries)))), {class: 'grid'})
+      : h('p', {class: 'muted'}, 'Nothing pending.')));
+}
+
+export function message(m) {
+  return h('article', {class: 'message', 'data-id': m.id},
+    h('header', {}, h('span', {class: 'mono'}, m.id), ' ', h('span', {class: 'muted'}, when(m.time)), ' ',
+      h('span', {class: 'mono'}, m.uuid), m.foreign ? h('span', {class: 'badge foreign'}, 'foreign entry') : null,
+      m.error ? h('span', {class: 'badge bad'}, 'cannot decode') : null),
+    m.error ? h('p', {class: 'bad-text'}, m.error) : null,
+    metadata(m.metadata), payload(m));
+}
+
+// topicPage renders the page and returns its refresh for each round and
+// the reload of its lists after actions.
+export async function topicPage(main, name) {
+  const lists = h('section', {id: 'lists'}, h('p', {class: 'muted'}, 'Loading…'));
+  const live = h('div', {id: 'topic-live'});
+  async function loadLists() {
+    const m = await get(`/api/messages?topic=${enc(name)}&count=20`);
+    fill(lists, 
+      h('div', {class: 'section-head'}, h('h2', {}, 'Pending entries'), h('button', {onclick: loadLists, id: 'reload-lists'}, 'Reload')),
+      pendingLists(m.pending),
+      h('h2', {}, 'Newest messages'),
+      m.messages.length ? h('div', {id: 'messages'}, m.messages.map(message)) : h('p', {class: 'muted'}, 'The stream is empty.'));
+  }
+  async function refresh() {
+    const {topic: t, error} = await get(`/api/topic?topic=${enc(name)}`);
+    fill(live, 
+      error ? h('p', {class: 'bad-text'}, `Cannot read Redis: ${error}`) : null,
+      h('div', {class: 'stats'},
+        stat('Length', num(t.length)),
+        stat('In /s', rate(t.in)), stat('Out /s', rate(t.out)),
+        stat('Dead letters', h('a', {href: dlqHref(name), id: 'dlq-link'}, num(t.deadLetters)),
+          t.problems.some((p) => p.kind === 'dlq-growing') ? 'bad' : (t.deadLetters ? 'warn' : '')),
+        stat('Oldest entry', t.firstEntryAgeMs === null ? '–' : `${dur(t.firstEntryAgeMs)} old`),
+        stat('Last publish', t.lastEntryAgeMs === null ? '–' : `${dur(t.lastEntryAgeMs)} ago`),
+        stat('Retention', t.retention.replace('-', ' '), t.problems.some((p) => p.kind === 'no-retention') ? 'warn' : '')),
+      charts(t),
+      h('h2', {}, 'Consumer groups'),
+      groups(t));
+  }
+  fill(main, h('h1', {}, h('span', {class: 'muted'}, 'Topic '), name), live, lists);
+  await refresh();
+  await loadLists();
+  return {refresh, reload: loadLists};
+}
