@@ -166,7 +166,7 @@ func (st *Sentinel) AwaitFailover(tb testing.TB, old string) {
 	st.waitSentinelsAgree(tb)
 }
 
-// Rejoin brings s, a server of Replicas, back into the setup: it starts s
+// Rejoin brings s, a server of the setup, back into it: it starts s
 // again if it was killed (from its AOF, as a master at first), makes it a
 // replica of Master if it acts as a master (an old master killed or frozen
 // during a failover), and waits until it is in sync and every sentinel sees
