@@ -23,6 +23,7 @@ var (
 	flagRate      = flag.Int("chaos.rate", 100, "messages published per second")
 	flagConsumers = flag.Int("chaos.consumers", 3, "consumer processes")
 	flagGap       = flag.Duration("chaos.gap", 3*time.Second, "mean time between the starts of two faults")
+	flagWork      = flag.Duration("chaos.work", 2*time.Millisecond, "how long the handler works on each message")
 	flagDrain     = flag.Duration("chaos.drain", 2*time.Minute, "how long to wait at most for every confirmed message after the faults")
 	flagDir       = flag.String("chaos.dir", "", "directory for the event logs, report.txt and chaos.svg (default: a temp dir)")
 )
@@ -35,7 +36,7 @@ var (
 func TestChaos(t *testing.T) {
 	res := Run(t, Config{
 		Duration: *flagDuration, Seed: *flagSeed, Rate: *flagRate, Consumers: *flagConsumers,
-		MeanGap: *flagGap, Drain: *flagDrain, Dir: *flagDir,
+		MeanGap: *flagGap, Work: *flagWork, Drain: *flagDrain, Dir: *flagDir,
 	})
 	var report bytes.Buffer
 	if err := res.Report(&report); err != nil {
