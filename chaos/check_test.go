@@ -163,7 +163,7 @@ func TestRecoveries(t *testing.T) {
 	r := s.Recoveries(l.Faults, 10)
 	require.Len(t, r, 1)
 	assert.Equal(t, 0, r[0].Overlapped)
-	assert.Equal(t, 500*time.Millisecond, r[0].Drained, "the backlog of 25 is handled at 5.5 s")
+	assert.Equal(t, 25, r[0].PeakLag, "the backlog handled at 5.5 s")
 	// The second before 5.5 s had no handling; the one up to 5.5 s has the
 	// burst.
 	assert.Equal(t, 500*time.Millisecond, r[0].Throughput)

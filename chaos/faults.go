@@ -30,7 +30,7 @@ const (
 // action is something the executor does at a time.
 type action struct {
 	at    time.Time
-	begin bool // starts a fault: dropped once the run is over
+	begin string // the kind of fault it starts, "" for other actions
 	do    func()
 }
 
@@ -68,29 +68,35 @@ type executor struct {
 	killedAt  time.Time
 	killedFor time.Duration // how long it stays down after the failover
 	start     time.Time
-	faults    []Fault
+	// redisStart is when the last Redis fault began: where a failover that
+	// a frozen master caused starts.
+	redisStart time.Time
+	faults     []Fault
+	injected   map[string]bool // kinds injected at least once
 }
 
-func (e *executor) push(at time.Time, begin bool, do func()) {
+func (e *executor) push(at time.Time, begin string, do func()) {
 	heap.Push(&e.queue, action{at: at, begin: begin, do: do})
 }
 
 // run injects plan from start until end, then lets the faults still running
-// end and Redis settle.
+// end and Redis settle. A fault postponed past end (what it needs was
+// taken) is dropped, unless no fault of its kind has been injected yet.
 func (e *executor) run(plan []planned, start, end time.Time) {
 	e.start = start
+	e.injected = map[string]bool{}
 	for _, f := range plan {
-		e.push(start.Add(f.At), true, func() { e.begin(f) })
+		e.push(start.Add(f.At), f.Kind, func() { e.begin(f) })
 	}
 	var watch func()
 	watch = func() {
 		e.watch()
-		e.push(time.Now().Add(watchEvery), false, watch)
+		e.push(time.Now().Add(watchEvery), "", watch)
 	}
-	e.push(start, false, watch)
+	e.push(start, "", watch)
 	for {
 		a := heap.Pop(&e.queue).(action)
-		if a.begin && a.at.After(end) {
+		if a.begin != "" && a.at.After(end) && e.injected[a.begin] {
 			continue
 		}
 		if a.at.After(end) && e.active == 0 && !e.beginsLeft(end) {
@@ -101,9 +107,10 @@ func (e *executor) run(plan []planned, start, end time.Time) {
 	}
 }
 
+// beginsLeft reports whether a fault is still to be injected.
 func (e *executor) beginsLeft(end time.Time) bool {
 	for _, a := range e.queue {
-		if a.begin && !a.at.After(end) {
+		if a.begin != "" && (!a.at.After(end) || !e.injected[a.begin]) {
 			return true
 		}
 	}
@@ -123,7 +130,7 @@ func (e *executor) record(kind, target string, start time.Time) {
 // begin starts planned fault f, or tries again later if what it needs is
 // taken.
 func (e *executor) begin(f planned) {
-	retry := func() { e.push(time.Now().Add(busyRetry), true, func() { e.begin(f) }) }
+	retry := func() { e.push(time.Now().Add(busyRetry), f.Kind, func() { e.begin(f) }) }
 	now := time.Now()
 	switch f.Kind {
 	case KillConsumer:
@@ -140,7 +147,8 @@ func (e *executor) begin(f planned) {
 		e.cons.kill(slot)
 		e.slotDown[slot] = true
 		e.active++
-		e.push(now.Add(f.For), false, func() {
+		e.injected[f.Kind] = true
+		e.push(now.Add(f.For), "", func() {
 			e.cons.start(slot)
 			e.slotDown[slot] = false
 			e.active--
@@ -153,6 +161,7 @@ func (e *executor) begin(f planned) {
 		}
 		e.netBusy = true
 		e.active++
+		e.injected[f.Kind] = true
 		p := e.tp.masterProxy()
 		target := e.tp.st.Master.Addr()
 		if f.Kind == Blackhole {
@@ -167,6 +176,7 @@ func (e *executor) begin(f planned) {
 		}
 		e.redisBusy = true
 		e.active++
+		e.injected[f.Kind] = true
 		e.beginRedis(f, now)
 	}
 }
@@ -177,13 +187,13 @@ func (e *executor) cutUntil(f planned, start time.Time, target string, p *faultp
 	end := start.Add(f.For)
 	next := time.Now().Add(time.Duration(100+e.rng.IntN(200)) * time.Millisecond)
 	if f.Kind == CutConnections && next.Before(end) {
-		e.push(next, false, func() {
+		e.push(next, "", func() {
 			e.tp.masterProxy().CutRandom(e.rng)
 			e.cutUntil(f, start, target, p)
 		})
 		return
 	}
-	e.push(end, false, func() {
+	e.push(end, "", func() {
 		if f.Kind == Blackhole {
 			p.SetMode(faultproxy.Forward)
 			p.CutAll() // the swallowed connections never reached Redis
@@ -197,6 +207,7 @@ func (e *executor) cutUntil(f planned, start time.Time, target string, p *faultp
 // beginRedis starts a freeze or a master kill.
 func (e *executor) beginRedis(f planned, start time.Time) {
 	st := e.tp.st
+	e.redisStart = start
 	switch f.Kind {
 	case FreezeReplica, FreezeMaster:
 		s := st.Master
@@ -204,7 +215,7 @@ func (e *executor) beginRedis(f planned, start time.Time) {
 			s = st.Replicas[0]
 		}
 		s.Freeze()
-		e.push(start.Add(f.For), false, func() {
+		e.push(start.Add(f.For), "", func() {
 			s.Thaw()
 			e.record(f.Kind, s.Addr(), start)
 			e.settle(time.Now())
@@ -213,7 +224,7 @@ func (e *executor) beginRedis(f planned, start time.Time) {
 		s := st.Master
 		e.killed, e.killedAt, e.killedFor = s, start, f.For
 		s.Kill()
-		e.push(start.Add(failoverWait), false, func() {
+		e.push(start.Add(failoverWait), "", func() {
 			if e.killed == s && e.killedAt.Equal(start) { // no failover: start the master again
 				e.killed = nil
 				st.Rejoin(e.tb, s)
@@ -230,14 +241,15 @@ func (e *executor) beginRedis(f planned, start time.Time) {
 func (e *executor) watch() {
 	st := e.tp.st
 	if a := e.tp.announcedMaster(0); a != "" && a != st.Master.Addr() {
-		seen := time.Now()
 		old := st.Master
 		st.AwaitFailover(e.tb, old.Addr())
-		e.record(Failover, old.Addr()+"->"+st.Master.Addr(), seen)
+		if e.killed != old {
+			e.record(Failover, old.Addr()+"->"+st.Master.Addr(), e.redisStart)
+		}
 		if e.killed == old {
 			e.killed = nil
 			e.record(KillMaster, old.Addr(), e.killedAt)
-			e.push(time.Now().Add(e.killedFor), false, func() {
+			e.push(time.Now().Add(e.killedFor), "", func() {
 				st.Rejoin(e.tb, old)
 				e.settle(time.Now())
 			})
@@ -250,11 +262,11 @@ func (e *executor) watch() {
 // master for settleQuiet since from, with every other server rejoined.
 func (e *executor) settle(from time.Time) {
 	if !e.tp.settled() || e.killed != nil {
-		e.push(time.Now().Add(watchEvery), false, func() { e.settle(time.Now()) })
+		e.push(time.Now().Add(watchEvery), "", func() { e.settle(time.Now()) })
 		return
 	}
 	if time.Since(from) < settleQuiet {
-		e.push(time.Now().Add(watchEvery), false, func() { e.settle(from) })
+		e.push(time.Now().Add(watchEvery), "", func() { e.settle(from) })
 		return
 	}
 	for _, r := range e.tp.st.Replicas {

@@ -11,17 +11,18 @@ import (
 // publishWorkers is how many Publish calls may be in flight at once.
 const publishWorkers = 8
 
-// publishing publishes numbered messages at a fixed rate until a deadline.
+// publishing publishes numbered messages at a fixed rate until stopped.
 // When every worker is blocked (Redis frozen, WAIT timing out), up to two
 // seconds of messages queue up; later ticks are dropped.
 type publishing struct {
+	stop    chan struct{}
 	jobs    chan int
 	wg      sync.WaitGroup
 	dropped atomic.Int64 // ticks dropped because the queue was full
 }
 
-func startPublishing(pub *millrace.Publisher, events *eventWriter, rate int, end time.Time) *publishing {
-	p := &publishing{jobs: make(chan int, 2*rate)}
+func startPublishing(pub *millrace.Publisher, events *eventWriter, rate int) *publishing {
+	p := &publishing{stop: make(chan struct{}), jobs: make(chan int, 2*rate)}
 	for range publishWorkers {
 		p.wg.Add(1)
 		go func() {
@@ -44,9 +45,12 @@ func startPublishing(pub *millrace.Publisher, events *eventWriter, rate int, end
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		seq := 0
-		for now := range tick.C {
-			if now.After(end) {
+		for {
+			var now time.Time
+			select {
+			case <-p.stop:
 				return
+			case now = <-tick.C:
 			}
 			for due := int(now.Sub(start).Seconds() * float64(rate)); seq < due; seq++ {
 				select {
@@ -60,5 +64,8 @@ func startPublishing(pub *millrace.Publisher, events *eventWriter, rate int, end
 	return p
 }
 
-// wait waits until the deadline has passed and every Publish call returned.
-func (p *publishing) wait() { p.wg.Wait() }
+// close stops publishing and waits until every Publish call returned.
+func (p *publishing) close() {
+	close(p.stop)
+	p.wg.Wait()
+}

@@ -43,7 +43,7 @@ func (r Result) Report(w io.Writer) error {
 
 func (r Result) reportFaults(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "fault\tcount\tlasted (median, max)\tthroughput back after (median, max)\tlag drained after (median, max)\toverlapping\t")
+	fmt.Fprintln(tw, "fault\tcount\tlasted (median, max)\tthroughput back after (median, max)\tpeak lag (median, max)\toverlapping\t")
 	byKind := map[string][]Recovery{}
 	for _, rc := range r.Recoveries {
 		byKind[rc.Fault.Kind] = append(byKind[rc.Fault.Kind], rc)
@@ -55,29 +55,31 @@ func (r Result) reportFaults(w io.Writer) error {
 	sort.Strings(names)
 	for _, k := range names {
 		rs := byKind[k]
-		var lasted, tput, drained []time.Duration
+		var lasted, tput []time.Duration
+		var lags []int
 		overlapping := 0
 		for _, rc := range rs {
 			lasted = append(lasted, rc.Fault.End.Sub(rc.Fault.Start))
 			tput = append(tput, rc.Throughput)
-			drained = append(drained, rc.Drained)
+			lags = append(lags, rc.PeakLag)
 			if rc.Overlapped > 0 {
 				overlapping++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t\n", k, len(rs), medMax(lasted), medMax(tput), medMax(drained), overlapping)
+		slices.Sort(lags)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d, %d\t%d\t\n", k, len(rs), medMax(lasted), medMax(tput), lags[len(lags)/2], lags[len(lags)-1], overlapping)
 	}
 	fmt.Fprintln(tw, "\t\t\t\t\t\t")
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "Every fault, in order (times from the run's start; recovery from the fault's end; - = not within the run):")
+	fmt.Fprintln(w, "Every fault, in order (times from the run's start; throughput back from the fault's end, - = not within the run; peak lag in messages):")
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "start\tfault\ttarget\tlasted\tthroughput back\tlag drained\toverlapping\t")
+	fmt.Fprintln(tw, "start\tfault\ttarget\tlasted\tthroughput back\tpeak lag\toverlapping\t")
 	for _, rc := range r.Recoveries {
 		f := rc.Fault
-		fmt.Fprintf(tw, "%.1fs\t%s\t%s\t%s\t%s\t%s\t%d\t\n", f.Start.Sub(r.Start).Seconds(), f.Kind, f.Target,
-			dur(f.End.Sub(f.Start)), dur(rc.Throughput), dur(rc.Drained), rc.Overlapped)
+		fmt.Fprintf(tw, "%.1fs\t%s\t%s\t%s\t%s\t%d\t%d\t\n", f.Start.Sub(r.Start).Seconds(), f.Kind, f.Target,
+			dur(f.End.Sub(f.Start)), dur(rc.Throughput), rc.PeakLag, rc.Overlapped)
 	}
 	return tw.Flush()
 }

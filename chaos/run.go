@@ -20,7 +20,9 @@ import (
 
 // Config configures a run. The zero value is the short run of `make test`.
 type Config struct {
-	// Duration is how long messages are published and faults injected.
+	// Duration is how long faults are injected. Messages are published
+	// until the last fault has ended and Redis has settled, and every kind
+	// of fault is injected at least once, even if that takes longer.
 	// Default: 30s.
 	Duration time.Duration
 	// Seed draws the faults. Default: 1.
@@ -145,14 +147,14 @@ func Run(tb testing.TB, cfg Config) Result {
 
 	start := time.Now()
 	end := start.Add(cfg.Duration)
-	p := startPublishing(pub, events, cfg.Rate, end)
+	p := startPublishing(pub, events, cfg.Rate)
 	ex := &executor{
 		tb: tb, tp: tp, cons: cons, events: events, logf: cfg.Logf,
 		rng:      rand.New(rand.NewPCG(cfg.Seed, 1)),
 		slotDown: make([]bool, cfg.Consumers),
 	}
 	ex.run(plan(cfg.Seed, cfg.Duration, cfg.MeanGap, cfg.Consumers), start, end)
-	p.wait()
+	p.close()
 
 	res := Result{Config: cfg, Start: start, Dropped: int(p.dropped.Load())}
 	drained := time.Now()

@@ -24,8 +24,9 @@ const (
 	// KillMaster SIGKILLs the master; the fault ends once the sentinels'
 	// new master is in place, and the old one rejoins as a replica later.
 	KillMaster = "kill-master"
-	// Failover is not injected: it marks a failover the sentinels made, from
-	// when the first sentinel announced the new master until it was in place.
+	// Failover is not injected: it marks a failover the sentinels made
+	// while the master was frozen (KillMaster records its own), from the
+	// start of the freeze until the new master was in place.
 	Failover = "failover"
 )
 

@@ -86,10 +86,12 @@ type Recovery struct {
 	Fault Fault
 	// Throughput is from the fault's end until the end of the first second
 	// in which handlers succeeded at least 80% of the nominal rate, 0 if the
-	// second before the fault's end was such a second; Drained until the
-	// lag was back under a quarter second of traffic. Negative: not within
-	// the run.
-	Throughput, Drained time.Duration
+	// second before the fault's end was such a second; negative if not
+	// within the run.
+	Throughput time.Duration
+	// PeakLag is the highest lag from the fault's start until throughput
+	// was back.
+	PeakLag int
 	// Overlapped counts the other faults that ran during this one or its
 	// recovery.
 	Overlapped int
@@ -102,22 +104,19 @@ const recoveryStep = 50 * time.Millisecond
 // nominal publish rate (messages per second).
 func (s *Series) Recoveries(faults []Fault, rate int) []Recovery {
 	end := s.End()
-	backlog := max(10, rate/4)
 	var out []Recovery
 	for _, f := range faults {
-		r := Recovery{Fault: f, Throughput: -1, Drained: -1}
+		r := Recovery{Fault: f, Throughput: -1}
 		for t := f.End; !t.After(end); t = t.Add(recoveryStep) {
-			if r.Throughput < 0 && through(s.handled, t)-through(s.handled, t.Add(-time.Second)) >= rate*8/10 {
+			if through(s.handled, t)-through(s.handled, t.Add(-time.Second)) >= rate*8/10 {
 				r.Throughput = t.Sub(f.End)
-			}
-			if r.Drained < 0 && s.Lag(t) <= backlog {
-				r.Drained = t.Sub(f.End)
-			}
-			if r.Throughput >= 0 && r.Drained >= 0 {
 				break
 			}
 		}
-		until := f.End.Add(max(r.Throughput, r.Drained, 0))
+		until := f.End.Add(max(r.Throughput, 0))
+		for t := f.Start; !t.After(until); t = t.Add(recoveryStep) {
+			r.PeakLag = max(r.PeakLag, s.Lag(t))
+		}
 		for _, g := range faults {
 			if g != f && g.Start.Before(until) && g.End.After(f.Start) {
 				r.Overlapped++
