@@ -21,6 +21,10 @@ type Verdict struct {
 	Duplicates  int // handler successes beyond the first, over confirmed good messages
 	MaxHandled  int // most successes of one message
 	Redelivered int // confirmed messages of class Good delivered more than once
+	// SameDelivery counts handler runs of a message by a consumer that had
+	// already run it with the same delivery count: handed out again without
+	// Redis counting a delivery.
+	SameDelivery int
 	// GoodDeadLettered lists good messages in the dead-letter stream that
 	// were never handled: delivered more than MaxDeliveries times by crashes
 	// and cuts alone. They are kept, not lost, but no handler had them.
@@ -61,8 +65,14 @@ func Check(l Log) Verdict {
 	v.Confirmed = len(confirmed)
 	successes := map[string]int{}
 	deliveries := map[string]int{}
+	seen := map[Handling]bool{}
 	for _, h := range l.Handlings {
 		v.HandlerRuns++
+		key := Handling{UUID: h.UUID, Consumer: h.Consumer, Delivery: h.Delivery}
+		if seen[key] {
+			v.SameDelivery++
+		}
+		seen[key] = true
 		deliveries[h.UUID]++
 		if h.OK {
 			successes[h.UUID]++

@@ -64,6 +64,10 @@ func TestCheck_HealthyRun(t *testing.T) {
 	assert.Equal(t, map[string]int{"delivered N times, more than MaxDeliveries 2": 1}, v.Reasons)
 	assert.Equal(t, 7, v.HandlerRuns)
 	assert.Equal(t, 3, v.FailedRuns)
+	assert.Zero(t, v.SameDelivery)
+
+	l := parse(t, healthyLog()+"H m2 c0.0 2 "+at(140)+" ok\n")
+	assert.Equal(t, 1, Check(l).SameDelivery, "c0.0 ran m2's delivery 2 twice")
 }
 
 // TestCheck_AckFirstBuild is the log of a consumer built with the
@@ -182,10 +186,15 @@ func TestPlan(t *testing.T) {
 	for i, f := range p {
 		assert.GreaterOrEqual(t, f.At, warmup)
 		assert.LessOrEqual(t, f.At+f.For, 5*time.Minute)
+		assert.Less(t, f.At, 5*time.Minute)
 		if i > 0 && p[i-1].At+p[i-1].For > f.At {
 			overlaps++
 		}
 	}
 	assert.Greater(t, overlaps, len(p)/10, "faults overlap")
 	assert.Greater(t, len(p), 60)
+
+	short := plan(3, 10*time.Second, 3*time.Second, 3)
+	require.GreaterOrEqual(t, len(short), len(kinds), "the first round even if it outlasts the run")
+	assert.Greater(t, short[len(kinds)-1].At+short[len(kinds)-1].For, 10*time.Second)
 }

@@ -26,7 +26,7 @@ func (r Result) Report(w io.Writer) error {
 	p("good messages dead-lettered\t%d (delivered more than MaxDeliveries times by crashes and cuts)", len(v.GoodDeadLettered))
 	p("poison messages\t%d confirmed, %d in the dead-letter stream, %d missing", v.Poison, v.PoisonInDLQ, len(v.PoisonMissing))
 	p("dead-letter stream\t%d entries (%d repeats of a message), reasons: %s", v.DeadLetters, v.DLQRepeats, counts(v.Reasons))
-	p("handler runs\t%d (%d failed or panicked on purpose)", v.HandlerRuns, v.FailedRuns)
+	p("handler runs\t%d (%d failed or panicked on purpose); %d repeated a consumer's run with the same delivery count", v.HandlerRuns, v.FailedRuns, v.SameDelivery)
 	p("consumer exits not caused by a fault\t%d %s", len(r.Unexpected), strings.Join(r.Unexpected, " "))
 	p("unparsable log lines\t%d", v.Skipped)
 	if f := v.Failures(); len(f) > 0 {

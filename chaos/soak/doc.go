@@ -10,6 +10,8 @@
 // churn, when every slot has a subscription open. Analyze fits a line over
 // the second half of the samples and fails a series whose fitted growth
 // over that half is above its tolerance; once everything is closed,
-// Redis's client count must be back where it started and only the topics'
-// keys may remain.
+// no connection of the workload may be left open and only the topics' keys
+// may remain. The race detector keeps memory for every goroutine ever
+// started, so a -race build reports the RSS but does not judge it; `make
+// soak` builds without it.
 package soak

@@ -61,7 +61,10 @@ func (r Result) Report(w io.Writer) error {
 	fmt.Fprintln(tw, "series\tunit\tsecond half: first\tmedian\tlast\tfitted growth\ttolerance\tverdict\t")
 	for _, t := range r.Trends {
 		verdict := "bounded"
-		if !t.OK() {
+		switch {
+		case t.Unjudged:
+			verdict = "not judged (-race)"
+		case !t.OK():
 			verdict = "GROWS"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%+.1f\t%.1f\t%s\t\n", t.Metric, t.Unit, t.First, t.Median, t.Last, t.Growth, t.Tolerance, verdict)

@@ -15,10 +15,12 @@ type Trend struct {
 	// Growth is the fitted line's rise over the second half; Tolerance what
 	// it may be.
 	Growth, Tolerance float64
+	// Unjudged is set for a series that cannot be judged in this build.
+	Unjudged bool
 }
 
 // OK reports whether the series stayed within its tolerance.
-func (t Trend) OK() bool { return t.Growth <= t.Tolerance }
+func (t Trend) OK() bool { return t.Unjudged || t.Growth <= t.Tolerance }
 
 func (t Trend) String() string {
 	return fmt.Sprintf("%s: %.1f → %.1f %s, fitted growth over the second half %+.1f (tolerance %.1f)",
@@ -30,7 +32,8 @@ const minHalf = 4
 
 // Analyze fits a least-squares line through each series over the second
 // half of samples; the first half is warm-up (pools filling, the first
-// Redis restart, the garbage collector finding its pace). It returns nothing
+// Redis restart, the garbage collector finding its pace). In a -race build
+// the process's RSS is reported but not judged. It returns nothing
 // with fewer than 2*minHalf samples.
 func Analyze(samples []Sample) []Trend {
 	if len(samples) < 2*minHalf {
@@ -54,6 +57,7 @@ func Analyze(samples []Sample) []Trend {
 			First: ys[0], Last: ys[len(ys)-1], Median: med,
 			Growth:    slope * (xs[len(xs)-1] - xs[0]),
 			Tolerance: max(m.Abs, m.Rel*med),
+			Unjudged:  m.NotUnderRace && raceEnabled,
 		})
 	}
 	return out
