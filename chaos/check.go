@@ -45,12 +45,14 @@ type Verdict struct {
 	// dead-letter stream; PoisonHandled those a handler succeeded on;
 	// NoReason the dead letters without a reason.
 	Lost, PoisonMissing, PoisonHandled, NoReason []string
+	// LostByClass counts Lost by the messages' class.
+	LostByClass map[string]int
 }
 
 // Check compares what was published with what was handled and
 // dead-lettered.
 func Check(l Log) Verdict {
-	v := Verdict{Unconfirmed: map[string]int{}, Reasons: map[string]int{}, Skipped: l.Skipped}
+	v := Verdict{Unconfirmed: map[string]int{}, Reasons: map[string]int{}, LostByClass: map[string]int{}, Skipped: l.Skipped}
 	class := map[string]Class{}
 	confirmed := map[string]bool{}
 	for _, p := range l.Publishes {
@@ -126,6 +128,7 @@ func Check(l Log) Verdict {
 			v.GoodDeadLettered = append(v.GoodDeadLettered, u)
 		default:
 			v.Lost = append(v.Lost, u)
+			v.LostByClass[string(class[u])]++
 		}
 	}
 	for _, s := range [][]string{v.Lost, v.PoisonMissing, v.PoisonHandled, v.NoReason, v.GoodDeadLettered} {

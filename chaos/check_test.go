@@ -90,6 +90,7 @@ func TestCheck_AckFirstBuild(t *testing.T) {
 	v := Check(l)
 	assert.False(t, v.Complete())
 	assert.Equal(t, []string{"m1", "m2"}, v.Lost)
+	assert.Equal(t, map[string]int{"good": 2}, v.LostByClass)
 	assert.Equal(t, []string{"m3"}, v.PoisonMissing)
 	f := v.Failures()
 	require.Len(t, f, 2)

@@ -21,7 +21,11 @@ func (r Result) Report(w io.Writer) error {
 	p("drain\t%s after the faults and publishing stopped", r.Drain.Round(10*time.Millisecond))
 	p("published\t%d Publish calls: %d confirmed, unconfirmed %s; %d not attempted (every publisher blocked)", v.Published, v.Confirmed, counts(v.Unconfirmed), r.Dropped)
 	p("unconfirmed handled anyway\t%d (Redis had added them before the error)", v.UnconfirmedHandled)
-	p("good messages\t%d confirmed, %d handled, %d lost", v.Good, v.Handled, len(v.Lost))
+	lost := ""
+	if len(v.Lost) > 0 {
+		lost = " (" + counts(v.LostByClass) + ")"
+	}
+	p("good messages\t%d confirmed, %d handled, %d lost%s", v.Good, v.Handled, len(v.Lost), lost)
 	p("duplicates\t%d extra successful handlings (at most %d of one message); %d good messages delivered more than once", v.Duplicates, v.MaxHandled, v.Redelivered)
 	p("good messages dead-lettered\t%d (delivered more than MaxDeliveries times by crashes and cuts)", len(v.GoodDeadLettered))
 	p("poison messages\t%d confirmed, %d in the dead-letter stream, %d missing", v.Poison, v.PoisonInDLQ, len(v.PoisonMissing))
