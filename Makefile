@@ -29,6 +29,14 @@ export STRESS_TEST_COUNT
 FUZZ_TIME ?= 15s
 # Arguments of `make bench`, e.g. make bench BENCH_ARGS='-h'.
 BENCH_ARGS ?=
+# Arguments of `make chaos` and `make soak`, after the defaults they
+# override, e.g. make chaos CHAOS_ARGS='-chaos.seed=7 -chaos.duration=10m'
+# or make soak SOAK_ARGS='-soak.duration=5m'.
+CHAOS_ARGS ?=
+SOAK_ARGS ?=
+# Where `make chaos` and `make soak` write their logs, report.txt and SVG.
+CHAOS_DIR ?= $(or $(TMPDIR),/tmp)/millrace-chaos
+SOAK_DIR ?= $(or $(TMPDIR),/tmp)/millrace-soak
 # The staticcheck release `make lint` installs (go install) and runs; its
 # configuration is staticcheck.conf at the root.
 STATICCHECK_VERSION ?= v0.8.2
@@ -41,7 +49,7 @@ MODULES := $(shell find . -name go.mod \
 
 REDIS_TOOLS := redis-server redis-sentinel redis-cli
 
-.PHONY: test test_short test_stress bench fmt vet lint staticcheck quickstart deps redis-tools chromium modules
+.PHONY: test test_short test_stress bench chaos soak fmt vet lint staticcheck quickstart deps redis-tools chromium modules
 
 # in_modules runs $(1) in every module, on its own (GOWORK=off). It goes on
 # after a failing module and fails at the end, naming the modules that failed
@@ -118,6 +126,22 @@ bench:
 		echo "bench: benchmarks/cmd/bench has no Go program yet; nothing to run" >&2; exit 1; \
 	fi
 	cd benchmarks && GOWORK=off $(GO) run ./cmd/bench $(BENCH_ARGS)
+
+## chaos: the long chaos run of chaos/ (not in CI): a Router workload on
+## Sentinel under random, overlapping faults for 5 minutes, then the check
+## that no confirmed message was lost; report.txt and chaos.svg in CHAOS_DIR.
+chaos: redis-tools
+	cd chaos && GOWORK=off $(GO) test -race -count=1 -timeout 3h -run '^TestChaos$$' -v . \
+		-args -chaos.duration=5m -chaos.dir='$(CHAOS_DIR)' $(CHAOS_ARGS)
+
+## soak: the soak run of chaos/soak (not in CI): 20 minutes of churn, then
+## the check that nothing grew without bound; report.txt and soak.svg in
+## SOAK_DIR. Built without -race: the race detector's own memory grows with
+## every goroutine started, which would hide the process's RSS (the short
+## form in `make test` runs with -race and leaves RSS unjudged).
+soak: redis-tools
+	cd chaos && GOWORK=off $(GO) test -count=1 -timeout 3h -run '^TestSoak$$' -v ./soak \
+		-args -soak.duration=20m -soak.dir='$(SOAK_DIR)' $(SOAK_ARGS)
 
 ## quickstart: run the quickstart example (embedded miniredis unless REDIS_URL is set).
 quickstart:

@@ -167,6 +167,31 @@ func TestSentinel(t *testing.T) {
 	assert.Equal(t, "after", quickClient(t, st.Master.Options(t)).Get(ctx, "k2").Val())
 }
 
+func TestSentinelMasterKilled(t *testing.T) {
+	t.Parallel()
+	st := StartSentinel(t, 1, 3)
+	c := st.Client(t)
+	ctx := context.Background()
+	require.NoError(t, c.Set(ctx, "k", "before", 0).Err())
+	require.EqualValues(t, 1, c.Do(ctx, "WAIT", 1, 5000).Val())
+
+	killed := st.Master
+	old := killed.Addr()
+	killed.Kill()
+	st.AwaitFailover(t, old)
+	assert.NotEqual(t, old, st.CurrentMaster(t))
+	require.Equal(t, []*Server{killed}, st.Replicas)
+	assert.Zero(t, killed.Pid(), "AwaitFailover leaves the killed master down")
+
+	st.Rejoin(t, killed)
+	require.NoError(t, c.Set(ctx, "k2", "after", 0).Err())
+	assert.EqualValues(t, 1, c.Do(ctx, "WAIT", 1, 5000).Val(), "the old master replicates the new one")
+	old2 := quickClient(t, killed.Options(t))
+	assert.Equal(t, "before", old2.Get(ctx, "k").Val())
+	assert.Equal(t, "after", old2.Get(ctx, "k2").Val())
+	assert.True(t, redis.HasErrorPrefix(old2.Set(ctx, "k3", "x", 0).Err(), "READONLY"))
+}
+
 func TestStartFromEnv(t *testing.T) {
 	real := Start(t, Options{})
 	t.Setenv("REDIS_URL", real.URL())

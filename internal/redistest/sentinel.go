@@ -127,8 +127,20 @@ func (st *Sentinel) Failover(tb testing.TB) {
 	if err != nil {
 		tb.Fatalf("redistest: SENTINEL FAILOVER %s: %v", st.MasterName, err)
 	}
+	st.AwaitFailover(tb, old)
+}
+
+// AwaitFailover waits until every sentinel announces a master other than
+// old, after a failover that the sentinels started on their own (the master
+// at old was killed, or frozen for longer than down-after-milliseconds) or
+// that SENTINEL FAILOVER started, and then sets up the roles as Failover
+// does: Master is the new master, old is among Replicas, and every running
+// server replicates the new master. A killed or frozen old master is left as
+// it is; Rejoin brings it back.
+func (st *Sentinel) AwaitFailover(tb testing.TB, old string) {
+	tb.Helper()
 	var newAddr string
-	err = waitFor(func() error {
+	err := waitFor(func() error {
 		newAddr = ""
 		for _, s := range st.Sentinels {
 			addr, err := masterAddr(s, st.MasterName)
@@ -149,6 +161,21 @@ func (st *Sentinel) Failover(tb testing.TB) {
 		tb.Fatalf("redistest: failover of %s: %v", st.MasterName, err)
 	}
 	st.setMaster(tb, newAddr)
+	st.demoteStaleMasters(tb)
+	st.waitReplicasSynced(tb)
+	st.waitSentinelsAgree(tb)
+}
+
+// Rejoin brings s, a server of the setup, back into it: it starts s
+// again if it was killed (from its AOF, as a master at first), makes it a
+// replica of Master if it acts as a master (an old master killed or frozen
+// during a failover), and waits until it is in sync and every sentinel sees
+// it as a healthy replica.
+func (st *Sentinel) Rejoin(tb testing.TB, s *Server) {
+	tb.Helper()
+	if s.Pid() == 0 {
+		s.StartAgain(tb)
+	}
 	st.demoteStaleMasters(tb)
 	st.waitReplicasSynced(tb)
 	st.waitSentinelsAgree(tb)

@@ -1,0 +1,209 @@
+// Package faultproxy is a TCP proxy on 127.0.0.1 that tests put between
+// Redis clients and a Redis server to cut connections, refuse new ones or
+// swallow them.
+package faultproxy
+
+import (
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+)
+
+// Mode is what a Proxy does with a new connection.
+type Mode int
+
+const (
+	// Forward relays the connection to the target.
+	Forward Mode = iota
+	// Reject accepts the connection and closes it at once: a server that is
+	// down behind a load balancer (the client sees EOF).
+	Reject
+	// Blackhole accepts the connection, reads and discards what the client
+	// sends and never answers: a hung server or a lost network path.
+	Blackhole
+)
+
+// Proxy relays TCP connections from a loopback port to a target. It can cut
+// live connections (both sides closed at once, as when a NAT, load balancer
+// or network failure drops them) and switch what it does with new ones.
+// Its methods are safe for concurrent use.
+type Proxy struct {
+	target string
+	ln     net.Listener
+
+	mu     sync.Mutex
+	mode   Mode
+	conns  map[*conn]struct{}
+	cuts   int
+	closed bool
+
+	wg sync.WaitGroup
+}
+
+// conn is one client connection and, when forwarding, its connection to the
+// target.
+type conn struct {
+	client, server net.Conn
+	once           sync.Once
+}
+
+func (c *conn) close() {
+	c.once.Do(func() {
+		c.client.Close()
+		if c.server != nil {
+			c.server.Close()
+		}
+	})
+}
+
+// Start listens on a free loopback port and relays to target until Close.
+func Start(target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{target: target, ln: ln, conns: map[*conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+// Addr is where clients connect.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// SetMode changes what happens to new connections; live ones are kept.
+// Default: Forward.
+func (p *Proxy) SetMode(m Mode) {
+	p.mu.Lock()
+	p.mode = m
+	p.mu.Unlock()
+}
+
+// CutRandom closes one live connection chosen with rng, both sides; false
+// when there is none.
+func (p *Proxy) CutRandom(rng *rand.Rand) bool {
+	p.mu.Lock()
+	if len(p.conns) == 0 {
+		p.mu.Unlock()
+		return false
+	}
+	n := rng.IntN(len(p.conns))
+	var victim *conn
+	for c := range p.conns {
+		if n == 0 {
+			victim = c
+			break
+		}
+		n--
+	}
+	p.cuts++
+	p.mu.Unlock()
+	victim.close()
+	return true
+}
+
+// CutAll closes every live connection and returns how many there were.
+func (p *Proxy) CutAll() int {
+	p.mu.Lock()
+	all := make([]*conn, 0, len(p.conns))
+	for c := range p.conns {
+		all = append(all, c)
+	}
+	p.cuts += len(all)
+	p.mu.Unlock()
+	for _, c := range all {
+		c.close()
+	}
+	return len(all)
+}
+
+// Cuts returns how many connections CutRandom and CutAll have closed.
+func (p *Proxy) Cuts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cuts
+}
+
+// Close stops accepting, closes every connection and waits for every
+// goroutine of the proxy. It is idempotent.
+func (p *Proxy) Close() {
+	p.ln.Close()
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.CutAll()
+	p.wg.Wait()
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		mode := p.mode
+		p.mu.Unlock()
+		switch mode {
+		case Reject:
+			client.Close()
+		case Blackhole:
+			c := &conn{client: client}
+			p.track(c)
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				defer p.untrack(c)
+				_, _ = io.Copy(io.Discard, client)
+			}()
+		default:
+			p.wg.Add(1)
+			go p.forward(client)
+		}
+	}
+}
+
+func (p *Proxy) forward(client net.Conn) {
+	defer p.wg.Done()
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	c := &conn{client: client, server: server}
+	p.track(c)
+	defer p.untrack(c)
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	go func() {
+		defer pipes.Done()
+		_, _ = io.Copy(server, client)
+		c.close()
+	}()
+	go func() {
+		defer pipes.Done()
+		_, _ = io.Copy(client, server)
+		c.close()
+	}()
+	pipes.Wait()
+}
+
+// track records c as live; after Close, it closes c instead.
+func (p *Proxy) track(c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.close()
+		return
+	}
+	p.conns[c] = struct{}{}
+}
+
+func (p *Proxy) untrack(c *conn) {
+	c.close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
