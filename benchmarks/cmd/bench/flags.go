@@ -13,7 +13,7 @@ import (
 )
 
 // figureNames are the figures -figures selects from, in report order.
-var figureNames = []string{"publish", "consume", "latency", "idle", "rss"}
+var figureNames = []string{"publish", "consume", "busy", "latency", "idle", "delay", "rss"}
 
 // options are the command-line settings of a run.
 type options struct {
@@ -25,6 +25,15 @@ type options struct {
 	rate            int
 	latencyDuration time.Duration
 	idleDuration    time.Duration
+	idleSettle      time.Duration
+	idleRuns        int
+	topics          []int
+	busyTopics      int
+	delays          []time.Duration
+	delayTopics     int
+	delayIdle       time.Duration
+	delaySpread     time.Duration
+	delayBusyRate   int
 	rssN, rssSize   int
 	rawBatch        int
 	timeout         time.Duration
@@ -47,11 +56,21 @@ func parseFlags(args []string) (options, error) {
 	sizes := fs.String("sizes", "16,1024", "payload sizes in bytes")
 	pubs := fs.String("pubs", "1,8,64", "publisher goroutine counts")
 	subs := fs.String("subs", "1,4", "subscriber counts (one consumer group)")
-	impls := fs.String("impls", strings.Join(harness.Names, ","), "implementations, in the order they alternate")
+	impls := fs.String("impls", strings.Join(append(harness.Names, harness.ConsumeNames...), ","),
+		"implementations, in the order they alternate ("+harness.GoChannel+" and "+harness.MillraceDirect+" consume only)")
 	figures := fs.String("figures", strings.Join(figureNames, ","), "figures to measure")
 	fs.IntVar(&o.rate, "rate", 1000, "latency figure: messages per second")
 	fs.DurationVar(&o.latencyDuration, "latency-duration", 5*time.Second, "latency figure: how long to publish at -rate")
 	fs.DurationVar(&o.idleDuration, "idle-duration", 5*time.Second, "idle figure: how long commands are counted")
+	fs.DurationVar(&o.idleSettle, "idle-settle", 2*time.Second, "idle figure: quiet time after the warm-up messages before counting")
+	fs.IntVar(&o.idleRuns, "idle-runs", 1, "idle figure: runs per cell and implementation (counts over a window vary little)")
+	topics := fs.String("topics", "1,10,100,1000", "idle figure: topic counts")
+	fs.IntVar(&o.busyTopics, "busy-topics", 100, "busy figure: topics the backlog of -n messages is spread over, read by one subscriber")
+	delays := fs.String("delays", "200ms,1s,3s", "delay figure: delays of the delayed messages")
+	fs.IntVar(&o.delayTopics, "delay-topics", 50, "delay figure: topics, one delayed message each per run")
+	fs.DurationVar(&o.delayIdle, "delay-idle", 5*time.Second, "delay figure: how long idle topics see nothing before the delayed messages")
+	fs.DurationVar(&o.delaySpread, "delay-spread", 2*time.Second, "delay figure: the delayed messages are published at random times over this span")
+	fs.IntVar(&o.delayBusyRate, "delay-busy-rate", 20, "delay figure: plain messages a second to each busy topic")
 	fs.IntVar(&o.rssN, "rss-n", 100_000, "peak-RSS figure: backlog size")
 	fs.IntVar(&o.rssSize, "rss-size", 1024, "peak-RSS figure: payload size in bytes")
 	fs.IntVar(&o.rawBatch, "raw-batch", 100, "raw go-redis publisher: XADDs per pipeline")
@@ -80,10 +99,14 @@ func parseFlags(args []string) (options, error) {
 	collect(err)
 	o.subs, err = parseInts("subs", *subs)
 	collect(err)
+	o.topics, err = parseInts("topics", *topics)
+	collect(err)
+	o.delays, err = parseDurations("delays", *delays)
+	collect(err)
 	o.impls = splitList(*impls)
 	for _, name := range o.impls {
-		if !slices.Contains(harness.Names, name) {
-			collect(fmt.Errorf("-impls: unknown %q (want some of %v)", name, harness.Names))
+		if !slices.Contains(harness.Names, name) && !slices.Contains(harness.ConsumeNames, name) {
+			collect(fmt.Errorf("-impls: unknown %q (want some of %v %v)", name, harness.Names, harness.ConsumeNames))
 		}
 	}
 	o.figures = map[string]bool{}
@@ -93,7 +116,10 @@ func parseFlags(args []string) (options, error) {
 		}
 		o.figures[f] = true
 	}
-	for name, v := range map[string]int{"n": o.n, "runs": o.runs, "rate": o.rate, "rss-n": o.rssN, "raw-batch": o.rawBatch} {
+	for name, v := range map[string]int{
+		"n": o.n, "runs": o.runs, "rate": o.rate, "rss-n": o.rssN, "raw-batch": o.rawBatch, "idle-runs": o.idleRuns,
+		"busy-topics": o.busyTopics, "delay-topics": o.delayTopics, "delay-busy-rate": o.delayBusyRate,
+	} {
 		if v < 1 {
 			collect(fmt.Errorf("-%s must be at least 1, got %d", name, v))
 		}
@@ -113,6 +139,19 @@ func parseInts(name, s string) ([]int, error) {
 			return nil, fmt.Errorf("-%s: %q is not a positive integer", name, f)
 		}
 		out = append(out, n)
+	}
+	return out, nil
+}
+
+// parseDurations parses a comma-separated list of positive durations.
+func parseDurations(name, s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range splitList(s) {
+		d, err := time.ParseDuration(f)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("-%s: %q is not a positive duration", name, f)
+		}
+		out = append(out, d)
 	}
 	return out, nil
 }

@@ -1,7 +1,8 @@
 // Command bench measures Millrace, watermill-redisstream v1.4.5 (the peer)
 // and raw go-redis (the ceiling) in one run against one redis-server it
-// starts itself, and prints markdown tables of the medians with the ratios
-// Millrace/peer and Millrace/raw.
+// starts itself, beside Watermill's in-memory GoChannel through the same
+// Router (the Router's own ceiling) and Millrace read without a Router, and
+// prints markdown tables of the medians with their ratios.
 //
 // Run it from the repository root with
 //
@@ -85,7 +86,7 @@ func run(ctx context.Context, opts options) error {
 	admin := harness.NewClient(opts.addr)
 	defer admin.Close()
 
-	b := &bench{opts: opts, admin: admin, payloads: map[int][]byte{}, rep: newReport(opts), exe: exe}
+	b := &bench{opts: opts, admin: admin, payloads: map[int][]byte{}, rep: newFigures(opts), exe: exe}
 	for _, size := range opts.sizes {
 		b.payloads[size] = harness.Payload(size)
 	}
@@ -117,14 +118,31 @@ func run(ctx context.Context, opts options) error {
 	return nil
 }
 
-// measure runs every cell runs times, alternating the implementations within
-// each run, logs progress to stderr and returns how many measurements failed.
-// It stops early when ctx is done.
+// measure runs every cell its runs times for each implementation it
+// applies to, alternating the implementations within each run, logs
+// progress to stderr and returns how many measurements failed. It stops
+// early when ctx is done.
 func measure(ctx context.Context, cells []cell, impls []harness.Impl, runs int) (failures int) {
-	total, i := len(cells)*runs*len(impls), 0
+	runsOf := func(c cell) int {
+		if c.runs > 0 {
+			return c.runs
+		}
+		return runs
+	}
+	total, i := 0, 0
 	for _, c := range cells {
-		for run := 1; run <= runs; run++ {
+		for _, impl := range impls {
+			if c.applies(impl.Name()) {
+				total += runsOf(c)
+			}
+		}
+	}
+	for _, c := range cells {
+		for run := 1; run <= runsOf(c); run++ {
 			for _, impl := range impls {
+				if !c.applies(impl.Name()) {
+					continue
+				}
 				if ctx.Err() != nil {
 					return failures
 				}
@@ -136,7 +154,7 @@ func measure(ctx context.Context, cells []cell, impls []harness.Impl, runs int) 
 					summary = "FAILED: " + err.Error()
 				}
 				fmt.Fprintf(os.Stderr, "[%d/%d] %s · %s · run %d/%d: %s [%s]\n",
-					i, total, c.label, impl.Name(), run, runs, summary, time.Since(t0).Round(100*time.Millisecond))
+					i, total, c.label, impl.Name(), run, runsOf(c), summary, time.Since(t0).Round(100*time.Millisecond))
 			}
 		}
 	}
