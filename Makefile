@@ -28,6 +28,8 @@ export STRESS_TEST_COUNT
 FUZZ_TIME ?= 15s
 # Arguments of `make bench`, e.g. make bench BENCH_ARGS='-h'.
 BENCH_ARGS ?=
+# Arguments of `make bench-brokers`, e.g. make bench-brokers BROKERS_ARGS='-h'.
+BROKERS_ARGS ?=
 # The staticcheck release `make lint` installs (go install) and runs; its
 # configuration is staticcheck.conf at the root.
 STATICCHECK_VERSION ?= v0.8.2
@@ -40,7 +42,7 @@ MODULES := $(shell find . -name go.mod \
 
 REDIS_TOOLS := redis-server redis-sentinel redis-cli
 
-.PHONY: test test_short test_stress bench fmt vet lint staticcheck quickstart deps redis-tools modules
+.PHONY: test test_short test_stress bench bench-brokers fmt vet lint staticcheck quickstart deps redis-tools modules
 
 # in_modules runs $(1) in every module, on its own (GOWORK=off). It goes on
 # after a failing module and fails at the end, naming the modules that failed
@@ -117,6 +119,25 @@ bench:
 		echo "bench: benchmarks/cmd/bench has no Go program yet; nothing to run" >&2; exit 1; \
 	fi
 	cd benchmarks && GOWORK=off $(GO) run ./cmd/bench $(BENCH_ARGS)
+
+## bench-brokers: Millrace on a durable Redis (AOF everysec) beside
+## Watermill's AMQP adapter on RabbitMQ, both started by the program on
+## loopback (benchmarks/cmd/brokers; several minutes; not part of `make test`
+## or CI). Installs Debian's rabbitmq-server with apt-get when missing; where
+## systemd runs, the package also starts its own service, which the
+## benchmark does not use (systemctl disable --now rabbitmq-server).
+bench-brokers: redis-tools
+	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
+		echo "rabbitmq-server not found; installing with apt-get"; \
+		sudo=""; \
+		if [ "$$(id -u)" != 0 ]; then \
+			if command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+			else echo "not root and no sudo: install rabbitmq-server by hand" >&2; exit 1; fi; \
+		fi; \
+		$$sudo apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rabbitmq-server; \
+	fi
+	cd benchmarks && GOWORK=off $(GO) run ./cmd/brokers $(BROKERS_ARGS)
 
 ## quickstart: run the quickstart example (embedded miniredis unless REDIS_URL is set).
 quickstart:

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/benchmarks/internal/harness"
+	"github.com/millrace/millrace/benchmarks/internal/report"
 )
 
 // idleCell measures the idle cost of n topics: read by one Subscriber in
@@ -13,18 +14,18 @@ import (
 // one shared client. Raw go-redis has the first shape only: one
 // XREADGROUP over every stream.
 func (b *bench) idleCell(n int, perTopic bool) cell {
-	row := fmt.Sprintf("%d topic%s, one Subscriber", n, plural(n))
+	row := fmt.Sprintf("%d topic%s, one Subscriber", n, report.Plural(n))
 	impls := redisImpls
 	if perTopic {
 		row = fmt.Sprintf("%d topics, a Subscriber and group per topic", n)
 		impls = groupImpls
 	}
-	return cell{label: "idle " + row, impls: impls, runs: b.opts.idleRuns, measure: func(ctx context.Context, impl harness.Impl) (string, error) {
+	return cell{Label: "idle " + row, Impls: impls, Runs: b.opts.idleRuns, Measure: func(ctx context.Context, impl harness.Impl) (string, error) {
 		topic := harness.NewTopic()
 		defer b.deleteTopic(topic)
 		rate, err := harness.Idle(ctx, impl, harness.IdleConfig{
 			Addr: b.opts.addr, Topic: topic, Group: harness.NewGroup(), Topics: n, PerTopic: perTopic,
-			Settle: b.opts.idleSettle, Duration: b.opts.idleDuration, Timeout: b.opts.timeout,
+			Settle: b.opts.idleSettle, Duration: b.opts.idleDuration, Timeout: b.opts.Timeout,
 		})
 		if err != nil {
 			return "", err
@@ -50,12 +51,12 @@ func (b *bench) delayCell(d time.Duration, busy bool) cell {
 		state, rate = fmt.Sprintf("busy topics (%d msg/s each)", b.opts.delayBusyRate), b.opts.delayBusyRate
 	}
 	row := fmt.Sprintf("delay %s, %s", d, state)
-	return cell{label: row, impls: []string{harness.Millrace}, measure: func(ctx context.Context, impl harness.Impl) (string, error) {
+	return cell{Label: row, Impls: []string{harness.Millrace}, Measure: func(ctx context.Context, impl harness.Impl) (string, error) {
 		topic := harness.NewTopic()
 		defer b.deleteTopic(topic)
 		late, err := harness.DelayedLateness(ctx, impl, harness.DelayConfig{
 			Addr: b.opts.addr, Topic: topic, Group: harness.NewGroup(), Topics: b.opts.delayTopics,
-			Delay: d, BusyRate: rate, Idle: b.opts.delayIdle, Spread: b.opts.delaySpread, Timeout: b.opts.timeout,
+			Delay: d, BusyRate: rate, Idle: b.opts.delayIdle, Spread: b.opts.delaySpread, Timeout: b.opts.Timeout,
 		})
 		if err != nil {
 			return "", err

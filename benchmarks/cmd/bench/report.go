@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/benchmarks/internal/harness"
+	"github.com/millrace/millrace/benchmarks/internal/matrix"
 	"github.com/millrace/millrace/benchmarks/internal/report"
 )
 
@@ -57,9 +58,9 @@ func newFigures(o options) *figures {
 			},
 		},
 		cpu:     &report.Table{Title: "Client CPU, µs/msg (lower is better)", Format: fmtMicros, Columns: allColumns, Ratios: []report.Ratio{vsPeer}},
-		latency: &report.Table{Title: fmt.Sprintf("End-to-end latency at %d msg/s, ms (lower is better)", o.rate), Format: fmtMillis, Columns: redisColumns, Ratios: []report.Ratio{vsPeer, vsRaw}},
+		latency: &report.Table{Title: fmt.Sprintf("End-to-end latency at %d msg/s, ms (lower is better)", o.Rate), Format: fmtMillis, Columns: redisColumns, Ratios: []report.Ratio{vsPeer, vsRaw}},
 		rss: &report.Table{
-			Title:  fmt.Sprintf("Peak RSS draining a %d × %s backlog, MB (lower is better)", o.rssN, sizeLabel(o.rssSize)),
+			Title:  fmt.Sprintf("Peak RSS draining a %d × %s backlog, MB (lower is better)", o.rssN, report.SizeLabel(o.rssSize)),
 			Format: fmtMB, Columns: redisColumns, Ratios: []report.Ratio{vsPeer, vsRaw},
 		},
 		idleConns:    &report.Table{Title: "Idle: Redis connections held (connected_clients)", Format: fmtCount, Columns: redisColumns, Ratios: []report.Ratio{vsPeer}},
@@ -70,20 +71,20 @@ func newFigures(o options) *figures {
 }
 
 // write prints the header, every table with samples, and the method notes.
-func (r *figures) write(w io.Writer, m machine, o options, h header) {
+func (r *figures) write(w io.Writer, m matrix.Machine, o options, h header) {
 	fmt.Fprintf(w, "## Millrace vs watermill-redisstream vs raw go-redis\n\n")
-	m.write(w, h.started, h.args)
+	m.Write(w, h.started, h.args, "bench", "one redis-server on loopback, no persistence")
 	for _, t := range []*report.Table{r.publish, r.consume, r.cpu, r.latency, r.rss, r.idleConns, r.idlePool, r.idleCommands} {
 		t.Write(w)
 	}
 	r.delay.Write(w)
-	fmt.Fprintf(w, "Each cell is the median of %d run%s (idle: %d); implementations alternate run by run (Millrace, peer, raw, ...). ", o.runs, plural(o.runs), o.idleRuns)
-	fmt.Fprintf(w, "Messages: %d per throughput run, one random payload reused, ULID IDs, a fresh topic per run. ", o.n)
+	fmt.Fprintf(w, "Each cell is the median of %d run%s (idle: %d); implementations alternate run by run (Millrace, peer, raw, ...). ", o.Runs, report.Plural(o.Runs), o.idleRuns)
+	fmt.Fprintf(w, "Messages: %d per throughput run, one random payload reused, ULID IDs, a fresh topic per run. ", o.N)
 	fmt.Fprintf(w, "Publish: one shared publisher used by P goroutines, one message per Publish call (raw: pipelines of %d XADDs). ", o.rawBatch)
 	fmt.Fprintf(w, "Consume: a pre-filled stream drained by S subscribers of one group through a Router whose handler acks, timed from Router start to the last message handled (raw: XREADGROUP COUNT 100 + one XACK per batch; GoChannel: Watermill's persistent in-memory GoChannel, pre-filled, through the same Router and handler, one subscriber only since it has no groups; no Router: Millrace's subscription channels read directly, each message acked). ")
 	fmt.Fprintf(w, "Busy topics: the same backlog spread over %d topics, one subscriber reading them all (raw: one XREADGROUP over every stream). ", o.busyTopics)
 	fmt.Fprintf(w, "CPU: getrusage user+sys of the benchmark process over the same span, per message. ")
-	fmt.Fprintf(w, "Latency: 16 B messages at a fixed rate for %s, publish time in metadata, measured in the handler. ", o.latencyDuration)
+	fmt.Fprintf(w, "Latency: 16 B messages at a fixed rate for %s, publish time in metadata, measured in the handler. ", o.LatencyDuration)
 	fmt.Fprintf(w, "Peak RSS: a child process draining the backlog with one subscriber. ")
 	fmt.Fprintf(w, "Idle: after one message per topic and %s of quiet, INFO over %s: commands from total_commands_processed (our first INFO subtracted; per command from commandstats), connections as connected_clients beyond those before the subscribers started, and the subscribers' client's PoolStats (raw: XREADGROUP BLOCK 1s over every stream). ", o.idleSettle, o.idleDuration)
 	fmt.Fprintf(w, "Delayed: %d topics read by one Subscriber each get one message delayed with delay.For, published at random times over %s, after %s without traffic (idle) or amid %d plain msg/s per topic (busy); samples pooled over the runs.\n", o.delayTopics, o.delaySpread, o.delayIdle, o.delayBusyRate)

@@ -93,7 +93,7 @@ func DelayedLateness(ctx context.Context, impl Impl, cfg DelayConfig) (Lateness,
 		var busy sync.WaitGroup
 		busy.Go(func() { publishSteadily(busyCtx, sender, topics, cfg.BusyRate) })
 		defer func() { stop(); busy.Wait() }() // before sender.Close
-	} else if err := sleep(ctx, cfg.Idle); err != nil {
+	} else if err := Sleep(ctx, cfg.Idle); err != nil {
 		return Lateness{}, err
 	}
 	if err := publishDelayed(ctx, sender, topics, cfg.Delay, cfg.Spread); err != nil {
@@ -122,7 +122,7 @@ func publishDelayed(ctx context.Context, sender Sender, topics []string, d, spre
 	order := rand.Perm(len(topics))
 	t0 := time.Now()
 	for i, offset := range at {
-		if err := sleep(ctx, time.Until(t0.Add(offset))); err != nil {
+		if err := Sleep(ctx, time.Until(t0.Add(offset))); err != nil {
 			return err
 		}
 		msg := newMessage([]byte("delayed"))
@@ -143,7 +143,7 @@ func publishSteadily(ctx context.Context, sender Sender, topics []string, rate i
 	interval := time.Second / time.Duration(rate*len(topics))
 	t0 := time.Now()
 	for i := 0; ctx.Err() == nil; i++ {
-		if sleep(ctx, time.Until(t0.Add(time.Duration(i)*interval))) != nil {
+		if Sleep(ctx, time.Until(t0.Add(time.Duration(i)*interval))) != nil {
 			return
 		}
 		if sender.Send(ctx, topics[i%len(topics)], []*message.Message{newMessage([]byte("busy"))}) != nil {

@@ -105,7 +105,7 @@ func Idle(ctx context.Context, impl Impl, cfg IdleConfig) (IdleRate, error) {
 	if settle <= 0 {
 		settle = idleSettle
 	}
-	if err := sleep(ctx, settle); err != nil {
+	if err := Sleep(ctx, settle); err != nil {
 		return IdleRate{}, err
 	}
 	before, err := serverInfo(ctx, admin)
@@ -113,7 +113,7 @@ func Idle(ctx context.Context, impl Impl, cfg IdleConfig) (IdleRate, error) {
 		return IdleRate{}, err
 	}
 	t0 := time.Now()
-	if err := sleep(ctx, cfg.Duration); err != nil {
+	if err := Sleep(ctx, cfg.Duration); err != nil {
 		return IdleRate{}, err
 	}
 	after, err := serverInfo(ctx, admin)
@@ -201,8 +201,8 @@ func commandStats(text string) map[string]int64 {
 	return stats
 }
 
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d or until ctx is done.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -76,6 +76,26 @@ func Prefill(ctx context.Context, admin *redis.Client, impl Impl, topic string, 
 	return nil
 }
 
+// topicPreparer is an implementation whose topics must exist before
+// messages are published to them.
+type topicPreparer interface {
+	prepareTopic(topic string) error
+}
+
+// topicDeleter is an implementation whose topics live outside Redis.
+type topicDeleter interface {
+	deleteTopic(ctx context.Context, topic string) error
+}
+
+// DeleteImplTopic deletes topic as impl keeps it: with [DeleteTopic] on
+// Redis, or in the implementation's own broker.
+func DeleteImplTopic(ctx context.Context, admin *redis.Client, impl Impl, topic string) error {
+	if d, ok := impl.(topicDeleter); ok {
+		return d.deleteTopic(ctx, topic)
+	}
+	return DeleteTopic(ctx, admin, topic)
+}
+
 // DeleteTopic deletes topic's stream and every auxiliary key of it (such as
 // Millrace's "{topic}:dlq"), so that the server's memory does not grow from
 // run to run.

@@ -154,7 +154,10 @@ func Micros(v float64) string { return fmt.Sprintf("%.1f", v) }
 func Millis(v float64) string { return fmt.Sprintf("%.3f", v) }
 
 // MB prints megabytes with one decimal.
-func MB(v float64) string { return fmt.Sprintf("%.1f", v) }
+func MB(v float64) string { return Tenths(v) }
+
+// Tenths prints a value with one decimal.
+func Tenths(v float64) string { return fmt.Sprintf("%.1f", v) }
 
 // PerSec prints a per-second rate with two decimals.
 func PerSec(v float64) string { return fmt.Sprintf("%.2f", v) }
@@ -177,3 +180,25 @@ func GroupThousands(n int64) string {
 	}
 	return b.String()
 }
+
+// SizeLabel prints a payload size: "16 B", "1 KB".
+func SizeLabel(size int) string {
+	if size >= 1024 && size%1024 == 0 {
+		return fmt.Sprintf("%d KB", size/1024)
+	}
+	return fmt.Sprintf("%d B", size)
+}
+
+// Plural is "s" unless n is 1.
+func Plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// Percentiles are the latency rows: p50, p99, p99.9.
+var Percentiles = []float64{50, 99, 99.9}
+
+// PercentileRow names the row of a percentile: "p99.9".
+func PercentileRow(p float64) string { return fmt.Sprintf("p%g", p) }
