@@ -32,7 +32,7 @@ func (b *bench) idleCell(n int, perTopic bool) cell {
 		}
 		b.rep.idleCommands.Add(row, impl.Name(), rate.PerSecond)
 		b.rep.idleConns.Add(row, impl.Name(), float64(rate.ServerConns))
-		b.rep.idlePool.Add(row, impl.Name(), float64(rate.PoolConns))
+		b.rep.idlePool.Add(row, impl.Name(), float64(rate.PoolConns-rate.PoolIdle))
 		if n == 1 {
 			for name, v := range rate.ByCommand {
 				b.rep.idleCommands.Add("· "+name, impl.Name(), v)

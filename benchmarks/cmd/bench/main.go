@@ -9,7 +9,7 @@
 //	go -C benchmarks run ./cmd/bench [flags]
 //
 // or from benchmarks/ with go run ./cmd/bench. See -help for the flags; the
-// default matrix takes about ten minutes on two cores.
+// default matrix takes about 14 minutes on two cores.
 package main
 
 import (

@@ -212,7 +212,13 @@ func (b *brokers) backlogRSS(ctx context.Context, impl harness.Impl, payload []b
 	if err := harness.Sleep(ctx, b.opts.settle); err != nil {
 		return 0, err
 	}
-	_, pids := b.brokerOf(impl)
+	key, pids := b.brokerOf(impl)
+	if key == brokerRedis {
+		// Not while a forked AOF rewrite doubles the pages.
+		if err := harness.WaitNoFork(ctx, b.admin); err != nil {
+			return 0, err
+		}
+	}
 	st, err := harness.TreeStats(pids...)
 	return st.RSS, err
 }

@@ -44,7 +44,8 @@ type IdleRate struct {
 	// connected_clients).
 	ServerConns int
 	// PoolConns and PoolIdle are the subscribers' client's open and idle
-	// connections at the end of the window (PoolStats).
+	// connections at the end of the window (PoolStats): PoolConns −
+	// PoolIdle are in use, such as blocking reads.
 	PoolConns, PoolIdle int
 }
 
@@ -80,7 +81,9 @@ func Idle(ctx context.Context, impl Impl, cfg IdleConfig) (IdleRate, error) {
 	if err != nil {
 		return IdleRate{}, err
 	}
-	subClient := NewClientPool(cfg.Addr, len(topics)+64)
+	// Room for more than one connection per topic, so that the pool's cap
+	// does not shape the figure.
+	subClient := NewClientPool(cfg.Addr, 2*len(topics)+64)
 	defer subClient.Close()
 	var handled atomic.Int64
 	got := make(chan struct{})

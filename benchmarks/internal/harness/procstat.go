@@ -17,7 +17,10 @@ const clockTicks = 100
 // ProcStats is what Linux says of a set of processes.
 type ProcStats struct {
 	RSS int64         // resident set size, bytes, summed over the processes
-	CPU time.Duration // user+sys CPU so far, summed over the processes
+	// CPU is user+sys CPU so far, summed over the processes and the
+	// children they have waited for (such as Redis's AOF rewrites, or the
+	// df that RabbitMQ's disk monitor runs).
+	CPU time.Duration
 	N   int           // processes counted
 }
 
@@ -85,7 +88,8 @@ func allProcs() (map[int]proc, error) {
 	return procs, nil
 }
 
-// parseStat reads ppid, utime, stime and rss from a /proc/<pid>/stat line.
+// parseStat reads ppid, utime, stime, cutime, cstime and rss from a
+// /proc/<pid>/stat line.
 // The command name, in parentheses, may hold spaces: fields are counted
 // from the last ')'.
 func parseStat(b []byte, pageSize int64) (proc, bool) {
@@ -94,7 +98,8 @@ func parseStat(b []byte, pageSize int64) (proc, bool) {
 		return proc{}, false
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state): ppid is field 4, utime 14, stime 15, rss 24.
+	// f[0] is field 3 (state): ppid is field 4, utime 14, stime 15, cutime
+	// 16, cstime 17, rss 24.
 	if len(f) < 22 {
 		return proc{}, false
 	}
@@ -104,7 +109,7 @@ func parseStat(b []byte, pageSize int64) (proc, bool) {
 	}
 	return proc{
 		ppid: int(num(4)),
-		cpu:  time.Duration(num(14)+num(15)) * time.Second / clockTicks,
+		cpu:  time.Duration(num(14)+num(15)+num(16)+num(17)) * time.Second / clockTicks,
 		rss:  num(24) * pageSize,
 	}, true
 }
