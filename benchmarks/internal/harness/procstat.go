@@ -16,12 +16,12 @@ const clockTicks = 100
 
 // ProcStats is what Linux says of a set of processes.
 type ProcStats struct {
-	RSS int64         // resident set size, bytes, summed over the processes
+	RSS int64 // resident set size, bytes, summed over the processes
 	// CPU is user+sys CPU so far, summed over the processes and the
 	// children they have waited for (such as Redis's AOF rewrites, or the
 	// df that RabbitMQ's disk monitor runs).
 	CPU time.Duration
-	N   int           // processes counted
+	N   int // processes counted
 }
 
 // TreeStats returns the summed stats of the processes roots and all their
