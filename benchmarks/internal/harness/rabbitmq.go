@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -130,20 +129,14 @@ func StartRabbitMQ(ctx context.Context) (*RabbitMQ, error) {
 // waitReady dials AMQP until a connection succeeds, the node exits or
 // rabbitReadyTimeout passes.
 func (r *RabbitMQ) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, rabbitReadyTimeout)
-	defer cancel()
-	for {
-		if c, err := amqp091.DialConfig(r.URI, amqp091.Config{Dial: amqp091.DefaultDial(time.Second)}); err == nil {
-			return c.Close()
+	return pollUntil(ctx, rabbitReadyTimeout, r.done, "the node exited", func() bool {
+		c, err := amqp091.DialConfig(r.URI, amqp091.Config{Dial: amqp091.DefaultDial(time.Second)})
+		if err != nil {
+			return false
 		}
-		select {
-		case <-r.done:
-			return errors.New("the node exited")
-		case <-ctx.Done():
-			return fmt.Errorf("not ready: %w", ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+		c.Close()
+		return true
+	})
 }
 
 // Pids are the processes of the broker: the node's script (whose
@@ -173,17 +166,17 @@ func (r *RabbitMQ) Stop() {
 // waitListening waits until something accepts TCP connections on the
 // loopback port.
 func waitListening(ctx context.Context, port int, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			return c.Close()
+	err := pollUntil(ctx, timeout, nil, "", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("nothing listens on %s: %w", addr, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
+		c.Close()
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("nothing listens on %s: %w", addr, err)
 	}
+	return nil
 }

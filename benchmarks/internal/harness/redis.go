@@ -86,20 +86,24 @@ func (s *RedisServer) Pid() int { return s.cmd.Process.Pid }
 func (s *RedisServer) waitReady(ctx context.Context) error {
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second})
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	return pollUntil(ctx, 10*time.Second, s.done, "redis-server exited", func() bool { return c.Ping(ctx).Err() == nil })
+}
+
+// pollUntil calls ready every 5ms until it returns true, failing when
+// timeout passes or, saying exited, when done is closed (nil: never).
+func pollUntil(ctx context.Context, timeout time.Duration, done <-chan struct{}, exited string, ready func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for {
-		if err := c.Ping(ctx).Err(); err == nil {
-			return nil
-		}
+	for !ready() {
 		select {
-		case <-s.done:
-			return errors.New("redis-server exited")
+		case <-done:
+			return errors.New(exited)
 		case <-ctx.Done():
 			return fmt.Errorf("not ready: %w", ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after 5s) and removes
