@@ -37,6 +37,8 @@ SOAK_ARGS ?=
 # Where `make chaos` and `make soak` write their logs, report.txt and SVG.
 CHAOS_DIR ?= $(or $(TMPDIR),/tmp)/millrace-chaos
 SOAK_DIR ?= $(or $(TMPDIR),/tmp)/millrace-soak
+# Arguments of `make bench-brokers`, e.g. make bench-brokers BROKERS_ARGS='-h'.
+BROKERS_ARGS ?=
 # The staticcheck release `make lint` installs (go install) and runs; its
 # configuration is staticcheck.conf at the root.
 STATICCHECK_VERSION ?= v0.8.2
@@ -49,7 +51,7 @@ MODULES := $(shell find . -name go.mod \
 
 REDIS_TOOLS := redis-server redis-sentinel redis-cli
 
-.PHONY: test test_short test_stress bench chaos soak fmt vet lint staticcheck quickstart deps redis-tools chromium modules
+.PHONY: test test_short test_stress bench bench-brokers chaos soak fmt vet lint staticcheck quickstart deps redis-tools chromium modules
 
 # in_modules runs $(1) in every module, on its own (GOWORK=off). It goes on
 # after a failing module and fails at the end, naming the modules that failed
@@ -142,6 +144,25 @@ chaos: redis-tools
 soak: redis-tools
 	cd chaos && GOWORK=off $(GO) test -count=1 -timeout 3h -run '^TestSoak$$' -v ./soak \
 		-args -soak.duration=20m -soak.dir='$(SOAK_DIR)' $(SOAK_ARGS)
+
+## bench-brokers: Millrace on a durable Redis (AOF everysec) beside
+## Watermill's AMQP adapter on RabbitMQ, both started by the program on
+## loopback (benchmarks/cmd/brokers; several minutes; not part of `make test`
+## or CI). Installs Debian's rabbitmq-server with apt-get when missing; where
+## systemd runs, the package also starts its own service, which the
+## benchmark does not use (systemctl disable --now rabbitmq-server).
+bench-brokers: redis-tools
+	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
+		echo "rabbitmq-server not found; installing with apt-get"; \
+		sudo=""; \
+		if [ "$$(id -u)" != 0 ]; then \
+			if command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+			else echo "not root and no sudo: install rabbitmq-server by hand" >&2; exit 1; fi; \
+		fi; \
+		$$sudo apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rabbitmq-server; \
+	fi
+	cd benchmarks && GOWORK=off $(GO) run ./cmd/brokers $(BROKERS_ARGS)
 
 ## quickstart: run the quickstart example (embedded miniredis unless REDIS_URL is set).
 quickstart:

@@ -81,8 +81,9 @@ func TestHarness(t *testing.T) {
 			if err != nil {
 				t.Fatalf("idle: %v", err)
 			}
-			if idle.PerSecond > 100 {
-				t.Fatalf("idle subscription sends %.1f commands/s: %s", idle.PerSecond, idle)
+			if idle.PerSecond > 100 || idle.PoolConns < 1 || idle.ServerConns < 1 || idle.PoolIdle > idle.PoolConns {
+				t.Fatalf("idle subscription: %.1f commands/s (%s), %d server connections, pool %d (%d idle)",
+					idle.PerSecond, idle, idle.ServerConns, idle.PoolConns, idle.PoolIdle)
 			}
 			t.Logf("publish %.0f msg/s; latency p50 %s; idle %.1f commands/s (%s)",
 				pub.Rate(), lat.P(50), idle.PerSecond, idle)

@@ -3,147 +3,118 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/benchmarks/internal/harness"
+	"github.com/millrace/millrace/benchmarks/internal/matrix"
+	"github.com/millrace/millrace/benchmarks/internal/report"
 )
 
-// cell is one row of the matrix, measured once per run and implementation.
-// measure records its samples in the report and returns a one-line summary
-// for the progress log.
-type cell struct {
-	label   string
-	measure func(ctx context.Context, impl harness.Impl) (string, error)
-}
+// cell is one row of the matrix.
+type cell = matrix.Cell
+
+// Implementation sets of the cells.
+var (
+	redisImpls   = harness.Names // Millrace, peer, raw
+	consumeImpls = append(slices.Clone(harness.Names), harness.MillraceDirect)
+	routerImpls  = append(slices.Clone(consumeImpls), harness.GoChannel)
+	groupImpls   = []string{harness.Millrace, harness.Peer} // Subscriber and group per topic
+)
 
 // bench holds what every cell needs.
 type bench struct {
 	opts     options
 	admin    *redis.Client // for pre-fills' cleanup and INFO
 	payloads map[int][]byte
-	rep      *report
+	rep      *figures
 	exe      string // this binary, re-executed for the peak-RSS figure
 }
 
 // cells lists the matrix selected by the options, in the order it runs.
 func (b *bench) cells() []cell {
-	var cs []cell
-	if b.opts.figures["publish"] {
-		for _, size := range b.opts.sizes {
-			for _, p := range b.opts.pubs {
-				cs = append(cs, b.publishCell(size, p))
+	cs := b.opts.ThroughputCells(b.publishCell, func(size, subs int) cell { return b.consumeCell(size, subs, 1) })
+	if b.opts.Figures["busy"] {
+		cs = append(cs, b.consumeCell(b.opts.Sizes[0], 1, b.opts.busyTopics))
+	}
+	if b.opts.Figures["latency"] {
+		cs = append(cs, b.opts.LatencyCell(b.opts.addr, redisImpls, b.rep.latency, b.rep.cpu, b.deleteImplTopic))
+	}
+	if b.opts.Figures["idle"] {
+		for _, n := range b.opts.topics {
+			cs = append(cs, b.idleCell(n, false))
+			if n > 1 {
+				cs = append(cs, b.idleCell(n, true))
 			}
 		}
 	}
-	if b.opts.figures["consume"] {
-		for _, size := range b.opts.sizes {
-			for _, s := range b.opts.subs {
-				cs = append(cs, b.consumeCell(size, s))
-			}
+	if b.opts.Figures["delay"] {
+		for _, d := range b.opts.delays {
+			cs = append(cs, b.delayCell(d, false), b.delayCell(d, true))
 		}
 	}
-	if b.opts.figures["latency"] {
-		cs = append(cs, b.latencyCell())
-	}
-	if b.opts.figures["idle"] {
-		cs = append(cs, b.idleCell())
-	}
-	if b.opts.figures["rss"] {
+	if b.opts.Figures["rss"] {
 		cs = append(cs, b.rssCell())
 	}
 	return cs
 }
 
 func (b *bench) publishCell(size, pubs int) cell {
-	row := fmt.Sprintf("%s, %d publisher%s", sizeLabel(size), pubs, plural(pubs))
-	return cell{label: "publish " + row, measure: func(ctx context.Context, impl harness.Impl) (string, error) {
+	row := fmt.Sprintf("%s, %d publisher%s", report.SizeLabel(size), pubs, report.Plural(pubs))
+	return cell{Label: "publish " + row, Impls: redisImpls, Measure: func(ctx context.Context, impl harness.Impl) (string, error) {
 		topic := harness.NewTopic()
 		defer b.deleteTopic(topic)
 		res, err := harness.Publish(ctx, impl, harness.PublishConfig{
 			Addr: b.opts.addr, Topic: topic, Payload: b.payloads[size],
-			N: b.opts.n, Publishers: pubs, Timeout: b.opts.timeout,
+			N: b.opts.N, Publishers: pubs, Timeout: b.opts.Timeout,
 		})
 		if err != nil {
 			return "", err
 		}
-		b.rep.publish.add(row, impl.Name(), res.Rate())
-		b.rep.cpu.add("publish "+row, impl.Name(), micros(res.CPUPerMessage()))
+		b.rep.publish.Add(row, impl.Name(), res.Rate())
+		b.rep.cpu.Add("publish "+row, impl.Name(), micros(res.CPUPerMessage()))
 		return throughputSummary(res), nil
 	}}
 }
 
-func (b *bench) consumeCell(size, subs int) cell {
-	row := fmt.Sprintf("%s, %d subscriber%s", sizeLabel(size), subs, plural(subs))
-	return cell{label: "consume " + row, measure: func(ctx context.Context, impl harness.Impl) (string, error) {
+// consumeCell drains a backlog of -n messages spread over topics topics
+// with subs subscribers of one group, each reading every topic.
+func (b *bench) consumeCell(size, subs, topics int) cell {
+	row := fmt.Sprintf("%s, %d subscriber%s", report.SizeLabel(size), subs, report.Plural(subs))
+	impls := consumeImpls
+	if topics > 1 {
+		row = fmt.Sprintf("%s, %d busy topics, 1 subscriber", report.SizeLabel(size), topics)
+	} else if subs == 1 {
+		impls = routerImpls // GoChannel has no groups: one subscriber only
+	}
+	return cell{Label: "consume " + row, Impls: impls, Measure: func(ctx context.Context, impl harness.Impl) (string, error) {
 		topic := harness.NewTopic()
 		defer b.deleteTopic(topic)
 		res, err := harness.Consume(ctx, impl, harness.ConsumeConfig{
 			Addr: b.opts.addr, Topic: topic, Group: harness.NewGroup(), Payload: b.payloads[size],
-			N: b.opts.n, Subscribers: subs, Timeout: b.opts.timeout,
+			N: b.opts.N, Topics: topics, Subscribers: subs, Timeout: b.opts.Timeout,
 		})
 		if err != nil {
 			return "", err
 		}
-		b.rep.consume.add(row, impl.Name(), res.Rate())
-		b.rep.cpu.add("consume "+row, impl.Name(), micros(res.CPUPerMessage()))
+		b.rep.consume.Add(row, impl.Name(), res.Rate())
+		b.rep.cpu.Add("consume "+row, impl.Name(), micros(res.CPUPerMessage()))
 		return throughputSummary(res), nil
 	}}
 }
 
-func (b *bench) latencyCell() cell {
-	label := fmt.Sprintf("latency at %d msg/s, 16 B, 1 subscriber", b.opts.rate)
-	return cell{label: label, measure: func(ctx context.Context, impl harness.Impl) (string, error) {
-		topic := harness.NewTopic()
-		defer b.deleteTopic(topic)
-		lat, err := harness.Latency(ctx, impl, harness.LatencyConfig{
-			Addr: b.opts.addr, Topic: topic, Group: harness.NewGroup(), Payload: harness.Payload(16),
-			Rate: b.opts.rate, Duration: b.opts.latencyDuration, Timeout: b.opts.timeout,
-		})
-		if err != nil {
-			return "", err
-		}
-		for _, p := range []struct {
-			row string
-			p   float64
-		}{{"p50", 50}, {"p99", 99}, {"p99.9", 99.9}} {
-			b.rep.latency.add(p.row, impl.Name(), millis(lat.P(p.p)))
-		}
-		return fmt.Sprintf("%d messages, p50 %s, p99 %s, p99.9 %s",
-			len(lat.Sorted), lat.P(50), lat.P(99), lat.P(99.9)), nil
-	}}
-}
-
-func (b *bench) idleCell() cell {
-	return cell{label: "idle subscription", measure: func(ctx context.Context, impl harness.Impl) (string, error) {
-		topic := harness.NewTopic()
-		defer b.deleteTopic(topic)
-		rate, err := harness.Idle(ctx, impl, harness.IdleConfig{
-			Addr: b.opts.addr, Topic: topic, Group: harness.NewGroup(),
-			Duration: b.opts.idleDuration, Timeout: b.opts.timeout,
-		})
-		if err != nil {
-			return "", err
-		}
-		b.rep.idle.add("all commands", impl.Name(), rate.PerSecond)
-		for name, v := range rate.ByCommand {
-			b.rep.idle.add("· "+name, impl.Name(), v)
-		}
-		return fmt.Sprintf("%.2f commands/s (%s)", rate.PerSecond, rate), nil
-	}}
-}
-
 func (b *bench) rssCell() cell {
-	label := fmt.Sprintf("peak RSS draining %d × %s", b.opts.rssN, sizeLabel(b.opts.rssSize))
+	label := fmt.Sprintf("peak RSS draining %d × %s", b.opts.rssN, report.SizeLabel(b.opts.rssSize))
 	payload := harness.Payload(b.opts.rssSize)
-	return cell{label: label, measure: func(ctx context.Context, impl harness.Impl) (string, error) {
+	return cell{Label: label, Impls: redisImpls, Measure: func(ctx context.Context, impl harness.Impl) (string, error) {
 		topic := harness.NewTopic()
 		defer b.deleteTopic(topic)
 		rep, err := harness.PeakRSSOfDrain(ctx, impl, harness.RSSConfig{
 			ConsumeConfig: harness.ConsumeConfig{
 				Addr: b.opts.addr, Topic: topic, Group: harness.NewGroup(), Payload: payload,
-				N: b.opts.rssN, Subscribers: 1, Timeout: b.opts.timeout,
+				N: b.opts.rssN, Subscribers: 1, Timeout: b.opts.Timeout,
 			},
 			Exe: b.exe,
 		})
@@ -154,13 +125,17 @@ func (b *bench) rssCell() cell {
 		// parent's RSS at fork over the exec into it (signal->maxrss),
 		// so it reads the same for every implementation. VmHWM is the
 		// child's own address space only.
-		b.rep.rss.add("peak RSS (VmHWM)", impl.Name(), megabytes(rep.VmHWM))
+		b.rep.rss.Add("peak RSS (VmHWM)", impl.Name(), megabytes(rep.VmHWM))
 		return fmt.Sprintf("VmHWM %.1f MB, drained in %s",
 			megabytes(rep.VmHWM), time.Duration(rep.ElapsedNs).Round(time.Millisecond)), nil
 	}}
 }
 
-// deleteTopic removes a run's stream, even after the run was cancelled.
+// deleteImplTopic is deleteTopic for cells that delete by implementation.
+func (b *bench) deleteImplTopic(_ harness.Impl, topic string) { b.deleteTopic(topic) }
+
+// deleteTopic removes a run's streams (every topic named after topic), even
+// after the run was cancelled.
 func (b *bench) deleteTopic(topic string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -173,20 +148,4 @@ func throughputSummary(t harness.Throughput) string {
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 func megabytes(b int64) float64      { return float64(b) / (1 << 20) }
-
-// sizeLabel prints a payload size: "16 B", "1 KB".
-func sizeLabel(size int) string {
-	if size >= 1024 && size%1024 == 0 {
-		return fmt.Sprintf("%d KB", size/1024)
-	}
-	return fmt.Sprintf("%d B", size)
-}
-
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
-}

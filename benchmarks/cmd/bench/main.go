@@ -1,63 +1,45 @@
 // Command bench measures Millrace, watermill-redisstream v1.4.5 (the peer)
 // and raw go-redis (the ceiling) in one run against one redis-server it
-// starts itself, and prints markdown tables of the medians with the ratios
-// Millrace/peer and Millrace/raw.
+// starts itself, beside Watermill's in-memory GoChannel through the same
+// Router (the Router's own ceiling) and Millrace read without a Router, and
+// prints markdown tables of the medians with their ratios.
 //
 // Run it from the repository root with
 //
 //	go -C benchmarks run ./cmd/bench [flags]
 //
 // or from benchmarks/ with go run ./cmd/bench. See -help for the flags; the
-// default matrix takes about ten minutes on two cores.
+// default matrix takes about 14 minutes on two cores.
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
 	"runtime/pprof"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/millrace/millrace/benchmarks/internal/harness"
+	"github.com/millrace/millrace/benchmarks/internal/matrix"
 )
 
 func main() {
-	opts, err := parseFlags(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(2)
-	}
-	if !opts.redisLog {
-		redis.SetLogger(discardLogger{})
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if opts.child != "" {
-		err = runChild(ctx, opts)
-	} else {
-		err = run(ctx, opts)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		stop()
-		os.Exit(1)
-	}
+	matrix.Main("bench", parseFlags, func(ctx context.Context, opts options) error {
+		if !opts.redisLog {
+			matrix.QuietRedis()
+		}
+		if opts.child != "" {
+			return runChild(ctx, opts)
+		}
+		return run(ctx, opts)
+	})
 }
 
 // run measures the matrix and prints the report.
 func run(ctx context.Context, opts options) error {
-	ctx, cancel := context.WithTimeout(ctx, opts.deadline)
+	ctx, cancel := context.WithTimeout(ctx, opts.Deadline)
 	defer cancel()
 	if opts.cpuProfile != "" {
 		f, err := os.Create(opts.cpuProfile)
@@ -71,7 +53,7 @@ func run(ctx context.Context, opts options) error {
 		defer pprof.StopCPUProfile()
 	}
 	if opts.addr == "" {
-		srv, err := harness.StartRedis(ctx)
+		srv, err := harness.StartRedis(ctx, harness.RedisConfig{})
 		if err != nil {
 			return err
 		}
@@ -85,12 +67,12 @@ func run(ctx context.Context, opts options) error {
 	admin := harness.NewClient(opts.addr)
 	defer admin.Close()
 
-	b := &bench{opts: opts, admin: admin, payloads: map[int][]byte{}, rep: newReport(opts), exe: exe}
-	for _, size := range opts.sizes {
+	b := &bench{opts: opts, admin: admin, payloads: map[int][]byte{}, rep: newFigures(opts), exe: exe}
+	for _, size := range opts.Sizes {
 		b.payloads[size] = harness.Payload(size)
 	}
-	impls := make([]harness.Impl, 0, len(opts.impls))
-	for _, name := range opts.impls {
+	impls := make([]harness.Impl, 0, len(opts.Impls))
+	for _, name := range opts.Impls {
 		impl, err := harness.NewImpl(name, opts.rawBatch)
 		if err != nil {
 			return err
@@ -98,49 +80,18 @@ func run(ctx context.Context, opts options) error {
 		impls = append(impls, impl)
 	}
 	h := header{started: time.Now(), args: strings.Join(os.Args[1:], " ")}
-	m := describeMachine(ctx, admin)
-	fmt.Fprintf(os.Stderr, "bench: redis-server %s at %s\n", m.redis, opts.addr)
+	m := matrix.DescribeMachine(ctx, admin)
+	fmt.Fprintf(os.Stderr, "bench: redis-server %s at %s\n", m.Redis, opts.addr)
 
-	h.failures = measure(ctx, b.cells(), impls, opts.runs)
+	h.failures = matrix.Run(ctx, b.cells(), impls, opts.Runs, os.Stderr)
 
-	var out bytes.Buffer
-	b.rep.write(&out, m, opts, h)
-	os.Stdout.Write(out.Bytes())
-	if opts.out != "" {
-		if err := os.WriteFile(opts.out, out.Bytes(), 0o644); err != nil {
-			return err
-		}
+	if err := opts.Emit(func(w io.Writer) { b.rep.write(w, m, opts, h) }); err != nil {
+		return err
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("stopped early: %w", ctx.Err())
 	}
 	return nil
-}
-
-// measure runs every cell runs times, alternating the implementations within
-// each run, logs progress to stderr and returns how many measurements failed.
-// It stops early when ctx is done.
-func measure(ctx context.Context, cells []cell, impls []harness.Impl, runs int) (failures int) {
-	total, i := len(cells)*runs*len(impls), 0
-	for _, c := range cells {
-		for run := 1; run <= runs; run++ {
-			for _, impl := range impls {
-				if ctx.Err() != nil {
-					return failures
-				}
-				i++
-				t0 := time.Now()
-				summary, err := c.measure(ctx, impl)
-				if err != nil {
-					failures++
-					summary = "FAILED: " + err.Error()
-				}
-				fmt.Fprintf(os.Stderr, "[%d/%d] %s · %s · run %d/%d: %s [%s]\n",
-					i, total, c.label, impl.Name(), run, runs, summary, time.Since(t0).Round(100*time.Millisecond))
-			}
-		}
-	}
-	return failures
 }
 
 // runChild is the process of the peak-RSS figure: it drains a backlog and
@@ -152,12 +103,6 @@ func runChild(ctx context.Context, opts options) error {
 	}
 	return harness.RunChild(ctx, impl, harness.ConsumeConfig{
 		Addr: opts.addr, Topic: opts.topic, Group: opts.group,
-		N: opts.n, Subscribers: 1, Timeout: opts.timeout,
+		N: opts.N, Subscribers: 1, Timeout: opts.Timeout,
 	}, os.Stdout)
 }
-
-// discardLogger drops go-redis's internal log, which otherwise reports the
-// connections that the peer's Close and the end of each run cut off.
-type discardLogger struct{}
-
-func (discardLogger) Printf(context.Context, string, ...any) {}

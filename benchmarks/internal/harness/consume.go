@@ -11,34 +11,52 @@ import (
 
 // ConsumeConfig is one consume run.
 type ConsumeConfig struct {
-	Addr        string        // redis-server address
-	Topic       string        // a fresh topic
-	Group       string        // a fresh consumer group
-	Payload     []byte        // carried by every message (Consume only)
-	N           int           // messages in the backlog
+	Addr    string // redis-server address
+	Topic   string // a fresh topic
+	Group   string // a fresh consumer group
+	Payload []byte // carried by every message (Consume only)
+	N       int    // messages in the backlog
+	// Topics spreads the backlog evenly over this many topics
+	// ([TopicNames] of Topic), every subscriber reading all of them; 0 and
+	// 1 mean Topic alone.
+	Topics      int
 	Subscribers int           // consumers in the group
 	Timeout     time.Duration // bound on the drain
 }
 
-// Consume pre-fills topic with N entries as impl writes them (untimed) and
-// then measures [Drain]. The stream is left in place; the caller deletes it.
+// spec is what the consumers of cfg read.
+func (cfg ConsumeConfig) spec() ConsumeSpec {
+	return ConsumeSpec{Topics: TopicNames(cfg.Topic, cfg.Topics), Group: cfg.Group, Subscribers: cfg.Subscribers}
+}
+
+// Consume pre-fills the topics with N entries in all as impl writes them
+// (untimed) and then measures [Drain]. The streams are left in place; the
+// caller deletes them.
 func Consume(ctx context.Context, impl Impl, cfg ConsumeConfig) (Throughput, error) {
 	admin := NewClient(cfg.Addr)
 	defer admin.Close()
 	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	if err := Prefill(pctx, admin, impl, cfg.Topic, cfg.Payload, cfg.N); err != nil {
-		return Throughput{}, err
+	topics := TopicNames(cfg.Topic, cfg.Topics)
+	for i, topic := range topics {
+		n := cfg.N / len(topics)
+		if i < cfg.N%len(topics) {
+			n++
+		}
+		if err := Prefill(pctx, admin, impl, topic, cfg.Payload, n); err != nil {
+			return Throughput{}, err
+		}
 	}
 	return Drain(ctx, impl, cfg)
 }
 
-// Drain consumes a backlog of N entries of topic with Subscribers consumers
-// of a new group reading from the start of the stream, and measures from
+// Drain consumes a backlog of N entries of the topics with Subscribers
+// consumers of a new group reading from the start of the streams, and measures from
 // just before the consumers start until the N-th message is handled. It
 // fails unless all N are handled within Timeout.
 func Drain(ctx context.Context, impl Impl, cfg ConsumeConfig) (Throughput, error) {
-	client := NewClient(cfg.Addr)
+	// Room for a blocking read per topic and subscriber, and their acks.
+	client := NewClientPool(cfg.Addr, max(128, 2*cfg.Topics*cfg.Subscribers+64))
 	defer client.Close()
 	var handled atomic.Int64
 	done := make(chan struct{})
@@ -52,7 +70,7 @@ func Drain(ctx context.Context, impl Impl, cfg ConsumeConfig) (Throughput, error
 
 	runtime.GC()
 	cpu0, t0 := CPUTime(), time.Now()
-	cons, err := impl.Consume(ctx, client, cfg.Topic, cfg.Group, cfg.Subscribers, handle)
+	cons, err := impl.Consume(ctx, client, cfg.spec(), handle)
 	if err != nil {
 		return Throughput{}, fmt.Errorf("start consumers: %w", err)
 	}

@@ -7,30 +7,46 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 )
 
-// idleSettle is how long an idle subscription is left alone before its
-// commands are counted, so that acks and start-up work are over.
+// idleSettle is how long idle subscriptions are left alone before their
+// commands are counted, unless IdleConfig.Settle says otherwise, so that
+// acks and start-up work are over.
 const idleSettle = time.Second
 
 // IdleConfig is one idle run.
 type IdleConfig struct {
-	Addr     string        // redis-server address
-	Topic    string        // a fresh topic
-	Group    string        // a fresh consumer group
+	Addr  string // redis-server address
+	Topic string // a fresh topic, the base of the names with Topics > 1
+	Group string // a fresh consumer group
+	// Topics is how many topics are read ([TopicNames] of Topic); 0 and 1
+	// mean Topic alone.
+	Topics int
+	// PerTopic reads each topic with a Subscriber and group of its own, all
+	// over one client; otherwise one Subscriber in one group reads them all.
+	PerTopic bool
+	Settle   time.Duration // quiet time before counting; 0 means idleSettle
 	Duration time.Duration // how long commands are counted
-	Timeout  time.Duration // bound on the warm-up message's delivery
+	Timeout  time.Duration // bound on the warm-up messages' delivery
 }
 
-// IdleRate is the Redis command rate of one idle subscription.
+// IdleRate is the Redis cost of idle subscriptions.
 type IdleRate struct {
-	PerSecond float64            // every command but our own INFOs
-	ByCommand map[string]float64 // per command name, per second
+	PerSecond float64            // commands processed (INFO stats total_commands_processed), our own INFO excluded
+	ByCommand map[string]float64 // per command name (INFO commandstats), per second
+	// ServerConns is how many more connections Redis had at the end of the
+	// window than before the subscribers started (INFO clients
+	// connected_clients).
+	ServerConns int
+	// PoolConns and PoolIdle are the subscribers' client's open and idle
+	// connections at the end of the window (PoolStats): PoolConns −
+	// PoolIdle are in use, such as blocking reads.
+	PoolConns, PoolIdle int
 }
 
 // String lists the commands by rate, e.g. "xreadgroup 1.00/s, xautoclaim 0.20/s".
@@ -51,88 +67,145 @@ func (r IdleRate) String() string {
 	return strings.Join(parts, ", ")
 }
 
-// Idle starts one subscriber in a group, lets it handle one message (so it
-// is past any start-up special case), closes the publisher, waits
-// idleSettle, and then counts the commands Redis processes over Duration
-// (INFO commandstats before and after, our own INFO excluded). Nothing else
-// may use the server meanwhile.
+// Idle starts the subscribers of cfg, lets each topic handle one message (so
+// that every subscription is past any start-up special case), closes the
+// publisher, waits Settle, and then measures over Duration the commands
+// Redis processes (INFO before and after; the first INFO, counted in the
+// second, is subtracted) and the connections the subscribers hold. Nothing
+// else may use the server meanwhile.
 func Idle(ctx context.Context, impl Impl, cfg IdleConfig) (IdleRate, error) {
-	admin, pubClient, subClient := NewClient(cfg.Addr), NewClient(cfg.Addr), NewClient(cfg.Addr)
+	topics := TopicNames(cfg.Topic, cfg.Topics)
+	admin := NewClient(cfg.Addr)
 	defer admin.Close()
-	defer pubClient.Close()
+	base, err := serverInfo(ctx, admin)
+	if err != nil {
+		return IdleRate{}, err
+	}
+	// Room for more than one connection per topic, so that the pool's cap
+	// does not shape the figure.
+	subClient := NewClientPool(cfg.Addr, 2*len(topics)+64)
 	defer subClient.Close()
+	var handled atomic.Int64
 	got := make(chan struct{})
-	var once sync.Once
-	cons, err := impl.Consume(ctx, subClient, cfg.Topic, cfg.Group, 1, func(int64) {
-		once.Do(func() { close(got) })
+	cons, err := impl.Consume(ctx, subClient, ConsumeSpec{
+		Topics: topics, Group: cfg.Group, Subscribers: 1, PerTopic: cfg.PerTopic,
+	}, func(int64) {
+		if handled.Add(1) == int64(len(topics)) {
+			close(got)
+		}
 	})
 	if err != nil {
-		return IdleRate{}, fmt.Errorf("start consumer: %w", err)
+		return IdleRate{}, fmt.Errorf("start consumers: %w", err)
 	}
 	defer cons.Close()
-	sender, err := impl.NewSender(pubClient)
-	if err != nil {
+	if err := warmUp(ctx, impl, cfg.Addr, topics); err != nil {
 		return IdleRate{}, err
-	}
-	err = sender.Send(ctx, cfg.Topic, []*message.Message{newMessage([]byte("warm-up"))})
-	sender.Close()
-	if err != nil {
-		return IdleRate{}, fmt.Errorf("publish: %w", err)
 	}
 	if err := waitClosed(ctx, got, cfg.Timeout); err != nil {
+		return IdleRate{}, fmt.Errorf("warm-up: %w", err)
+	}
+	settle := cfg.Settle
+	if settle <= 0 {
+		settle = idleSettle
+	}
+	if err := Sleep(ctx, settle); err != nil {
 		return IdleRate{}, err
 	}
-	if err := sleep(ctx, idleSettle); err != nil {
-		return IdleRate{}, err
-	}
-	before, err := commandStats(ctx, admin)
+	before, err := serverInfo(ctx, admin)
 	if err != nil {
 		return IdleRate{}, err
 	}
 	t0 := time.Now()
-	if err := sleep(ctx, cfg.Duration); err != nil {
+	if err := Sleep(ctx, cfg.Duration); err != nil {
 		return IdleRate{}, err
 	}
-	after, err := commandStats(ctx, admin)
+	after, err := serverInfo(ctx, admin)
 	if err != nil {
 		return IdleRate{}, err
 	}
+	pool := subClient.PoolStats()
 	secs := time.Since(t0).Seconds()
-	rate := IdleRate{ByCommand: map[string]float64{}}
-	for name, calls := range after {
-		if d := calls - before[name]; d > 0 && name != "info" {
+	rate := IdleRate{
+		PerSecond:   float64(after.commands-before.commands-1) / secs,
+		ByCommand:   map[string]float64{},
+		ServerConns: after.clients - base.clients,
+		PoolConns:   int(pool.TotalConns),
+		PoolIdle:    int(pool.IdleConns),
+	}
+	before.calls["info"]++ // the first INFO is counted in the second
+	for name, calls := range after.calls {
+		if d := calls - before.calls[name]; d > 0 {
 			rate.ByCommand[name] = float64(d) / secs
-			rate.PerSecond += float64(d) / secs
 		}
 	}
 	return rate, nil
 }
 
-// commandStats returns the calls of every command so far, by lower-case
-// name ("xreadgroup", "client|setinfo"), from INFO commandstats.
-func commandStats(ctx context.Context, c *redis.Client) (map[string]int64, error) {
-	info, err := c.Info(ctx, "commandstats").Result()
+// warmUp publishes one message to each topic with impl's publisher over a
+// client of its own, closed before it returns.
+func warmUp(ctx context.Context, impl Impl, addr string, topics []string) error {
+	client := NewClient(addr)
+	defer client.Close()
+	sender, err := impl.NewSender(client)
 	if err != nil {
-		return nil, fmt.Errorf("INFO commandstats: %w", err)
+		return err
 	}
+	defer sender.Close()
+	for _, topic := range topics {
+		if err := sender.Send(ctx, topic, []*message.Message{newMessage([]byte("warm-up"))}); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	return nil
+}
+
+// info is what one INFO tells of the server's load.
+type info struct {
+	clients  int              // connected_clients
+	commands int64            // total_commands_processed
+	calls    map[string]int64 // commandstats calls by command name
+}
+
+// serverInfo reads connected_clients, total_commands_processed and the
+// command stats with one INFO command.
+func serverInfo(ctx context.Context, c *redis.Client) (info, error) {
+	text, err := c.Info(ctx, "clients", "stats", "commandstats").Result()
+	if err != nil {
+		return info{}, fmt.Errorf("INFO: %w", err)
+	}
+	in := info{calls: commandStats(text)}
+	for line := range strings.Lines(text) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		switch k {
+		case "connected_clients":
+			in.clients, _ = strconv.Atoi(v)
+		case "total_commands_processed":
+			in.commands, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return in, nil
+}
+
+// commandStats returns the calls of every command in INFO commandstats
+// text, by lower-case name ("xreadgroup", "client|setinfo").
+func commandStats(text string) map[string]int64 {
 	stats := map[string]int64{}
-	for line := range strings.Lines(info) {
+	for line := range strings.Lines(text) {
 		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
 		name, isCmd := strings.CutPrefix(name, "cmdstat_")
 		if !ok || !isCmd {
 			continue
 		}
 		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
-		n, err := strconv.ParseInt(calls, 10, 64)
-		if err == nil {
+		if n, err := strconv.ParseInt(calls, 10, 64); err == nil {
 			stats[name] = n
 		}
 	}
-	return stats, nil
+	return stats
 }
 
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d or until ctx is done.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -18,10 +19,68 @@ const (
 	// MillraceIdempotent is Millrace with PublisherConfig.Idempotency, for
 	// the Go benchmarks of publishing only.
 	MillraceIdempotent = "millrace-idempotent"
+	// GoChannel is Watermill's in-memory GoChannel (persistent, pre-filled)
+	// drained through the same Router and handler: the Router's own
+	// ceiling. It consumes one topic with one subscriber only.
+	GoChannel = "gochannel"
+	// MillraceDirect is Millrace read from the subscription channel
+	// directly, without a Router: the handler acks and counts. It differs
+	// from Millrace in consuming only.
+	MillraceDirect = "millrace-direct"
 )
 
-// Names lists every implementation, in the order cmd/bench alternates them.
+// Names lists the implementations over Redis that every figure measures, in
+// the order cmd/bench alternates them.
 var Names = []string{Millrace, Peer, Raw}
+
+// ConsumeNames are the implementations only the consume figure measures.
+var ConsumeNames = []string{GoChannel, MillraceDirect}
+
+// ErrNotApplicable is returned by an implementation asked for a figure or
+// shape it has no counterpart of (a publisher of GoChannel, 4 subscribers
+// of one GoChannel group).
+var ErrNotApplicable = errors.New("not applicable to this implementation")
+
+// ConsumeSpec is what an implementation's consumers read.
+type ConsumeSpec struct {
+	Topics      []string // the topics read
+	Group       string   // the consumer group (see PerTopic)
+	Subscribers int      // consumers in Group, each reading every topic; ignored with PerTopic
+	// PerTopic makes one consumer per topic, each in a group of its own
+	// ([ConsumeSpec.GroupOf]), all over one client: the shape of Watermill's
+	// CQRS event processor, which builds one Subscriber per handler.
+	PerTopic bool
+}
+
+// GroupOf is the consumer group of Topics[i].
+func (s ConsumeSpec) GroupOf(i int) string {
+	if !s.PerTopic {
+		return s.Group
+	}
+	return s.Group + "_" + strconv.Itoa(i)
+}
+
+// Reader is one consumer of a [ConsumeSpec]: a Subscriber, for Watermill
+// implementations.
+type Reader struct {
+	Group  string
+	Topics []string
+}
+
+// Readers lists the consumers spec describes.
+func (s ConsumeSpec) Readers() []Reader {
+	var rs []Reader
+	if s.PerTopic {
+		for i, topic := range s.Topics {
+			rs = append(rs, Reader{s.GroupOf(i), []string{topic}})
+		}
+		return rs
+	}
+	for range s.Subscribers {
+		rs = append(rs, Reader{s.Group, s.Topics})
+	}
+	return rs
+}
 
 // SentKey is the metadata key (and, for raw, the entry field) holding a
 // message's publish time in Unix nanoseconds, for the latency figure.
@@ -42,14 +101,14 @@ type Impl interface {
 	// for msg, so that streams can be pre-filled quickly with the very
 	// entries the implementation would have written.
 	Encode(topic string, msg *message.Message) (map[string]any, error)
-	// Consume starts subs consumers of group on topic (creating the group
-	// at the start of the stream if needed) and returns once they are
+	// Consume starts the consumers spec describes (creating each group at
+	// the start of its stream if needed) and returns once they are
 	// running. handle is called once per message, possibly concurrently,
 	// with the message's [SentKey] (0 when absent). Watermill
 	// implementations call it from the Router handler right after
 	// msg.Ack(), as watermill-benchmark counts; raw calls it for each
 	// message of a batch and then acks the batch with one XACK.
-	Consume(ctx context.Context, client *redis.Client, topic, group string, subs int, handle func(sentNs int64)) (Consumer, error)
+	Consume(ctx context.Context, client *redis.Client, spec ConsumeSpec, handle func(sentNs int64)) (Consumer, error)
 }
 
 // Sender publishes messages and returns once Redis has accepted them.
@@ -73,16 +132,24 @@ func NewImpl(name string, rawBatch int) (Impl, error) {
 		return newPeer(), nil
 	case Raw:
 		return newRaw(rawBatch), nil
+	case GoChannel:
+		return newGoChannel(), nil
+	case MillraceDirect:
+		return newMillraceDirect(), nil
 	}
-	return nil, fmt.Errorf("unknown implementation %q (want one of %v)", name, Names)
+	return nil, fmt.Errorf("unknown implementation %q (want one of %v or %v)", name, Names, ConsumeNames)
 }
 
 // NewClient returns a go-redis client for addr with a pool large enough for
-// 64 publishing goroutines plus the blocking reads of every subscriber.
-func NewClient(addr string) *redis.Client {
+// 64 publishing goroutines plus the blocking reads of a few subscribers.
+func NewClient(addr string) *redis.Client { return NewClientPool(addr, 128) }
+
+// NewClientPool returns a go-redis client for addr with a pool of size
+// connections at most, for subscribers of many topics.
+func NewClientPool(addr string, size int) *redis.Client {
 	return redis.NewClient(&redis.Options{
 		Addr:         addr,
-		PoolSize:     128,
+		PoolSize:     size,
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: 10 * time.Second,
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -81,32 +82,39 @@ func (s *rawSender) Send(ctx context.Context, topic string, msgs []*message.Mess
 
 func (s *rawSender) Close() error { return nil }
 
-func (r *rawImpl) Consume(ctx context.Context, client *redis.Client, topic, group string, subs int, handle func(int64)) (Consumer, error) {
-	err := client.XGroupCreateMkStream(ctx, topic, group, "0").Err()
-	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
-		return nil, fmt.Errorf("XGROUP CREATE: %w", err)
+// Consume reads all of spec's topics with one XREADGROUP per consumer (or,
+// with PerTopic, one consumer per topic and group).
+func (r *rawImpl) Consume(ctx context.Context, client *redis.Client, spec ConsumeSpec, handle func(int64)) (Consumer, error) {
+	for i, topic := range spec.Topics {
+		err := client.XGroupCreateMkStream(ctx, topic, spec.GroupOf(i), "0").Err()
+		if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+			return nil, fmt.Errorf("XGROUP CREATE: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	c := &rawConsumer{cancel: cancel}
-	for i := range subs {
+	for i, r := range spec.Readers() {
 		c.wg.Add(1)
-		go c.loop(ctx, client, topic, group, fmt.Sprintf("raw-%d", i), handle)
+		go c.loop(ctx, client, r.Topics, r.Group, fmt.Sprintf("raw-%d", i), handle)
 	}
 	return c, nil
 }
 
-// rawConsumer is subs goroutines, one consumer name each.
+// rawConsumer is a set of goroutines, one consumer name each.
 type rawConsumer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func (c *rawConsumer) loop(ctx context.Context, client *redis.Client, topic, group, name string, handle func(int64)) {
+// loop reads topics with one XREADGROUP (STREAMS t1 t2 … > > …) and acks
+// each stream's part of a batch with one XACK.
+func (c *rawConsumer) loop(ctx context.Context, client *redis.Client, topics []string, group, name string, handle func(int64)) {
 	defer c.wg.Done()
-	args := &redis.XReadGroupArgs{Group: group, Consumer: name, Streams: []string{topic, ">"}, Count: rawReadCount, Block: rawBlock}
+	streams := append(slices.Clone(topics), slices.Repeat([]string{">"}, len(topics))...)
+	args := &redis.XReadGroupArgs{Group: group, Consumer: name, Streams: streams, Count: rawReadCount, Block: rawBlock}
 	ids := make([]string, 0, rawReadCount)
 	for ctx.Err() == nil {
-		streams, err := client.XReadGroup(ctx, args).Result()
+		read, err := client.XReadGroup(ctx, args).Result()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
@@ -117,17 +125,17 @@ func (c *rawConsumer) loop(ctx context.Context, client *redis.Client, topic, gro
 			}
 			continue
 		}
-		ids = ids[:0]
-		for _, s := range streams {
+		for _, s := range read {
+			ids = ids[:0]
 			for _, m := range s.Messages {
 				sent, _ := m.Values[SentKey].(string)
 				handle(parseSent(sent))
 				ids = append(ids, m.ID)
 			}
-		}
-		if len(ids) > 0 {
-			// Not cancelled by Close: the batch just handled is acked.
-			client.XAck(context.WithoutCancel(ctx), topic, group, ids...)
+			if len(ids) > 0 {
+				// Not cancelled by Close: the batch just handled is acked.
+				client.XAck(context.WithoutCancel(ctx), s.Stream, group, ids...)
+			}
 		}
 	}
 }

@@ -80,29 +80,65 @@ func (s publisherSender) Send(_ context.Context, topic string, msgs []*message.M
 
 func (s publisherSender) Close() error { return s.pub.Close() }
 
-// routerStartTimeout bounds how long a router may take to start.
-const routerStartTimeout = 15 * time.Second
+// routerStartTimeout bounds how long a router may take to start, plus
+// startPerHandler for each of its handlers.
+const (
+	routerStartTimeout = 15 * time.Second
+	startPerHandler    = 20 * time.Millisecond
+)
+
+// startTimeout bounds the start of a router of n handlers.
+func startTimeout(n int) time.Duration { return routerStartTimeout + time.Duration(n)*startPerHandler }
 
 // routerCloseTimeout bounds how long a router waits for its handlers on Close.
 const routerCloseTimeout = 10 * time.Second
 
-func (w *watermillImpl) Consume(ctx context.Context, client *redis.Client, topic, group string, subs int, handle func(int64)) (Consumer, error) {
+func (w *watermillImpl) Consume(ctx context.Context, client *redis.Client, spec ConsumeSpec, handle func(int64)) (Consumer, error) {
+	var handlers []routerHandler
+	var subs []message.Subscriber
+	fail := func(err error) (Consumer, error) {
+		for _, s := range subs {
+			s.Close()
+		}
+		return nil, err
+	}
+	for _, r := range spec.Readers() {
+		sub, err := w.newSubscriber(client, r.Group)
+		if err != nil {
+			return fail(err)
+		}
+		subs = append(subs, sub)
+		for _, topic := range r.Topics {
+			handlers = append(handlers, routerHandler{topic, sub})
+		}
+	}
+	return runRouter(ctx, handlers, handle)
+}
+
+// routerHandler is one handler of a router: a subscriber and the topic it
+// reads. A subscriber may serve several handlers.
+type routerHandler struct {
+	topic string
+	sub   message.Subscriber
+}
+
+// runRouter runs a router with one handler per entry of handlers, each of
+// which acks and then calls handle, and returns once the router runs.
+func runRouter(ctx context.Context, handlers []routerHandler, handle func(int64)) (Consumer, error) {
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: routerCloseTimeout}, watermill.NopLogger{})
 	if err != nil {
 		return nil, err
 	}
 	rc := &routerConsumer{router: router, ran: make(chan error, 1)}
-	for i := range subs {
-		sub, err := w.newSubscriber(client, group)
-		if err != nil {
-			for _, s := range rc.subs {
-				s.Close()
-			}
-			return nil, err
+	tracked := map[message.Subscriber]*trackedSubscriber{}
+	for i, h := range handlers {
+		t, ok := tracked[h.sub]
+		if !ok {
+			t = &trackedSubscriber{Subscriber: h.sub, closed: make(chan struct{})}
+			tracked[h.sub] = t
+			rc.subs = append(rc.subs, t)
 		}
-		tracked := &trackedSubscriber{Subscriber: sub, closed: make(chan struct{})}
-		rc.subs = append(rc.subs, tracked)
-		router.AddConsumerHandler(fmt.Sprintf("bench_%d", i), topic, tracked, func(msg *message.Message) error {
+		router.AddConsumerHandler(fmt.Sprintf("bench_%d", i), h.topic, t, func(msg *message.Message) error {
 			// As in watermill-benchmark: ack, then count.
 			msg.Ack()
 			handle(parseSent(msg.Metadata.Get(SentKey)))
@@ -115,9 +151,9 @@ func (w *watermillImpl) Consume(ctx context.Context, client *redis.Client, topic
 		return rc, nil
 	case err := <-rc.ran:
 		return nil, fmt.Errorf("router stopped while starting: %w", err)
-	case <-time.After(routerStartTimeout):
+	case <-time.After(startTimeout(len(handlers))):
 		rc.Close()
-		return nil, errors.New("router did not start within " + routerStartTimeout.String())
+		return nil, errors.New("router did not start within " + startTimeout(len(handlers)).String())
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/benchmarks/internal/report"
 )
 
 // latencyWarmup is how many messages go through before any is measured.
@@ -30,10 +32,21 @@ type LatencyConfig struct {
 // to the handler, through one subscriber.
 type Latencies struct {
 	Sorted []time.Duration
+	// CPU is this process's user+sys CPU (publisher and subscriber) from
+	// the first measured Publish until the last message was handled.
+	CPU time.Duration
+}
+
+// CPUPerMessage is client CPU per measured message.
+func (l Latencies) CPUPerMessage() time.Duration {
+	if len(l.Sorted) == 0 {
+		return 0
+	}
+	return l.CPU / time.Duration(len(l.Sorted))
 }
 
 // P returns the p-th percentile.
-func (l Latencies) P(p float64) time.Duration { return Percentile(l.Sorted, p) }
+func (l Latencies) P(p float64) time.Duration { return report.Percentile(l.Sorted, p) }
 
 // Latency publishes at a fixed Rate for Duration from one goroutine, each
 // message stamped with its publish time in metadata ([SentKey]), and records
@@ -66,7 +79,7 @@ func Latency(ctx context.Context, impl Impl, cfg LatencyConfig) (Latencies, erro
 			close(done)
 		}
 	}
-	cons, err := impl.Consume(ctx, subClient, cfg.Topic, cfg.Group, 1, handle)
+	cons, err := impl.Consume(ctx, subClient, ConsumeSpec{Topics: []string{cfg.Topic}, Group: cfg.Group, Subscribers: 1}, handle)
 	if err != nil {
 		return Latencies{}, fmt.Errorf("start consumer: %w", err)
 	}
@@ -93,7 +106,7 @@ func Latency(ctx context.Context, impl Impl, cfg LatencyConfig) (Latencies, erro
 		return Latencies{}, fmt.Errorf("warm-up: %w", err)
 	}
 	interval := time.Second / time.Duration(cfg.Rate)
-	t0 := time.Now()
+	cpu0, t0 := CPUTime(), time.Now()
 	for i := range total - latencyWarmup {
 		if d := time.Until(t0.Add(time.Duration(i) * interval)); d > 0 {
 			time.Sleep(d)
@@ -108,11 +121,12 @@ func Latency(ctx context.Context, impl Impl, cfg LatencyConfig) (Latencies, erro
 	if err := waitClosed(ctx, done, cfg.Timeout); err != nil {
 		return Latencies{}, err
 	}
+	cpu := CPUTime() - cpu0
 	mu.Lock()
 	defer mu.Unlock()
 	sorted := slices.Clone(lat)
 	slices.Sort(sorted)
-	return Latencies{Sorted: sorted}, nil
+	return Latencies{Sorted: sorted, CPU: cpu}, nil
 }
 
 // waitClosed waits for ch to be closed, at most timeout.

@@ -39,6 +39,11 @@ type PublishConfig struct {
 // and measures until the last Send has returned. The stream is left in
 // place; the caller deletes it.
 func Publish(ctx context.Context, impl Impl, cfg PublishConfig) (Throughput, error) {
+	if p, ok := impl.(topicPreparer); ok {
+		if err := p.prepareTopic(cfg.Topic); err != nil {
+			return Throughput{}, fmt.Errorf("prepare topic: %w", err)
+		}
+	}
 	client := NewClient(cfg.Addr)
 	defer client.Close()
 	sender, err := impl.NewSender(client)

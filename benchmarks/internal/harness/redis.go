@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,18 +17,29 @@ import (
 )
 
 // RedisServer is a redis-server process started by [StartRedis]: loopback
-// only, no persistence, in a temp dir removed by Stop.
+// only, in a temp dir removed by Stop.
 type RedisServer struct {
 	Addr string
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
+	// StartUp is the time from starting the process to its first answer
+	// to PING.
+	StartUp time.Duration
+	dir     string
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
+}
+
+// RedisConfig is how [StartRedis] runs redis-server.
+type RedisConfig struct {
+	// AOF persists every write in the append-only file, fsynced once a
+	// second (appendonly yes, appendfsync everysec: a durable Redis's
+	// usual setting). Otherwise nothing is persisted.
+	AOF bool
 }
 
 // StartRedis starts redis-server on a free 127.0.0.1 port and waits (at most
 // 10s) until it answers PING. The process gets SIGKILL if this one dies, so
 // it never outlives the benchmark.
-func StartRedis(ctx context.Context) (*RedisServer, error) {
+func StartRedis(ctx context.Context, cfg RedisConfig) (*RedisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, errors.New("redis-server not found: apt-get install redis-server")
@@ -42,12 +54,17 @@ func StartRedis(ctx context.Context) (*RedisServer, error) {
 		return nil, err
 	}
 	s := &RedisServer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, done: make(chan struct{})}
-	s.cmd = exec.Command(bin,
+	persistence := []string{"--appendonly", "no"}
+	if cfg.AOF {
+		persistence = []string{"--appendonly", "yes", "--appendfsync", "everysec"}
+	}
+	s.cmd = exec.Command(bin, append([]string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--save", "", "--appendonly", "no", "--dir", dir,
+		"--save", "", "--dir", dir,
 		"--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"),
-	)
+	}, persistence...)...)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	t0 := time.Now()
 	if err := s.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start redis-server: %w", err)
@@ -58,27 +75,35 @@ func StartRedis(ctx context.Context) (*RedisServer, error) {
 		log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
 		return nil, fmt.Errorf("redis-server on %s: %w\n%s", s.Addr, err, log)
 	}
+	s.StartUp = time.Since(t0)
 	return s, nil
 }
+
+// Pid is the server's process ID.
+func (s *RedisServer) Pid() int { return s.cmd.Process.Pid }
 
 // waitReady polls PING until it succeeds, the process exits or 10s pass.
 func (s *RedisServer) waitReady(ctx context.Context) error {
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second})
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	return pollUntil(ctx, 10*time.Second, s.done, "redis-server exited", func() bool { return c.Ping(ctx).Err() == nil })
+}
+
+// pollUntil calls ready every 5ms until it returns true, failing when
+// timeout passes or, saying exited, when done is closed (nil: never).
+func pollUntil(ctx context.Context, timeout time.Duration, done <-chan struct{}, exited string, ready func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for {
-		if err := c.Ping(ctx).Err(); err == nil {
-			return nil
-		}
+	for !ready() {
 		select {
-		case <-s.done:
-			return errors.New("redis-server exited")
+		case <-done:
+			return errors.New(exited)
 		case <-ctx.Done():
 			return fmt.Errorf("not ready: %w", ctx.Err())
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after 5s) and removes
@@ -104,4 +129,21 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// WaitNoFork waits until the server runs no AOF rewrite and no RDB save,
+// whose forked child would otherwise be counted in its process tree.
+func WaitNoFork(ctx context.Context, c *redis.Client) error {
+	for {
+		info, err := c.Info(ctx, "persistence").Result()
+		if err != nil {
+			return fmt.Errorf("INFO persistence: %w", err)
+		}
+		if !strings.Contains(info, "aof_rewrite_in_progress:1") && !strings.Contains(info, "rdb_bgsave_in_progress:1") {
+			return nil
+		}
+		if err := Sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }

@@ -1,4 +1,7 @@
-package main
+// Package matrix runs the cells of a benchmark program (each measured
+// several times per implementation, the implementations alternating) and
+// describes the machine it ran on.
+package matrix
 
 import (
 	"bufio"
@@ -15,49 +18,51 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// machine describes where and with what a report was measured.
-type machine struct {
+// Machine describes where and with what a report was measured.
+type Machine struct {
 	cpus      int
 	cpuModel  string
 	kernel    string
 	loadAvg   string // at start
 	goVersion string
-	redis     string
+	Redis     string // redis_version of the server, "unknown" if INFO failed
 	modules   string // versions of the libraries under test
 	millrace  string // git revision of the repo
 }
 
-// describeMachine gathers the header of a report.
-func describeMachine(ctx context.Context, admin *redis.Client) machine {
-	m := machine{
+// DescribeMachine gathers the header of a report; admin is a client of the
+// Redis server measured.
+func DescribeMachine(ctx context.Context, admin *redis.Client) Machine {
+	m := Machine{
 		cpus:      runtime.NumCPU(),
 		cpuModel:  cpuModel(),
 		kernel:    strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
 		loadAvg:   loadAverage(),
 		goVersion: runtime.Version(),
-		redis:     "unknown",
+		Redis:     "unknown",
 		modules:   moduleVersions(),
 		millrace:  gitRevision(ctx),
 	}
 	if info, err := admin.Info(ctx, "server").Result(); err == nil {
 		for line := range strings.Lines(info) {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
-				m.redis = v
+				m.Redis = v
 			}
 		}
 	}
 	return m
 }
 
-// write prints the header as a markdown list.
-func (m machine) write(w io.Writer, started time.Time, args string) {
+// Write prints the header as a markdown list; servers says what the
+// clients talked to, e.g. "one redis-server on loopback, no persistence".
+func (m Machine) Write(w io.Writer, started time.Time, args, command, servers string) {
 	fmt.Fprintf(w, "- date: %s\n", started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- machine: %d CPUs (nproc), %s, Linux %s, %s/%s, load average at start %s\n",
 		m.cpus, m.cpuModel, m.kernel, runtime.GOOS, runtime.GOARCH, m.loadAvg)
-	fmt.Fprintf(w, "- Go %s, GOMAXPROCS %d; Redis %s (one redis-server on loopback, no persistence)\n",
-		m.goVersion, runtime.GOMAXPROCS(0), m.redis)
+	fmt.Fprintf(w, "- Go %s, GOMAXPROCS %d; Redis %s (%s)\n",
+		m.goVersion, runtime.GOMAXPROCS(0), m.Redis, servers)
 	fmt.Fprintf(w, "- Millrace %s; %s\n", m.millrace, m.modules)
-	fmt.Fprintf(w, "- command: `bench %s`\n\n", args)
+	fmt.Fprintf(w, "- command: `%s %s`\n\n", command, args)
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.
@@ -80,6 +85,7 @@ func moduleVersions() string {
 	}
 	want := map[string]string{
 		"github.com/ThreeDotsLabs/watermill-redisstream": "peer watermill-redisstream",
+		"github.com/ThreeDotsLabs/watermill-amqp/v3":     "watermill-amqp",
 		"github.com/ThreeDotsLabs/watermill":             "watermill",
 		"github.com/redis/go-redis/v9":                   "go-redis",
 	}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestRunTinyMatrix runs every figure but peak RSS (whose child re-executes
+// this binary) at a tiny size against a redis-server of its own, and checks
+// that the report has every table and no failed run.
+func TestRunTinyMatrix(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "report.md")
+	opts, err := parseFlags([]string{
+		"-n", "300", "-runs", "1", "-sizes", "16", "-pubs", "4", "-subs", "1,2",
+		"-figures", "publish,consume,busy,latency,idle,delay",
+		"-latency-duration", "100ms", "-topics", "1,3", "-idle-duration", "500ms", "-idle-settle", "100ms",
+		"-busy-topics", "3", "-delays", "100ms", "-delay-topics", "2", "-delay-idle", "100ms", "-delay-spread", "100ms",
+		"-out", out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(t.Context(), opts); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := string(b)
+	for _, want := range []string{
+		"| 16 B, 4 publishers |", "| 16 B, 1 subscriber |", "GoChannel (Router ceiling)", "Millrace, no Router",
+		"| 16 B, 3 busy topics, 1 subscriber |", "| p99.9 |", "| 3 topics, a Subscriber and group per topic |",
+		"Idle: Redis connections held", "| delay 100ms, idle topics | 2 |", "Failed runs: 0.",
+	} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep)
+		}
+	}
+}
+
+func TestParseFlagsRejects(t *testing.T) {
+	for _, args := range [][]string{
+		{"-impls", "nope"}, {"-figures", "nope"}, {"-delays", "-1s"}, {"-topics", "0"}, {"-idle-runs", "0"},
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("parseFlags(%q) accepted", args)
+		}
+	}
+}
