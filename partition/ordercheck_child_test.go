@@ -2,13 +2,9 @@ package partition_test
 
 import (
 	"context"
-	"encoding/json"
 	"hash/fnv"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/testchild"
 	"github.com/millrace/millrace/partition"
 )
 
@@ -53,25 +50,17 @@ type orderChildSpec struct {
 // starts, stops and kills. Run as an ordinary test (no orderChildEnv) it
 // does nothing and passes.
 func TestOrderChild(t *testing.T) {
-	raw := os.Getenv(orderChildEnv)
-	if raw == "" {
-		return // not a child: nothing to do, nothing asserted
-	}
 	var spec orderChildSpec
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		t.Fatalf("child: bad %s: %v", orderChildEnv, err)
+	if testchild.Spec(t, orderChildEnv, &spec) {
+		runOrderChild(spec)
 	}
-	runOrderChild(spec)
 }
 
 // runOrderChild is a member until SIGTERM (Close, then exit 0) or SIGKILL.
 // It never returns: the process exits, so that the test framework's leak
 // check never runs in it.
 func runOrderChild(spec orderChildSpec) {
-	fail := func(what string, err error) {
-		os.Stderr.WriteString("order child " + spec.Member + ": " + what + ": " + err.Error() + "\n")
-		os.Exit(3)
-	}
+	fail := func(what string, err error) { testchild.Fail(spec.Member, what, err) }
 	opts, err := redis.ParseURL(spec.URL)
 	if err != nil {
 		fail("redis URL", err)
@@ -102,14 +91,7 @@ func runOrderChild(spec orderChildSpec) {
 			fail("Close", err)
 		}
 	}()
-	parent := os.Getppid()
-	go func() {
-		deadline := time.Now().Add(orderChildLifetime)
-		for time.Now().Before(deadline) && os.Getppid() == parent {
-			time.Sleep(200 * time.Millisecond)
-		}
-		os.Exit(4)
-	}()
+	testchild.ExitWithParent(orderChildLifetime)
 
 	ctx := context.Background()
 	handle := func(m *message.Message) {
@@ -139,58 +121,9 @@ func nackFirst(uuid string, percent int) bool {
 	return int(h.Sum32()%100) < percent
 }
 
-// orderChild is a running member process.
-type orderChild struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited and been waited for
-}
-
 // startOrderChild starts a member process running spec. It is killed, if
 // still running, when the test ends.
-func startOrderChild(t *testing.T, spec orderChildSpec) *orderChild {
+func startOrderChild(t *testing.T, spec orderChildSpec) *testchild.Child {
 	t.Helper()
-	raw, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestOrderChild$", "-test.count=1",
-		"-test.timeout="+strconv.Itoa(int((orderChildLifetime+time.Minute)/time.Second))+"s")
-	cmd.Env = append(os.Environ(), orderChildEnv+"="+string(raw))
-	logPath := filepath.Join(t.TempDir(), spec.Member+".log")
-	out, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close() // the child has its own copy
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start member %s: %v", spec.Member, err)
-	}
-	c := &orderChild{name: spec.Member, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		c.signal(syscall.SIGKILL)
-		<-c.done
-		if log, err := os.ReadFile(logPath); t.Failed() && err == nil {
-			t.Logf("output of member %s (pid %d):\n%s", c.name, cmd.Process.Pid, log)
-		}
-	})
-	return c
-}
-
-func (c *orderChild) signal(sig syscall.Signal) { _ = c.cmd.Process.Signal(sig) }
-
-// exited waits up to d for the process to exit and reports whether it did,
-// with status 0.
-func (c *orderChild) exited(d time.Duration) bool {
-	select {
-	case <-c.done:
-		return c.cmd.ProcessState.Success()
-	case <-time.After(d):
-		return false
-	}
+	return testchild.Start(t, "TestOrderChild", orderChildEnv, spec.Member, spec, orderChildLifetime)
 }

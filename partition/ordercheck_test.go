@@ -20,6 +20,7 @@ import (
 	"github.com/millrace/millrace/admin"
 	"github.com/millrace/millrace/internal/membership"
 	"github.com/millrace/millrace/internal/redistest"
+	"github.com/millrace/millrace/internal/testchild"
 	"github.com/millrace/millrace/partition"
 )
 
@@ -65,7 +66,7 @@ func TestOrderCheck(t *testing.T) {
 	topic, n := "oc-"+watermill.NewShortUUID(), *orderPartitions
 	run := orderRun{
 		t: t, client: client, topic: topic, n: n, record: topic + ":handled:",
-		children: map[string]*orderChild{}, spec: orderChildSpec{
+		children: map[string]*testchild.Child{}, spec: orderChildSpec{
 			URL: srv.URL(), Topic: topic, Partitions: n, Group: "g", Lease: *orderLease,
 			Heartbeat: 100 * time.Millisecond, Record: topic + ":handled:", NackPercent: 1, AckDelay: 2 * time.Millisecond,
 		},
@@ -82,8 +83,8 @@ func TestOrderCheck(t *testing.T) {
 	run.drain(max(2*time.Minute, 4**orderDuration))
 	drained := time.Since(start)
 	for name, c := range run.children {
-		c.signal(syscall.SIGTERM)
-		require.True(t, c.exited(time.Minute), "member %s did not Close and exit", name)
+		c.Signal(syscall.SIGTERM)
+		require.True(t, c.Wait(time.Minute) && c.Succeeded(), "member %s did not Close and exit", name)
 	}
 	run.report(drained)
 	run.checkOrder(perKey)
@@ -97,7 +98,7 @@ type orderRun struct {
 	n        int
 	record   string
 	spec     orderChildSpec
-	children map[string]*orderChild // live ones
+	children map[string]*testchild.Child // live ones
 	live     []string
 	killed   map[string]bool
 	figures  []string
@@ -156,12 +157,13 @@ func (r *orderRun) apply(s orderStep) {
 			}
 			r.killed[s.member] = true
 		}
-		r.children[s.member].signal(sig)
+		r.children[s.member].Signal(sig)
 		r.live = deleteName(r.live, s.member)
 	}
 	took, ok := r.awaitEven()
 	if s.op == "close" || s.op == "kill" {
-		require.True(r.t, r.children[s.member].exited(time.Minute) == (s.op == "close"), "member %s did not exit as it should after %s", s.member, s.op)
+		c := r.children[s.member]
+		require.True(r.t, c.Wait(time.Minute) && c.Succeeded() == (s.op == "close"), "member %s did not exit as it should after %s", s.member, s.op)
 		delete(r.children, s.member)
 	}
 	figure := fmt.Sprintf("%-5s %-3s live %d: even again after %s", s.op, s.member, len(r.live), took.Round(time.Millisecond))
