@@ -122,6 +122,9 @@ func Read(ctx context.Context, c redis.UniversalClient, topic, group string) (Vi
 // ReadMany returns the views of several (topic, group) pairs in one
 // pipeline, in the order given.
 func ReadMany(ctx context.Context, c redis.UniversalClient, pairs [][2]string) ([]View, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
 	pipe := c.Pipeline()
 	type cmds struct {
 		now     *redis.TimeCmd
