@@ -238,3 +238,34 @@ func TestBalanced_Config(t *testing.T) {
 	_, err = sub.Subscribe(context.Background(), "orders")
 	assert.ErrorIs(t, err, millrace.ErrSubscriberClosed, "an unlisted topic goes to the plain subscriber")
 }
+
+// A partition that another member also reports owning (one that lost its
+// lease while away and came back) is released, and taken again once the
+// other stops reporting it.
+func TestBalanced_ContestedPartitionReleased(t *testing.T) {
+	t.Parallel()
+	client := redisClient(t)
+	topic := newTopic()
+	const n = 2
+	sub := newBalanced(t, client, balancedConfig(topic, n, "a"))
+	ch, err := sub.Subscribe(context.Background(), topic)
+	require.NoError(t, err)
+	h := newHandled()
+	go h.consume(ch)
+	awaitShares(t, client, topic, n, "a")
+
+	ghost := func() {
+		_, err := membership.Beat(context.Background(), client, topic, "g", "ghost", time.Minute,
+			membership.Record{Partitions: n, Owned: []int{1}, Leaving: true})
+		require.NoError(t, err)
+	}
+	ghost()
+	require.Eventually(t, func() bool {
+		v, err := membership.Read(context.Background(), client, topic, "g")
+		require.NoError(t, err)
+		return len(v.Members) == 2 && slices.Equal(v.Members[0].Owned, []int{0})
+	}, 20*time.Second, 10*time.Millisecond, "a keeps partition 0 and releases the contested 1")
+	_, err = membership.Leave(context.Background(), client, topic, "g", "ghost")
+	require.NoError(t, err)
+	awaitShares(t, client, topic, n, "a")
+}
