@@ -118,11 +118,15 @@ func (c *Child) Wait(d time.Duration) bool {
 }
 
 // Succeeded reports whether the process exited with status 0.
-func (c *Child) Succeeded() bool {
+func (c *Child) Succeeded() bool { return c.ExitCode() == 0 }
+
+// ExitCode is the process's exit status: -1 while it runs and when a signal
+// ended it.
+func (c *Child) ExitCode() int {
 	select {
 	case <-c.done:
-		return c.cmd.ProcessState.Success()
+		return c.cmd.ProcessState.ExitCode()
 	default:
-		return false
+		return -1
 	}
 }

@@ -45,6 +45,7 @@ func TestStart(t *testing.T) {
 	failed := testchild.Start(t, "TestChildBody", env, "failed", spec{Exit: 3}, time.Minute)
 	require.True(t, failed.Wait(time.Minute))
 	assert.False(t, failed.Succeeded())
+	assert.Equal(t, 3, failed.ExitCode())
 
 	waiting := testchild.Start(t, "TestChildBody", env, "waiting", spec{Exit: -1}, time.Minute)
 	assert.False(t, waiting.Wait(100*time.Millisecond), "a waiting child is still running")
@@ -52,6 +53,7 @@ func TestStart(t *testing.T) {
 	waiting.Signal(syscall.SIGTERM)
 	require.True(t, waiting.Wait(time.Minute))
 	assert.False(t, waiting.Succeeded(), "ended by the signal")
+	assert.Equal(t, -1, waiting.ExitCode())
 	waiting.Kill() // harmless once gone
 	assert.Equal(t, "waiting", waiting.Name)
 }
