@@ -96,6 +96,19 @@ test_stress: redis-tools
 	@echo "STRESS_TEST_COUNT=$(STRESS_TEST_COUNT)"
 	$(call in_modules,$(GO) test $(GOTEST_FLAGS) -tags stress $(TEST_FLAGS) ./...)
 
+# Arguments of `make order-check`, e.g.
+# make order-check ORDER_CHECK_ARGS='-order.messages=20000 -order.seed=7'.
+ORDER_CHECK_ARGS ?= -order.messages=100000 -order.keys=1000 -order.duration=60s
+
+.PHONY: order-check
+## order-check: the long order check (partition/ordercheck_test.go): member
+## processes of one group on a 12-partition topic join, Close and are
+## SIGKILLed while 100k messages over 1,000 keys are published; fails on a
+## lost message or a key handled out of order, and logs how long each
+## rebalance took. `make test` runs a short form of it.
+order-check: redis-tools
+	cd partition && GOWORK=off $(GO) test -count=1 -timeout 60m -v -run '^TestOrderCheck$$' . -args $(ORDER_CHECK_ARGS)
+
 ## vet: go vet every module.
 vet:
 	$(call in_modules,$(GO) vet ./...)

@@ -186,9 +186,22 @@ type SubscriberConfig struct {
 	// Ack or Nack. 1 hands them out in stream order, except that a Nacked
 	// message comes back after its backoff and entries taken over from dead
 	// consumers are interleaved; more trade order for throughput with slow
-	// handlers.
+	// handlers, unless OrderingKey keeps the order of each key.
 	// Default: 1.
 	MaxInFlight int
+	// OrderingKey names a metadata key (such as partition.MetadataKey) whose
+	// value orders messages: the messages of one value are handed out one at
+	// a time, in the order the subscription reads them, while messages of
+	// different values go to the MaxInFlight handlers in parallel. A Nacked
+	// message holds back the later messages of its value, and only those,
+	// until it is acknowledged or dead-lettered (MaxDeliveries). Messages
+	// without the key are handed out as without OrderingKey. The order is
+	// that of one subscription: entries it takes over from other consumers
+	// of the group come when they are taken. Up to Prefetch more entries
+	// wait in memory behind their key, and an entry to be redelivered after
+	// a restart or a takeover costs one XRANGE (pipelined) to read its key.
+	// Default: "", no per-key order.
+	OrderingKey string
 	// BlockTime is how long one read waits for new entries (XREADGROUP BLOCK).
 	// It bounds how long Close waits for a read in flight.
 	// Default: 1s.

@@ -33,19 +33,20 @@ type deadLetterer struct {
 	log lockedErrorLog
 }
 
-// move copies e to the dead-letter stream, then acknowledges it. If the
-// copy fails, e is tried again later.
-func (d *deadLetterer) move(e *entry, reason string) {
+// move copies e to the dead-letter stream, then acknowledges it, and
+// reports true. If the copy fails, e is tried again later, and move reports
+// false.
+func (d *deadLetterer) move(e *entry, reason string) bool {
 	fields := watermill.LogFields{"entry_id": e.id, "reason": reason, "deliveries": e.deliveries}
 	if d.m == nil {
 		d.logger.Error("Skipping stream entry", nil, fields)
-		return
+		return true
 	}
 	values, err := d.values(e, reason)
 	if err != nil {
 		d.log.failure(d.logger, "Cannot encode dead letter; retrying later", err, fields)
 		d.redeliver.schedule(e, retryMax)
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(d.hard, finalCallTimeout)
 	defer cancel()
@@ -55,10 +56,11 @@ func (d *deadLetterer) move(e *entry, reason string) {
 	if err := d.m.client.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(d.deadLetter), Values: values}).Err(); err != nil {
 		d.log.failure(d.logger, "Cannot dead-letter entry; retrying later", err, fields)
 		d.redeliver.schedule(e, retryMax)
-		return
+		return false
 	}
 	d.acker.add(e.id)
 	d.logger.Info("Moved entry to the dead-letter topic", fields.Add(watermill.LogFields{"dead_letter_topic": d.deadLetter}))
+	return true
 }
 
 // values is e as a message in the dead-letter stream: decoded and

@@ -1,14 +1,9 @@
 package millrace_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/testchild"
 )
 
 // faultChildEnv carries a faultChildSpec (JSON) to a consumer process that
@@ -65,25 +61,17 @@ type faultChildSpec struct {
 // tests start and kill. Run as an ordinary test (no faultChildEnv) it does
 // nothing and passes.
 func TestFaultChildConsumer(t *testing.T) {
-	raw := os.Getenv(faultChildEnv)
-	if raw == "" {
-		return // not a child: nothing to do, nothing asserted
-	}
 	var spec faultChildSpec
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		t.Fatalf("child: bad %s: %v", faultChildEnv, err)
+	if testchild.Spec(t, faultChildEnv, &spec) {
+		runFaultChild(spec)
 	}
-	runFaultChild(spec)
 }
 
 // runFaultChild consumes until the process is killed. It never returns: a
 // child that must stop (parent gone, lifetime over, setup failed) exits the
 // process directly, so that the test framework's leak check never runs in it.
 func runFaultChild(spec faultChildSpec) {
-	fail := func(what string, err error) {
-		os.Stderr.WriteString("fault child " + spec.Consumer + ": " + what + ": " + err.Error() + "\n")
-		os.Exit(3)
-	}
+	fail := func(what string, err error) { testchild.Fail(spec.Consumer, what, err) }
 	opts, err := redis.ParseURL(spec.URL)
 	if err != nil {
 		fail("redis URL", err)
@@ -106,15 +94,7 @@ func runFaultChild(spec faultChildSpec) {
 		fail("Subscribe", err)
 	}
 
-	// Exit when the parent is gone or the lifetime is over.
-	parent := os.Getppid()
-	go func() {
-		deadline := time.Now().Add(faultChildLifetime)
-		for time.Now().Before(deadline) && os.Getppid() == parent {
-			time.Sleep(200 * time.Millisecond)
-		}
-		os.Exit(4)
-	}()
+	testchild.ExitWithParent(faultChildLifetime)
 
 	ctx := context.Background()
 	handle := func(m *message.Message) {
@@ -149,84 +129,9 @@ func runFaultChild(spec faultChildSpec) {
 	os.Exit(5) // the channel closes only if the subscription ended
 }
 
-// faultChild is a running child consumer process.
-type faultChild struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed once the process has exited and been waited for
-}
-
 // startFaultChild starts a consumer process running spec. It is killed, if
 // still running, when the test ends.
-func startFaultChild(t *testing.T, spec faultChildSpec) *faultChild {
+func startFaultChild(t *testing.T, spec faultChildSpec) *testchild.Child {
 	t.Helper()
-	raw, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0],
-		"-test.run=^TestFaultChildConsumer$",
-		"-test.count=1",
-		"-test.timeout="+strconv.Itoa(int((faultChildLifetime+time.Minute)/time.Second))+"s",
-	)
-	cmd.Env = append(os.Environ(), faultChildEnv+"="+string(raw))
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start child consumer %s: %v", spec.Consumer, err)
-	}
-	c := &faultChild{name: spec.Consumer, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		c.kill()
-		if t.Failed() && out.Len() > 0 {
-			t.Logf("output of child consumer %s (pid %d):\n%s", c.name, cmd.Process.Pid, out.String())
-		}
-	})
-	return c
-}
-
-// kill sends SIGKILL and waits until the process is gone.
-func (c *faultChild) kill() {
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.done
-}
-
-// wait waits up to d for the process to exit on its own.
-func (c *faultChild) wait(d time.Duration) bool {
-	select {
-	case <-c.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the writes of exec's copying
-// goroutine and the reads of the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
+	return testchild.Start(t, "TestFaultChildConsumer", faultChildEnv, spec.Consumer, spec, faultChildLifetime)
 }

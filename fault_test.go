@@ -39,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,6 +52,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/internal/redistest"
+	"github.com/millrace/millrace/internal/testchild"
 )
 
 // faultClaimMinIdle is small so that entries of dead consumers come back
@@ -514,10 +516,10 @@ func TestFaultConsumerKilled(t *testing.T) {
 		heldSizes  []string
 		heldTotal  int
 		midTotal   int
-		lastRunner []*faultChild
+		lastRunner []*testchild.Child
 	)
 	for r, names := range rounds {
-		var children []*faultChild
+		var children []*testchild.Child
 		for _, name := range names {
 			children = append(children, startFaultChild(t, spec(name)))
 		}
@@ -538,10 +540,10 @@ func TestFaultConsumerKilled(t *testing.T) {
 		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
 
 		for _, c := range children {
-			_ = c.cmd.Process.Kill()
+			c.Signal(syscall.SIGKILL)
 		}
 		for _, c := range children {
-			c.kill()
+			c.Kill()
 		}
 		kills = append(kills, time.Now().UnixMilli()) // every handling of the killed processes is older
 		ids := pendingIDs()
@@ -557,7 +559,7 @@ func TestFaultConsumerKilled(t *testing.T) {
 		"only %d of %d messages handled", handledCount(), n)
 	require.Eventually(t, func() bool { return len(pendingIDs()) == 0 }, 10*time.Second, 10*time.Millisecond, "entries left pending")
 	for _, c := range lastRunner {
-		c.kill()
+		c.Kill()
 	}
 
 	byUUID := hgetallInts(t, client, keys+"handled")
@@ -882,7 +884,7 @@ func TestFaultPoisonCrash(t *testing.T) {
 	for i, name := range names {
 		child := startFaultChild(t, spec(name))
 		if i < faultPoisonMaxDeliveries {
-			require.True(t, child.wait(20*time.Second), "process %d (%s) did not crash on the poison message", i+1, name)
+			require.True(t, child.Wait(20*time.Second), "process %d (%s) did not crash on the poison message", i+1, name)
 			require.Len(t, poisonCounts(), i+1, "process %d", i+1)
 			continue
 		}
@@ -894,7 +896,7 @@ func TestFaultPoisonCrash(t *testing.T) {
 			return pendingCount(t, client, topic, group) == 0 && xlen(t, client, topic) == int64(len(msgs))
 		}, 15*time.Second, 10*time.Millisecond, "entries left pending")
 		time.Sleep(300 * time.Millisecond)
-		child.kill()
+		child.Kill()
 
 		// Good messages in the dead-letter stream: never handed to a handler
 		// (read ahead into a process that crashed on the poison message), or

@@ -11,7 +11,8 @@ import (
 
 // member is a consumer in a consumer group of a stream: what every command
 // on the group and its pending entries list (PEL) needs. Every XREADGROUP,
-// XPENDING, XCLAIM, XAUTOCLAIM and XACK Millrace sends is a method here.
+// XPENDING, XCLAIM, XAUTOCLAIM, XACK and XRANGE of a
+// single entry Millrace sends is a method here.
 type member struct {
 	client                  redis.UniversalClient
 	stream, group, consumer string
@@ -68,6 +69,25 @@ func (m member) autoClaim(ctx context.Context, minIdle time.Duration, cursor str
 		Start:    cursor,
 		Count:    int64(count),
 	}).Result()
+}
+
+// peek reads the fields of es into them (XRANGE id id, pipelined), which
+// counts no delivery. An entry deleted from the stream gets none.
+func (m member) peek(ctx context.Context, es []*entry) error {
+	pipe := m.client.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(es))
+	for i, e := range es {
+		cmds[i] = pipe.XRangeN(ctx, m.stream, e.id, e.id, 1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	for i, cmd := range cmds {
+		if msgs := cmd.Val(); len(msgs) == 1 {
+			es[i].values = msgs[0].Values
+		}
+	}
+	return nil
 }
 
 // ack acknowledges ids (XACK).

@@ -27,6 +27,12 @@ type entry struct {
 	// counts the delivery and returns its fields) just before handing it out,
 	// so entries queued behind a crash are not charged for it.
 	claim bool
+	// With an OrderingKey: keyed is set once key, the entry's value of
+	// it ("" for none), is known; decoded is the message decoded to learn
+	// it, handed out by the next delivery instead of decoding again.
+	keyed   bool
+	key     string
+	decoded *message.Message
 }
 
 // queue hands entries from the feeders (reader, claimer, redeliverer) to
@@ -67,6 +73,7 @@ type subscription struct {
 	held      *heldSet // entries read and not yet acked (group only)
 	reader    *reader
 	workers   *workers
+	orderer   *orderer // nil without an OrderingKey
 	redeliver *redeliverer
 	mover     *delayMover // nil when the Subscriber does not move delayed messages
 	acker     *acker      // group only, like claimer and leaser
@@ -118,7 +125,13 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 		log:            errorLog{logger: sub.logger},
 		ownPendingRead: make(chan struct{}),
 	}
-	sub.redeliver = newRedeliverer(soft, sub.m != nil, q)
+	work, redeliveries := q.ch, q
+	if cfg.OrderingKey != "" {
+		sub.orderer = newOrderer(soft, cfg.OrderingKey, q, cfg.MaxInFlight, cfg.Prefetch, sub.m, cfg.Unmarshaler, sub.logger)
+		work = sub.orderer.ready
+		redeliveries = &queue{ch: sub.orderer.back, stopping: soft.Done()}
+	}
+	sub.redeliver = newRedeliverer(soft, sub.m != nil, redeliveries)
 	if !cfg.NoDelayedMover {
 		sub.mover = &delayMover{
 			loop: newLoop(soft), client: s.client, delayed: keys.Delayed(topic), stream: sub.stream, topic: topic,
@@ -144,7 +157,7 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 	}
 	sub.workers = &workers{
 		n:      cfg.MaxInFlight,
-		queue:  q.ch,
+		queue:  work,
 		out:    sub.out,
 		values: values,
 		soft:   soft,
@@ -169,6 +182,9 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 		nackBackoff:   cfg.NackBackoff,
 		nackMax:       cfg.NackBackoffMax,
 		logger:        sub.logger,
+	}
+	if sub.orderer != nil {
+		sub.workers.finished = sub.orderer.finished
 	}
 	return sub
 }
@@ -198,6 +214,9 @@ func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 		sub.leaser.start()
 	}
 	sub.reader.start()
+	if sub.orderer != nil {
+		sub.orderer.start()
+	}
 	sub.redeliver.start()
 	if sub.mover != nil {
 		sub.mover.start()
@@ -235,6 +254,9 @@ func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 	close(sub.out)
 
 	sub.reader.stop()
+	if sub.orderer != nil {
+		sub.orderer.stop()
+	}
 	if sub.mover != nil {
 		sub.mover.stop()
 	}

@@ -19,7 +19,7 @@ import (
 // soft ends and abandon the messages in handlers when hard ends.
 type workers struct {
 	n          int
-	queue      chan *entry
+	queue      <-chan *entry
 	out        chan<- *message.Message
 	values     context.Context
 	soft, hard context.Context
@@ -34,6 +34,9 @@ type workers struct {
 	nackBackoff   time.Duration
 	nackMax       time.Duration
 	logger        watermill.LoggerAdapter
+	// finished, with an OrderingKey, gets every entry done with, so that the
+	// next of its key can go; nil without one.
+	finished chan<- *entry
 
 	wg   sync.WaitGroup
 	done chan struct{}
@@ -72,60 +75,82 @@ func (w *workers) work() {
 		if w.soft.Err() != nil {
 			return // the entry stays held and is released
 		}
-		if w.held != nil && !w.held.has(e.id) {
-			continue // acknowledged meanwhile, or taken over by another consumer
+		finished, stop := w.handle(e)
+		if stop {
+			return
 		}
-		if e.claim {
-			w.acker.sync()
-			if !w.claimForDelivery(e) {
-				continue
+		if finished && w.finished != nil {
+			select {
+			case w.finished <- e:
+			case <-w.soft.Done():
+				return
 			}
 		}
-		msg, ok := w.prepareMessage(e)
-		if !ok {
-			continue
+	}
+}
+
+// handle hands e out and waits for its Ack or Nack. finished reports that
+// e is done with here: acknowledged, dead-lettered, gone from the stream or
+// no longer held; it is false when e was scheduled for another delivery.
+// stop reports that the subscription ended meanwhile.
+func (w *workers) handle(e *entry) (finished, stop bool) {
+	if w.held != nil && !w.held.has(e.id) {
+		return true, false // acknowledged meanwhile, or taken over by another consumer
+	}
+	if e.claim {
+		w.acker.sync()
+		if ok, gone := w.claimForDelivery(e); !ok {
+			return gone, false
 		}
-		ctx, cancel := context.WithCancel(w.values)
-		msg.SetContext(ctx)
-		select {
-		case w.out <- msg:
-		case <-w.soft.Done():
-			cancel()
-			return
-		}
-		select {
-		case <-msg.Acked():
-			cancel()
-			w.acked(e)
-		case <-msg.Nacked():
-			cancel()
-			w.nacked(e)
-		case <-w.hard.Done():
-			cancel()
-			return
-		}
+	}
+	msg, ok, disposed := w.prepareMessage(e)
+	if !ok {
+		return disposed, false
+	}
+	ctx, cancel := context.WithCancel(w.values)
+	defer cancel()
+	msg.SetContext(ctx)
+	select {
+	case w.out <- msg:
+	case <-w.soft.Done():
+		return false, true
+	}
+	select {
+	case <-msg.Acked():
+		cancel()
+		w.acked(e)
+		return true, false
+	case <-msg.Nacked():
+		cancel()
+		w.nacked(e)
+		return false, false
+	case <-w.hard.Done():
+		return false, true
 	}
 }
 
 // prepareMessage decodes e, or disposes of it when it must not be delivered:
 // deleted while pending (cleared from the PEL), delivered too often or
-// malformed (dead-lettered).
-func (w *workers) prepareMessage(e *entry) (*message.Message, bool) {
+// malformed (dead-lettered). disposed is false when the disposal failed and
+// e was scheduled to be tried again.
+func (w *workers) prepareMessage(e *entry) (msg *message.Message, ok, disposed bool) {
 	if e.values == nil {
 		w.logger.Debug("Clearing pending entry deleted from the stream", watermill.LogFields{"entry_id": e.id})
 		w.acked(e)
-		return nil, false
+		return nil, false, true
 	}
 	if limit := w.maxDeliveries; limit > 0 && e.deliveries > int64(limit) {
-		w.deadLetters.move(e, fmt.Sprintf("delivered %d times, more than MaxDeliveries %d", e.deliveries, limit))
-		return nil, false
+		reason := fmt.Sprintf("delivered %d times, more than MaxDeliveries %d", e.deliveries, limit)
+		return nil, false, w.deadLetters.move(e, reason)
 	}
-	msg, err := w.unmarshaler.Unmarshal(e.values)
-	if err != nil {
-		reason := fmt.Errorf("%w %s: %w", ErrMalformedEntry, e.id, err)
-		w.logger.Error("Cannot decode stream entry", reason, nil)
-		w.deadLetters.move(e, reason.Error())
-		return nil, false
+	msg, e.decoded = e.decoded, nil
+	if msg == nil {
+		var err error
+		if msg, err = w.unmarshaler.Unmarshal(e.values); err != nil {
+			reason := fmt.Errorf("%w %s: %w", ErrMalformedEntry, e.id, err)
+			w.logger.Error("Cannot decode stream entry", reason, nil)
+			return nil, false, w.deadLetters.move(e, reason.Error())
+		}
 	}
 	if msg.UUID == "" {
 		msg.UUID = e.id
@@ -135,14 +160,15 @@ func (w *workers) prepareMessage(e *entry) (*message.Message, bool) {
 	}
 	msg.Metadata[MetadataEntryID] = e.id
 	msg.Metadata[MetadataDeliveryCount] = strconv.FormatInt(max(e.deliveries, 1), 10)
-	return msg, true
+	return msg, true, true
 }
 
 // claimForDelivery claims e back to this consumer, counting a delivery and
 // reading its fields and delivery counter. An entry that is gone (deleted
 // from the stream, or no longer pending) is acknowledged, which clears it
-// from the PEL where Redis did not. When Redis fails, e is tried later.
-func (w *workers) claimForDelivery(e *entry) bool {
+// from the PEL where Redis did not: gone reports that. When Redis fails, e is
+// tried later.
+func (w *workers) claimForDelivery(e *entry) (ok, gone bool) {
 	ctx, cancel := context.WithTimeout(w.hard, finalCallTimeout)
 	defer cancel()
 	claimed, err := w.m.claimCounted(ctx, []*entry{e})
@@ -151,15 +177,15 @@ func (w *workers) claimForDelivery(e *entry) bool {
 			w.logger.Error("Cannot claim entry for delivery; retrying later", err, watermill.LogFields{"entry_id": e.id})
 			w.redeliver.schedule(e, retryMax)
 		}
-		return false
+		return false, false
 	}
 	if len(claimed) == 0 {
 		w.logger.Debug("Pending entry is gone from the stream", watermill.LogFields{"entry_id": e.id})
 		w.acked(e)
-		return false
+		return false, true
 	}
 	e.claim = false
-	return true
+	return true, false
 }
 
 // acked finishes e: in a group its ID is queued for a batched XACK, and the

@@ -14,4 +14,8 @@ var (
 	// ErrNoSuchDeadLetter is returned by [Admin.DeadLetter] for an ID that is
 	// not in the dead-letter stream.
 	ErrNoSuchDeadLetter = errors.New("millrace: no such dead letter")
+
+	// ErrNotPartitioned is returned by [Admin.Partitions] for a topic
+	// without partition streams.
+	ErrNotPartitioned = errors.New("millrace: topic has no partitions")
 )

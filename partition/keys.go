@@ -3,8 +3,9 @@ package partition
 import (
 	"fmt"
 	"hash/fnv"
-	"strconv"
 	"strings"
+
+	"github.com/millrace/millrace/internal/keys"
 )
 
 // Topics returns the topics of the n partitions of topic: "{topic#0}" to
@@ -27,7 +28,7 @@ func Topics(topic string, n int) ([]string, error) {
 	}
 	topics := make([]string, n)
 	for i := range topics {
-		topics[i] = "{" + topic + "#" + strconv.Itoa(i) + "}"
+		topics[i] = keys.Partition(topic, i)
 	}
 	return topics, nil
 }

@@ -12,6 +12,15 @@
 //	reg.MustRegister(millraceprom.NewCollector(client, millraceprom.Config{}))
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
+// A partitioned topic (package partition) is read through its partitions,
+// "{orders#0}" to "{orders#11}": discovered like any topic, or listed in
+// Config.Topics (partition.Topics names them). Besides their own series, they
+// give partition_lag per partition and, for a group whose members share the
+// partitions (partition.BalancedSubscriber), group_members,
+// group_unowned_partitions and partition_owner, labelled with the
+// partitioned topic ("orders") and the partition; reading the members takes
+// one more round trip.
+//
 // Watermill's own metrics component (components/metrics) keeps measuring
 // handlers and publishers; this collector measures the queue.
 package prometheus
@@ -36,9 +45,10 @@ const (
 
 // Config configures a [Collector]. The zero value is valid.
 type Config struct {
-	// Topics are the topics exported. Default: every topic in the database,
-	// found with SCAN ... TYPE stream (see [admin.Admin.Topics]) at
-	// most once per DiscoveryInterval.
+	// Topics are the topics exported; list a partitioned topic's partitions
+	// (partition.Topics). Default: every topic in the database, found with
+	// SCAN ... TYPE stream (see [admin.Admin.Topics]) at most once per
+	// DiscoveryInterval.
 	Topics []string
 	// DiscoveryInterval is how long a list of discovered topics is reused.
 	// Default: 1m.
@@ -66,6 +76,7 @@ type Collector struct {
 	lag, pending, oldestPending, oldestUndel *prom.Desc
 	consumers, minIdle                       *prom.Desc
 	consumerPending, consumerIdle            *prom.Desc
+	partitions                               partitionDescs
 
 	mu           sync.Mutex // guards the discovered topics
 	discovered   []string
@@ -114,6 +125,8 @@ func NewCollector(client redis.UniversalClient, config Config) *Collector {
 
 		consumerPending: desc("consumer_pending", "Entries pending at the consumer.", consumer...),
 		consumerIdle:    desc("consumer_idle_seconds", "Time since the consumer's last interaction with Redis.", consumer...),
+
+		partitions: newPartitionDescs(desc),
 	}
 }
 
@@ -122,6 +135,7 @@ func (c *Collector) Describe(ch chan<- *prom.Desc) {
 	for _, d := range []*prom.Desc{
 		c.up, c.scrapeDuration, c.length, c.firstAge, c.lastAge, c.deadLetters, c.entriesAdded,
 		c.lag, c.pending, c.oldestPending, c.oldestUndel, c.consumers, c.minIdle, c.entriesRead,
+		c.partitions.lag, c.partitions.owner, c.partitions.members, c.partitions.unowned,
 	} {
 		ch <- d
 	}
@@ -133,12 +147,16 @@ func (c *Collector) Describe(ch chan<- *prom.Desc) {
 
 // Collect implements prometheus.Collector: it reads every topic in one
 // pipelined round trip (plus a SCAN when topics are discovered and the
-// list is stale).
+// list is stale, and one more round trip for the members of the groups of
+// partitioned topics).
 func (c *Collector) Collect(ch chan<- prom.Metric) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), c.config.Timeout)
 	defer cancel()
 	stats, err := c.read(ctx)
+	if err == nil {
+		err = c.collectPartitioned(ctx, ch, stats)
+	}
 	up := 1.0
 	if err != nil {
 		up = 0

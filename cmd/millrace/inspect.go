@@ -66,19 +66,23 @@ func toTopicJSON(s admin.TopicStats) topicJSON {
 		Groups: []groupJSON{},
 	}
 	for _, g := range s.Groups {
-		gj := groupJSON{
-			Name: g.Name, LastDeliveredID: g.LastDeliveredID, EntriesRead: optional(g.EntriesRead, g.EntriesRead >= 0),
-			Lag: g.Lag, LagSource: string(g.LagSource), Pending: g.Pending,
-			OldestPendingID: g.OldestPendingID, OldestPendingAgeMS: optional(ms(g.OldestPendingAge), g.OldestPendingID != ""),
-			NextUndeliveredID: g.NextUndeliveredID, OldestUndeliveredAgeMS: optional(ms(g.OldestUndeliveredAge), g.NextUndeliveredID != ""),
-			Consumers: []consumerJSON{},
-		}
-		for _, c := range g.Consumers {
-			gj.Consumers = append(gj.Consumers, toConsumerJSON(c))
-		}
-		out.Groups = append(out.Groups, gj)
+		out.Groups = append(out.Groups, toGroupJSON(g))
 	}
 	return out
+}
+
+func toGroupJSON(g admin.GroupStats) groupJSON {
+	gj := groupJSON{
+		Name: g.Name, LastDeliveredID: g.LastDeliveredID, EntriesRead: optional(g.EntriesRead, g.EntriesRead >= 0),
+		Lag: g.Lag, LagSource: string(g.LagSource), Pending: g.Pending,
+		OldestPendingID: g.OldestPendingID, OldestPendingAgeMS: optional(ms(g.OldestPendingAge), g.OldestPendingID != ""),
+		NextUndeliveredID: g.NextUndeliveredID, OldestUndeliveredAgeMS: optional(ms(g.OldestUndeliveredAge), g.NextUndeliveredID != ""),
+		Consumers: []consumerJSON{},
+	}
+	for _, c := range g.Consumers {
+		gj.Consumers = append(gj.Consumers, toConsumerJSON(c))
+	}
+	return gj
 }
 
 func toConsumerJSON(c admin.ConsumerStats) consumerJSON {
@@ -162,7 +166,8 @@ very large database prefer 'millrace stat <topic>'.`,
 }
 
 func (a *app) statCommand() *cobra.Command {
-	return &cobra.Command{
+	var partitions int
+	cmd := &cobra.Command{
 		Use:   "stat <topic>",
 		Short: "Show a topic: length, groups with lag and pending entries, consumers, dead letters",
 		Long: `Show one topic: its stream's length and oldest and newest entries, and for each
@@ -175,11 +180,18 @@ consumer group:
   OLDEST UNDELIVERED  age of the oldest entry not read yet: the queue latency
   CONSUMERS           with the entries each holds and its idle time
 
+A partitioned topic (package partition: streams {topic#0}, {topic#1}, ...)
+shows each group's lag and pending entries per partition, the member that owns
+each partition and the group's live members. It is found when the topic's own
+stream does not exist, or named with --partitions.
+
 Only cheap commands are used (XINFO STREAM/GROUPS/CONSUMERS, XPENDING summary,
-XRANGE COUNT 1), in one round trip: safe to run in a loop.`,
+XRANGE COUNT 1), in one round trip (three for a partitioned topic): safe to
+run in a loop.`,
 		Example: `  millrace stat orders
   watch -n 2 millrace stat orders
-  millrace stat orders --json | jq '.groups[] | {name, lag, pending}'`,
+  millrace stat orders --json | jq '.groups[] | {name, lag, pending}'
+  millrace stat orders --partitions 12 --json | jq '.groups[].members'`,
 		Args: args(1, "<topic>"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx, adm, cancel, err := a.callAdmin(cmd)
@@ -191,12 +203,19 @@ XRANGE COUNT 1), in one round trip: safe to run in a loop.`,
 			if err != nil {
 				return err
 			}
+			if !s.Exists || partitions > 0 {
+				if shown, err := a.statPartitioned(ctx, adm, s.Topic, partitions); shown || err != nil {
+					return err
+				}
+			}
 			if a.json {
 				return a.printJSON(toTopicJSON(s))
 			}
 			return a.printStat(s)
 		},
 	}
+	cmd.Flags().IntVar(&partitions, "partitions", 0, "the topic's number of partitions (default: the partition streams found)")
+	return cmd
 }
 
 func (a *app) printStat(s admin.TopicStats) error {

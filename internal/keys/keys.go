@@ -36,6 +36,43 @@ func Consumer(topic, group, consumer string) string {
 	return aux(topic, "consumer:"+strconv.Itoa(len(group))+":"+group+":"+consumer)
 }
 
+// Partition is the topic of partition i of a partitioned topic:
+// "{topic#i}", a hash tag of its own, so that the partitions of a topic
+// hash to different Cluster slots.
+func Partition(topic string, i int) string { return "{" + topic + "#" + strconv.Itoa(i) + "}" }
+
+// SplitPartition returns the partitioned topic and the index of a
+// partition topic: "orders", 3 for "{orders#3}". ok is false for any name
+// that Partition does not make.
+func SplitPartition(name string) (topic string, i int, ok bool) {
+	inner, ok := strings.CutPrefix(name, "{")
+	if !ok {
+		return "", 0, false
+	}
+	if inner, ok = strings.CutSuffix(inner, "}"); !ok {
+		return "", 0, false
+	}
+	hash := strings.LastIndexByte(inner, '#')
+	if hash <= 0 || strings.ContainsRune(inner[:hash], '}') {
+		return "", 0, false
+	}
+	i, err := strconv.Atoi(inner[hash+1:])
+	if err != nil || i < 0 || Partition(inner[:hash], i) != name {
+		return "", 0, false
+	}
+	return inner[:hash], i, true
+}
+
+// Members is the sorted set of the live members of group on a partitioned
+// topic, scored by the time (ms) their membership expires:
+// "{topic}:members:<group>".
+func Members(topic, group string) string { return aux(topic, "members:"+group) }
+
+// Ownership is the hash of what each member of group on a partitioned topic
+// reports (the partitions it owns): "{topic}:ownership:<group>". It shares
+// the slot of [Members].
+func Ownership(topic, group string) string { return aux(topic, "ownership:"+group) }
+
 // DeadLetterBase returns the topic whose default dead-letter stream is key:
 // "orders" for "{orders}:dlq", "a{b}c" for "a{b}c:dlq", "x}y" for
 // "{<tag>}:x}y:dlq".

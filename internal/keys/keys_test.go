@@ -64,3 +64,27 @@ func TestDeadLetterBase(t *testing.T) {
 		assert.False(t, ok, key)
 	}
 }
+
+// Partition topics round-trip through SplitPartition; other names do not
+// split.
+func TestPartition(t *testing.T) {
+	t.Parallel()
+	for _, topic := range []string{"orders", "a#b", "a{b", "svc:orders#1"} {
+		for _, i := range []int{0, 7, 12} {
+			name := keys.Partition(topic, i)
+			got, n, ok := keys.SplitPartition(name)
+			assert.True(t, ok, name)
+			assert.Equal(t, topic, got, name)
+			assert.Equal(t, i, n, name)
+		}
+	}
+	assert.Equal(t, "{orders#3}", keys.Partition("orders", 3))
+	for _, name := range []string{"orders", "{orders}", "{orders#}", "{#1}", "{orders#01}", "{orders#-1}", "{orders#1", "orders#1}", "{a}b#1}", "{orders#x}"} {
+		_, _, ok := keys.SplitPartition(name)
+		assert.False(t, ok, name)
+	}
+	assert.Equal(t, "{orders}:members:billing", keys.Members("orders", "billing"))
+	assert.Equal(t, "{orders}:ownership:billing", keys.Ownership("orders", "billing"))
+	assert.Equal(t, keys.Slot("orders"), keys.Slot(keys.Members("orders", "a:b")))
+	assert.Equal(t, keys.Slot(keys.Members("a{b}c", "g")), keys.Slot(keys.Ownership("a{b}c", "g")))
+}
