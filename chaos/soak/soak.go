@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -149,11 +150,7 @@ func Run(tb testing.TB, cfg Config) Result {
 	res.Churned, res.RouterRestarts = w.churned, w.routerRestarts
 	res.Published, res.PublishErrors = w.published.Load(), w.publishErrors.Load()
 	res.LeftOpen = leftOpen(ctx, tb, probe)
-	keys, err := probe.Keys(ctx, "*").Result()
-	if err != nil {
-		tb.Fatalf("soak: KEYS: %v", err)
-	}
-	res.KeysAfter = keys
+	res.KeysAfter = keysAfter(ctx, tb, probe, topics)
 	res.Trends = Analyze(res.Samples)
 	return res
 }
@@ -166,6 +163,24 @@ func earliest(next map[string]time.Time) string {
 		}
 	}
 	return best
+}
+
+// keysAfter waits until only the topics' streams are left, or until a
+// consumer-name lease whose release met a restarting Redis has expired
+// (SubscriberConfig.ConsumerLease, 10 s), and returns the keys then.
+func keysAfter(ctx context.Context, tb testing.TB, probe *redis.Client, topics []string) []string {
+	deadline := time.Now().Add(12 * time.Second)
+	for {
+		keys, err := probe.Keys(ctx, "*").Result()
+		if err != nil {
+			tb.Fatalf("soak: KEYS: %v", err)
+		}
+		extra := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(topics, k) })
+		if len(extra) == 0 || time.Now().After(deadline) {
+			return keys
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // clientName is the name (CLIENT SETNAME) of the workload's connections.
