@@ -158,7 +158,7 @@ soak: redis-tools
 	cd chaos && GOWORK=off $(GO) test -count=1 -timeout 3h -run '^TestSoak$$' -v ./soak \
 		-args -soak.duration=20m -soak.dir='$(SOAK_DIR)' $(SOAK_ARGS)
 
-## bench-brokers: first the AMQP harness's test (-tags brokers), then
+## bench-brokers: first the AMQP tests (-tags brokers), then
 ## Millrace on a durable Redis (AOF everysec) beside
 ## Watermill's AMQP adapter on RabbitMQ, both started by the program on
 ## loopback (benchmarks/cmd/brokers; several minutes; not part of `make test`
@@ -176,7 +176,7 @@ bench-brokers: redis-tools
 		$$sudo apt-get update; \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rabbitmq-server; \
 	fi
-	cd benchmarks && GOWORK=off $(GO) test -race -count=1 -tags brokers -run '^TestAMQP$$' .
+	cd benchmarks && GOWORK=off $(GO) test -race -count=1 -tags brokers -run '^(TestAMQP|TestRunTinyMatrix)$$' . ./cmd/brokers
 	cd benchmarks && GOWORK=off $(GO) run ./cmd/brokers $(BROKERS_ARGS)
 
 ## quickstart: run the quickstart example (embedded miniredis unless REDIS_URL is set).

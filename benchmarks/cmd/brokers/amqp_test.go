@@ -1,0 +1,5 @@
+//go:build brokers
+
+package main
+
+func init() { withAMQP = true }
