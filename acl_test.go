@@ -35,14 +35,16 @@ var (
 	// in the background of a Publisher: XINFO GROUPS, XPENDING (groups
 	// with pending entries) and XTRIM.
 	aclRetention = []string{"+xinfo|groups", "+xpending", "+xtrim"}
-	// aclSubscriber (consumer group): create the group, read, ack, reclaim
-	// and redeliver, extend leases, hold the consumer name (GET, SET)
+	// aclSubscriber (consumer group): create the group and join it, wait
+	// for news (XREAD, XREVRANGE; CLIENT ID and UNBLOCK let a new
+	// subscription interrupt the wait), read, ack, reclaim and redeliver, extend leases, hold the consumer name (GET, SET)
 	// and prune idle consumers (Lua scripts),
 	// dead-letter (XADD to "{topic}:dlq") and move due delayed messages (a
 	// Lua script: EVALSHA, EVAL when the script is not cached, and the
 	// commands the scripts call).
 	aclSubscriber = []string{
-		"+xgroup|create", "+xreadgroup", "+xack", "+xpending", "+xclaim", "+xautoclaim",
+		"+xgroup|create", "+xgroup|createconsumer", "+xreadgroup", "+xack", "+xpending", "+xclaim", "+xautoclaim",
+		"+xread", "+xrevrange", "+client|id", "+client|unblock",
 		"+xinfo|consumers", "+xgroup|delconsumer",
 		"+xadd",
 		"+get", "+set",
@@ -51,7 +53,7 @@ var (
 	}
 	// aclBroadcast (subscriber without a group): read and find the end
 	// of the stream, and move due delayed messages.
-	aclBroadcast = []string{"+xread", "+xrevrange", "+evalsha", "+eval", "+time", "+zrangebyscore", "+zrange", "+zrem", "+xadd", "+subscribe"}
+	aclBroadcast = []string{"+xread", "+xrevrange", "+client|id", "+client|unblock", "+evalsha", "+eval", "+time", "+zrangebyscore", "+zrange", "+zrem", "+xadd", "+subscribe"}
 )
 
 // aclTopicKeys are the key patterns granting topic: its stream and its
@@ -307,6 +309,12 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 			func(string) []string { return aclWithout(aclSubscriber, rule) }, aclTopicKeys,
 		}
 	}
+	// CLIENT UNBLOCK is sent when a subscription starts waiting while the
+	// wait in flight does not cover its stream: a second topic.
+	cases["without +client|unblock"] = struct{ commands, keys func(string) []string }{
+		func(string) []string { return aclWithout(aclSubscriber, "+client|unblock") },
+		func(topic string) []string { return append(aclTopicKeys(topic), aclTopicKeys(topic+"-2")...) },
+	}
 	cases["without the auxiliary keys"] = struct{ commands, keys func(string) []string }{
 		func(string) []string { return aclSubscriber }, func(topic string) []string { return []string{"~" + topic} },
 	}
@@ -343,6 +351,12 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 				}
 				go aclConsume(ch, nil)
 				cmd := strings.TrimPrefix(strings.TrimPrefix(name, "without "), "+")
+				if cmd == "client|unblock" {
+					aclAwaitIdle(t, a.admin, topic)
+					ch2, err := sub.Subscribe(context.Background(), topic+"-2")
+					require.NoError(t, err)
+					go aclConsume(ch2, nil)
+				}
 				switch cmd {
 				case "time", "zrange", "zrangebyscore", "zrem", "xadd", "the auxiliary keys",
 					"xinfo|consumers", "xgroup|delconsumer", "get", "set":
@@ -498,14 +512,14 @@ func TestACL_TrimRefusalIsLogged(t *testing.T) {
 }
 
 // With NoDelayedMover a broadcast subscriber is read-only: a user with only
-// XREAD and XREVRANGE consumes, and nothing it runs is refused (a poll of
+// XREAD, XREVRANGE, CLIENT ID and CLIENT UNBLOCK consumes, and nothing it runs is refused (a poll of
 // the delayed set would be, and would be logged).
 func TestACL_ReadOnlyBroadcastWithoutDelayedMover(t *testing.T) {
 	t.Parallel()
 	a := newACLServer(t)
 	logs := &topoLogBuffer{}
 	topic := "orders"
-	client := a.setUser(t, "reader", "reader-Secret-1", []string{"+xread", "+xrevrange"}, aclTopicKeys(topic))
+	client := a.setUser(t, "reader", "reader-Secret-1", []string{"+xread", "+xrevrange", "+client|id", "+client|unblock"}, aclTopicKeys(topic))
 	sub, err := millrace.NewSubscriber(client, millrace.SubscriberConfig{
 		BlockTime: 100 * time.Millisecond, NoDelayedMover: true,
 	}, topoLoggerTo(logs))
@@ -535,4 +549,20 @@ func newACLPublisherAsAdmin(t *testing.T, a *aclServer) *millrace.Publisher {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, pub.Close()) })
 	return pub
+}
+
+// aclAwaitIdle waits until a client is blocked in the XREAD that waits for
+// news (CLIENT LIST: flags b, cmd xread).
+func aclAwaitIdle(t *testing.T, admin *redis.Client, topic string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		list, err := admin.ClientList(context.Background()).Result()
+		require.NoError(t, err)
+		for _, l := range strings.Split(list, "\n") {
+			if strings.Contains(l, "user="+topic+" ") && strings.Contains(l, " flags=b ") && strings.Contains(l, " cmd=xread ") {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 5*time.Millisecond, "no XREAD blocked for news")
 }

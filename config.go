@@ -202,8 +202,11 @@ type SubscriberConfig struct {
 	// a restart or a takeover costs one XRANGE (pipelined) to read its key.
 	// Default: "", no per-key order.
 	OrderingKey string
-	// BlockTime is how long one read waits for new entries (XREADGROUP BLOCK).
-	// It bounds how long Close waits for a read in flight.
+	// BlockTime is how long one wait for new entries blocks before it is
+	// renewed: on a standalone or Sentinel client the XREAD BLOCK of the wait
+	// every Subscriber over the client shares (the shortest BlockTime of
+	// theirs), on Cluster the XREADGROUP BLOCK of each subscription's read,
+	// which Close waits for.
 	// Default: 1s.
 	BlockTime time.Duration
 	// ClaimInterval is how often the group's pending entries are scanned for
@@ -232,15 +235,16 @@ type SubscriberConfig struct {
 	// this long and hold no pending entry (XGROUP DELCONSUMER, checked
 	// atomically in a script, so no pending entry is ever dropped), checked
 	// once a minute. Generated consumer names otherwise pile up in the group
-	// over restarts. A live consumer removed this way is recreated by its
-	// next read. Negative disables it.
+	// over restarts. A live consumer with nothing to read for this long is
+	// removed too, and is added again with the next entry it reads.
+	// Negative disables it.
 	// Default: 1h.
 	PruneConsumersAfter time.Duration
 	// CloseTimeout bounds how long Close (or cancelling Subscribe's context)
 	// waits for handlers to Ack or Nack the messages they hold. Messages
 	// still unacknowledged then stay pending and are redelivered. Close
-	// returns within about CloseTimeout+BlockTime, plus a bounded final XACK
-	// and release when Redis is slow.
+	// returns within about CloseTimeout (on Cluster +BlockTime), plus a
+	// bounded final XACK and release when Redis is slow.
 	// Default: 10s.
 	CloseTimeout time.Duration
 	// DeadLetterTopic names the dead-letter topic of a topic.

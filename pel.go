@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/millrace/millrace/internal/entryid"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -26,7 +27,8 @@ const pelChunk = 1000
 const releaseIdle = 24 * time.Hour
 
 // read reads up to count entries after id ("0" for this consumer's pending
-// ones, ">" for new ones), waiting up to block for new ones.
+// ones, ">" for new ones), waiting up to block for new ones (no BLOCK when
+// negative).
 func (m member) read(ctx context.Context, id string, count int, block time.Duration) ([]redis.XMessage, error) {
 	streams, err := m.client.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group:    m.group,
@@ -42,6 +44,53 @@ func (m member) read(ctx context.Context, id string, count int, block time.Durat
 		return nil, err
 	}
 	return streams[0].Messages, nil
+}
+
+// readWithEnd is read of new entries without blocking, preceded in one
+// round trip by the ID of the stream's last entry ("0-0" for none) before
+// the read: when fewer than count entries come back, every entry up to
+// that ID has been delivered to the group, so entries newer than the later
+// of it and the last one read are all the group has not seen. Entries read
+// are returned even when the end could not be learnt (then with its error).
+func (m member) readWithEnd(ctx context.Context, count int) (string, []redis.XMessage, error) {
+	var end *redis.XMessageSliceCmd
+	var read *redis.XStreamSliceCmd
+	_, _ = m.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		end = p.XRevRangeN(ctx, m.stream, "+", "-", 1)
+		read = p.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group:    m.group,
+			Consumer: m.consumer,
+			Streams:  []string{m.stream, ">"},
+			Count:    int64(count),
+			Block:    -1,
+		})
+		return nil
+	})
+	if err := read.Err(); err != nil && !rediserr.IsNil(err) {
+		return "", nil, err
+	}
+	var msgs []redis.XMessage
+	if streams := read.Val(); len(streams) > 0 {
+		msgs = streams[0].Messages
+	}
+	if err := end.Err(); err != nil && !rediserr.IsNil(err) {
+		return "", msgs, err
+	}
+	last := "0-0"
+	if e := end.Val(); len(e) > 0 {
+		last = e[0].ID
+	}
+	if len(msgs) > 0 && entryid.Compare(msgs[len(msgs)-1].ID, last) > 0 {
+		last = msgs[len(msgs)-1].ID
+	}
+	return last, msgs, nil
+}
+
+// join adds the consumer to the group (XGROUP CREATECONSUMER), so that it
+// is listed before it reads its first entry: a read that finds nothing new
+// does not add it.
+func (m member) join(ctx context.Context) error {
+	return m.client.XGroupCreateConsumer(ctx, m.stream, m.group, m.consumer).Err()
 }
 
 // ownPending lists up to count of this consumer's pending entries after

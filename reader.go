@@ -31,6 +31,15 @@ type reader struct {
 	queue          *queue
 	logger         watermill.LoggerAdapter
 
+	// news, when set, waits for new entries instead of a blocking read:
+	// reads do not block, and once one comes back short the reader waits
+	// for an entry after idleAfter.
+	news      *newsWaiter
+	idleAfter string
+	// short says the last read of new entries returned fewer than prefetch:
+	// the next one also learns the stream's end (readWithEnd).
+	short bool
+
 	lastID string // last entry read: where broadcast goes on and a group is recreated
 	retry  backoff
 	log    errorLog
@@ -113,31 +122,78 @@ func (r *reader) readOwnPending(ctx context.Context) (bool, error) {
 }
 
 // readNew waits up to the block time for entries never delivered to the
-// group.
+// group, or, with a news waiter, for news of the stream and then reads
+// without blocking.
 func (r *reader) readNew(ctx context.Context) (bool, error) {
+	if r.news != nil {
+		return r.readNewAfterNews(ctx)
+	}
 	msgs, err := r.m.read(ctx, ">", r.prefetch, r.block)
 	if err != nil || len(msgs) == 0 {
 		return false, err
 	}
-	es := toEntries(msgs)
-	r.lastID = es[len(es)-1].id
-	return !r.pushHeld(es), nil
+	return r.pushNew(msgs), nil
 }
 
-// readBroadcast waits up to the block time for entries after lastID.
+func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
+	if r.idleAfter != "" {
+		if !r.news.wait(ctx, r.stream, r.idleAfter) {
+			return true, nil
+		}
+		r.idleAfter = ""
+	}
+	var msgs []redis.XMessage
+	var err error
+	if r.short {
+		var end string
+		end, msgs, err = r.m.readWithEnd(ctx, r.prefetch)
+		if err == nil && len(msgs) < r.prefetch {
+			r.idleAfter = end
+		}
+	} else {
+		msgs, err = r.m.read(ctx, ">", r.prefetch, -1)
+	}
+	r.short = err != nil || len(msgs) < r.prefetch
+	if len(msgs) > 0 {
+		if r.pushNew(msgs) {
+			return true, nil
+		}
+	}
+	return false, err
+}
+
+// pushNew holds and queues entries just read; true when stopping.
+func (r *reader) pushNew(msgs []redis.XMessage) bool {
+	es := toEntries(msgs)
+	r.lastID = es[len(es)-1].id
+	return !r.pushHeld(es)
+}
+
+// readBroadcast waits up to the block time for entries after lastID, or,
+// with a news waiter, waits for news after lastID once a read came back
+// short and reads without blocking.
 func (r *reader) readBroadcast(ctx context.Context) (bool, error) {
+	block := r.block
+	if r.news != nil {
+		if r.short && !r.news.wait(ctx, r.stream, r.lastID) {
+			return true, nil
+		}
+		block = -1
+	}
 	streams, err := r.client.XRead(ctx, &redis.XReadArgs{
 		Streams: []string{r.stream, r.lastID},
 		Count:   int64(r.prefetch),
-		Block:   r.block,
+		Block:   block,
 	}).Result()
-	if rediserr.IsNil(err) || (err == nil && len(streams) == 0) {
-		return false, nil
-	}
-	if err != nil {
+	if err != nil && !rediserr.IsNil(err) {
+		r.short = false
 		return false, err
 	}
-	es := toEntries(streams[0].Messages)
+	var es []*entry
+	if len(streams) > 0 {
+		es = toEntries(streams[0].Messages)
+	}
+	r.short = len(es) < r.prefetch
 	if len(es) == 0 {
 		return false, nil
 	}

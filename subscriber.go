@@ -25,6 +25,10 @@ type Subscriber struct {
 
 	token   string   // this Subscriber's mark on the consumer names it holds
 	wakeups *wakeups // started with the first subscription that moves delayed messages
+	// news is the client's news waiter, acquired with the first
+	// subscription; nil on a client of several nodes (newsTried says so).
+	news      *newsWaiter
+	newsTried bool
 
 	mu      sync.Mutex // guards closed, active, names and adding to running
 	closed  bool
@@ -42,8 +46,10 @@ var (
 // NewSubscriber returns a Subscriber over client. The client is borrowed:
 // Close does not close it. A nil logger logs nothing.
 //
-// Size the client's pool for at least one connection per subscription plus a
-// few: every subscription keeps one connection in a blocking read.
+// On a standalone or Sentinel client, every Subscriber over the client
+// shares one connection waiting for new entries of all their topics. On
+// Cluster every subscription keeps one connection in a blocking read: size
+// the client's pool for one per subscription plus a few.
 func NewSubscriber(client redis.UniversalClient, config SubscriberConfig, logger watermill.LoggerAdapter) (*Subscriber, error) {
 	if client == nil {
 		return nil, ErrNilClient
@@ -157,6 +163,18 @@ func (s *Subscriber) listenWakeups() *wakeups {
 	return s.wakeups
 }
 
+// waitForNews returns the client's news waiter, nil on a client of
+// several nodes or once closed.
+func (s *Subscriber) waitForNews() *newsWaiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.newsTried && !s.closed {
+		s.newsTried = true
+		s.news = acquireNewsWaiter(s.client, s.config.BlockTime, s.logger)
+	}
+	return s.news
+}
+
 // releaseName gives a consumer name up unless a running subscription of
 // this Subscriber still holds it. locked says whether s.mu is held.
 func (s *Subscriber) releaseName(lease *consumerLease, locked bool) {
@@ -211,10 +229,13 @@ func (s *Subscriber) Close() error {
 		return nil
 	}
 	s.mu.Lock()
-	w := s.wakeups
+	w, news := s.wakeups, s.news
 	s.mu.Unlock()
 	if w != nil {
 		w.stop()
+	}
+	if news != nil {
+		news.release()
 	}
 	s.logger.Debug("Subscriber closed", watermill.LogFields{"consumer": s.config.Consumer})
 	return nil

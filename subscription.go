@@ -124,6 +124,8 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 		retry:          newRetryBackoff(),
 		log:            errorLog{logger: sub.logger},
 		ownPendingRead: make(chan struct{}),
+		news:           s.waitForNews(),
+		short:          true,
 	}
 	work, redeliveries := q.ch, q
 	if cfg.OrderingKey != "" {
@@ -193,7 +195,13 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 // or fix the broadcast start at the stream's current end.
 func (sub *subscription) prepare(ctx context.Context) error {
 	if sub.m != nil {
-		return createGroup(ctx, sub.client, sub.stream, sub.m.group, sub.newGroup)
+		if err := createGroup(ctx, sub.client, sub.stream, sub.m.group, sub.newGroup); err != nil {
+			return err
+		}
+		if err := sub.m.join(ctx); err != nil {
+			sub.logger.Error("Cannot add the consumer to the group; it is listed once it reads an entry", err, nil)
+		}
+		return nil
 	}
 	id, err := lastEntryID(ctx, sub.client, sub.stream)
 	if err != nil {

@@ -1,0 +1,303 @@
+package millrace
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/rediserr"
+)
+
+// newsWaiter waits for new entries on behalf of every idle reader of the
+// Subscribers over one client: one blocking XREAD over all the streams they
+// wait on, on one connection, whatever the number of topics, groups and
+// Subscribers. A reader that has read its stream dry tells it the last entry
+// ID the stream had and is woken once a newer entry exists; it then reads
+// its group without blocking. A wait the XREAD in flight does not cover
+// interrupts it (CLIENT UNBLOCK), so it is reissued with that wait at once.
+//
+// Only a single-node client (standalone or Sentinel) has one: on Cluster a
+// multi-key XREAD must stay in one slot and every topic has its own, so
+// there each reader blocks on its own read.
+type newsWaiter struct {
+	loop
+	client *redis.Client
+	logger watermill.LoggerAdapter
+	refs   int // guarded by newsWaiters.mu
+
+	mu    sync.Mutex
+	block time.Duration                     // XREAD BLOCK: the shortest BlockTime of the Subscribers
+	waits map[string]map[*newsWait]struct{} // by stream
+	// armed is the stream → ID set of the XREAD in flight, nil when none;
+	// gen counts the XREADs sent.
+	armed map[string]string
+	gen   uint64
+	// connID is the CLIENT ID of the XREAD's connection: 0 while unknown,
+	// -1 when CLIENT ID is refused (then a wait not covered waits for the
+	// XREAD in flight to end, at most BlockTime).
+	connID int64
+	kick   chan struct{} // the set of waits changed while no XREAD was in flight
+}
+
+// newsWait is one reader's wait for an entry of stream after ID after.
+type newsWait struct {
+	stream, after string
+	news          chan struct{} // closed when there is one, or when the waiter lost track
+}
+
+var newsWaiters = struct {
+	sync.Mutex
+	m map[*redis.Client]*newsWaiter
+}{m: map[*redis.Client]*newsWaiter{}}
+
+// acquireNewsWaiter returns the waiter of client, started at the first
+// call; nil for a client of several nodes. Every acquire is paired with a
+// release.
+func acquireNewsWaiter(client redis.UniversalClient, block time.Duration, logger watermill.LoggerAdapter) *newsWaiter {
+	single, ok := client.(*redis.Client)
+	if !ok {
+		return nil
+	}
+	newsWaiters.Lock()
+	defer newsWaiters.Unlock()
+	w := newsWaiters.m[single]
+	if w == nil {
+		w = &newsWaiter{
+			loop:   newLoop(context.Background()),
+			client: single,
+			logger: logger,
+			block:  block,
+			waits:  map[string]map[*newsWait]struct{}{},
+			kick:   make(chan struct{}, 1),
+		}
+		newsWaiters.m[single] = w
+		w.goRun(w.run)
+	}
+	w.refs++
+	w.mu.Lock()
+	w.block = min(w.block, block)
+	w.mu.Unlock()
+	return w
+}
+
+// release drops one reference; the last one stops the waiter.
+func (w *newsWaiter) release() {
+	newsWaiters.Lock()
+	w.refs--
+	last := w.refs == 0
+	if last {
+		delete(newsWaiters.m, w.client)
+	}
+	newsWaiters.Unlock()
+	if last {
+		w.cancel()
+		w.interrupt(context.Background())
+		w.stop()
+	}
+}
+
+// wait returns once stream has an entry after ID after (or the waiter lost
+// track and the reader must look), false when ctx ends first.
+func (w *newsWaiter) wait(ctx context.Context, stream, after string) bool {
+	nw := &newsWait{stream: stream, after: after, news: make(chan struct{})}
+	w.mu.Lock()
+	if w.waits[stream] == nil {
+		w.waits[stream] = map[*newsWait]struct{}{}
+	}
+	w.waits[stream][nw] = struct{}{}
+	covered := w.armed != nil && w.armed[stream] != "" && entryid.Compare(after, w.armed[stream]) >= 0
+	idle := w.armed == nil
+	w.mu.Unlock()
+	switch {
+	case idle:
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	case !covered:
+		w.interrupt(ctx)
+	}
+	select {
+	case <-nw.news:
+		return true
+	case <-ctx.Done():
+		w.mu.Lock()
+		delete(w.waits[stream], nw)
+		if len(w.waits[stream]) == 0 {
+			delete(w.waits, stream)
+		}
+		w.mu.Unlock()
+		return false
+	}
+}
+
+// interrupt ends the XREAD in flight, if any, so that the next one covers
+// every wait. CLIENT UNBLOCK reaching Redis before the XREAD it is meant for
+// finds nothing blocked; it is sent again until that XREAD has returned.
+func (w *newsWaiter) interrupt(ctx context.Context) {
+	w.mu.Lock()
+	gen, id := w.gen, w.connID
+	inFlight := w.armed != nil
+	w.mu.Unlock()
+	if !inFlight || id <= 0 {
+		return
+	}
+	for pause := 100 * time.Microsecond; ctx.Err() == nil; pause = min(2*pause, 50*time.Millisecond) {
+		n, err := w.client.ClientUnblock(ctx, id).Result()
+		if err != nil {
+			if rediserr.IsNoPerm(err) {
+				w.mu.Lock()
+				w.connID = -1
+				w.mu.Unlock()
+				w.logger.Error(refusedUnblock, err, nil)
+			}
+			return
+		}
+		w.mu.Lock()
+		same := w.gen == gen && w.armed != nil
+		w.mu.Unlock()
+		if n == 1 || !same || !sleepCtx(ctx, pause) {
+			return
+		}
+	}
+}
+
+func (w *newsWaiter) run(ctx context.Context) {
+	var conn *redis.Conn
+	defer func() {
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}()
+	retry := newRetryBackoff()
+	log := errorLog{logger: w.logger}
+	for ctx.Err() == nil {
+		if conn == nil {
+			conn = w.client.Conn()
+			if err := w.identify(ctx, conn); err != nil {
+				_ = conn.Close()
+				conn = nil
+				if ctx.Err() == nil {
+					log.failure("Cannot wait for new entries; retrying", err, nil)
+					sleepCtx(ctx, retry.next())
+				}
+				continue
+			}
+		}
+		args, block := w.arm()
+		if args == nil {
+			select {
+			case <-w.kick:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		streams, err := conn.XRead(ctx, &redis.XReadArgs{Streams: args, Count: 1, Block: block}).Result()
+		w.disarm()
+		if err != nil && !rediserr.IsNil(err) {
+			if ctx.Err() != nil {
+				return
+			}
+			log.failure("Cannot wait for new entries; retrying", err, nil)
+			_ = conn.Close()
+			conn = nil
+			// Whatever happened meanwhile (a restart, a failover) was not
+			// heard: every reader looks for itself.
+			w.wakeAll()
+			sleepCtx(ctx, retry.next())
+			continue
+		}
+		retry.reset()
+		log.recovered("Waiting for new entries again", nil)
+		for _, s := range streams {
+			if len(s.Messages) > 0 {
+				w.heard(s.Stream, s.Messages[0].ID)
+			}
+		}
+	}
+}
+
+const refusedUnblock = "Cannot interrupt the wait for new entries (ACL: it needs CLIENT ID and CLIENT UNBLOCK); " +
+	"a new subscription may wait up to BlockTime for its first entries"
+
+// identify learns the CLIENT ID of conn, which interrupt needs.
+func (w *newsWaiter) identify(ctx context.Context, conn *redis.Conn) error {
+	id, err := conn.ClientID(ctx).Result()
+	if rediserr.IsNoPerm(err) {
+		w.logger.Error(refusedUnblock, err, nil)
+		id, err = -1, nil
+	}
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.connID = id
+	w.mu.Unlock()
+	return nil
+}
+
+// arm returns the XREAD STREAMS arguments covering every wait (per stream,
+// the oldest ID waited after) and marks them in flight; nil when nobody
+// waits.
+func (w *newsWaiter) arm() ([]string, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.waits) == 0 {
+		return nil, 0
+	}
+	w.gen++
+	w.armed = make(map[string]string, len(w.waits))
+	for stream, ws := range w.waits {
+		after := ""
+		for nw := range ws {
+			if after == "" || entryid.Compare(nw.after, after) < 0 {
+				after = nw.after
+			}
+		}
+		w.armed[stream] = after
+	}
+	args := make([]string, 0, 2*len(w.armed))
+	for stream := range w.armed {
+		args = append(args, stream)
+	}
+	for _, stream := range args[:len(w.armed)] {
+		args = append(args, w.armed[stream])
+	}
+	return args, w.block
+}
+
+func (w *newsWaiter) disarm() {
+	w.mu.Lock()
+	w.armed = nil
+	w.mu.Unlock()
+}
+
+// heard wakes the waits of stream for which id is news.
+func (w *newsWaiter) heard(stream, id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for nw := range w.waits[stream] {
+		if entryid.Compare(id, nw.after) > 0 {
+			close(nw.news)
+			delete(w.waits[stream], nw)
+		}
+	}
+	if len(w.waits[stream]) == 0 {
+		delete(w.waits, stream)
+	}
+}
+
+func (w *newsWaiter) wakeAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for stream, ws := range w.waits {
+		for nw := range ws {
+			close(nw.news)
+		}
+		delete(w.waits, stream)
+	}
+}
