@@ -205,8 +205,9 @@ type SubscriberConfig struct {
 	// BlockTime is how long one wait for new entries blocks before it is
 	// renewed: on a standalone or Sentinel client the XREAD BLOCK of the wait
 	// every Subscriber over the client shares (the shortest BlockTime of
-	// theirs), on Cluster the XREADGROUP BLOCK of each subscription's read,
-	// which Close waits for.
+	// theirs; a busy topic's own reads block for 100ms at most), on Cluster
+	// the XREADGROUP BLOCK of each subscription's read, which Close waits
+	// for.
 	// Default: 1s.
 	BlockTime time.Duration
 	// ClaimInterval is how often the group's pending entries are scanned for

@@ -15,8 +15,8 @@ import (
 
 // wakeups hears the publishers' announcements of new delayed messages
 // (PUBLISH "{topic}:delayed" <due ms>) on one Pub/Sub connection per
-// Subscriber, whatever the number of topics, and wakes the movers of the
-// topic. Plain Pub/Sub, not sharded: on Redis Cluster one connection to any
+// client, shared by its Subscribers, whatever the number of topics, and
+// wakes the movers of the topic. Plain Pub/Sub, not sharded: on Redis Cluster one connection to any
 // node hears every channel. An announcement missed (a reconnect, a refused
 // SUBSCRIBE, a publisher that does not announce) costs a mover its next
 // poll, never a message.
@@ -48,7 +48,24 @@ func newWakeups(client redis.UniversalClient, logger watermill.LoggerAdapter) *w
 	}
 }
 
-func (w *wakeups) start() { w.goRun(w.run) }
+// allWakeups are the listeners of the clients.
+var allWakeups perClient[*wakeups]
+
+// acquireWakeups returns the listener of client, started at the first call;
+// paired with a releaseWakeups.
+func acquireWakeups(client redis.UniversalClient, logger watermill.LoggerAdapter) *wakeups {
+	return allWakeups.acquire(client, func() *wakeups {
+		w := newWakeups(client, logger)
+		w.goRun(w.run)
+		return w
+	})
+}
+
+// releaseWakeups drops one reference to the listener of client; the last
+// one stops it.
+func releaseWakeups(client redis.UniversalClient) {
+	allWakeups.release(client, (*wakeups).stop)
+}
 
 // stop ends the listener and closes its connection.
 func (w *wakeups) stop() {
@@ -104,7 +121,7 @@ func (w *wakeups) remove(m *delayMover) {
 	w.mu.Unlock()
 }
 
-// listening reports whether announcements on ch reach this Subscriber.
+// listening reports whether announcements on ch are heard.
 func (w *wakeups) listening(ch string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -20,6 +20,12 @@ import (
 // its group without blocking. A wait the XREAD in flight does not cover
 // interrupts it (CLIENT UNBLOCK), so it is reissued with that wait at once.
 //
+// A few readers, a quarter of the client's pool, may block on their own
+// reads meanwhile, as long as those keep finding entries: a busy topic then
+// gets each entry with the read that waited for it, one round trip sooner
+// than after news. The first read that finds nothing in its BLOCK (at most
+// 100ms) hands its turn back and its stream to the waiter.
+//
 // Only a single-node client (standalone or Sentinel) has one: on Cluster a
 // multi-key XREAD must stay in one slot and every topic has its own, so
 // there each reader blocks on its own read.
@@ -27,7 +33,8 @@ type newsWaiter struct {
 	loop
 	client *redis.Client
 	logger watermill.LoggerAdapter
-	refs   int // guarded by newsWaiters.mu
+	// blockers holds a token per reader blocking on its own read.
+	blockers chan struct{}
 
 	mu    sync.Mutex
 	block time.Duration                     // XREAD BLOCK: the shortest BlockTime of the Subscribers
@@ -49,56 +56,58 @@ type newsWait struct {
 	news          chan struct{} // closed when there is one, or when the waiter lost track
 }
 
-var newsWaiters = struct {
-	sync.Mutex
-	m map[*redis.Client]*newsWaiter
-}{m: map[*redis.Client]*newsWaiter{}}
+// newsWaiters are the waiters of single-node clients.
+var newsWaiters perClient[*newsWaiter]
 
 // acquireNewsWaiter returns the waiter of client, started at the first
-// call; nil for a client of several nodes. Every acquire is paired with a
-// release.
+// call; nil for a client of several nodes. Each call that returns one is
+// paired with a releaseNewsWaiter.
 func acquireNewsWaiter(client redis.UniversalClient, block time.Duration, logger watermill.LoggerAdapter) *newsWaiter {
 	single, ok := client.(*redis.Client)
 	if !ok {
 		return nil
 	}
-	newsWaiters.Lock()
-	defer newsWaiters.Unlock()
-	w := newsWaiters.m[single]
-	if w == nil {
-		w = &newsWaiter{
-			loop:   newLoop(context.Background()),
-			client: single,
-			logger: logger,
-			block:  block,
-			waits:  map[string]map[*newsWait]struct{}{},
-			kick:   make(chan struct{}, 1),
+	w := newsWaiters.acquire(client, func() *newsWaiter {
+		w := &newsWaiter{
+			loop:     newLoop(context.Background()),
+			client:   single,
+			logger:   logger,
+			blockers: make(chan struct{}, max(1, single.Options().PoolSize/4)),
+			block:    block,
+			waits:    map[string]map[*newsWait]struct{}{},
+			kick:     make(chan struct{}, 1),
 		}
-		newsWaiters.m[single] = w
 		w.goRun(w.run)
-	}
-	w.refs++
+		return w
+	})
 	w.mu.Lock()
 	w.block = min(w.block, block)
 	w.mu.Unlock()
 	return w
 }
 
-// release drops one reference; the last one stops the waiter.
-func (w *newsWaiter) release() {
-	newsWaiters.Lock()
-	w.refs--
-	last := w.refs == 0
-	if last {
-		delete(newsWaiters.m, w.client)
-	}
-	newsWaiters.Unlock()
-	if last {
+// releaseNewsWaiter drops one reference to the waiter of client; the last
+// one stops it, ending the XREAD in flight.
+func releaseNewsWaiter(client redis.UniversalClient) {
+	newsWaiters.release(client, func(w *newsWaiter) {
 		w.cancel()
 		w.interrupt(context.Background())
 		w.stop()
+	})
+}
+
+// tryBlock takes a turn to block on a reader's own read; false when all
+// are taken. A turn taken is given back with unblock.
+func (w *newsWaiter) tryBlock() bool {
+	select {
+	case w.blockers <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }
+
+func (w *newsWaiter) unblock() { <-w.blockers }
 
 // wait returns once stream has an entry after ID after (or the waiter lost
 // track and the reader must look), false when ctx ends first.

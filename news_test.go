@@ -35,6 +35,20 @@ func blockedReads(t *testing.T, c redis.UniversalClient, name string) map[string
 	return byCmd
 }
 
+// pubSubClients counts the clients of name subscribed to a channel.
+func pubSubClients(t *testing.T, c redis.UniversalClient, name string) int {
+	t.Helper()
+	list, err := c.ClientList(context.Background()).Result()
+	require.NoError(t, err)
+	n := 0
+	for _, l := range strings.Split(list, "\n") {
+		if strings.Contains(l, " name="+name+" ") && !strings.Contains(l, " sub=0 ") {
+			n++
+		}
+	}
+	return n
+}
+
 // namedClient is a client of e's server whose connections carry name.
 func namedClient(t *testing.T, e *env, name string) *redis.Client {
 	t.Helper()
@@ -109,6 +123,7 @@ func TestNews_OneBlockingReadForAllTopics(t *testing.T) {
 			got.Ack()
 		}
 		awaitOneBlockedXREAD(t, e, "per-handler")
+		assert.Equal(t, 1, pubSubClients(t, e.client, "per-handler"), "one connection hears the delayed-message announcements")
 	})
 }
 

@@ -36,6 +36,7 @@ type reader struct {
 	// for an entry after idleAfter.
 	news      *newsWaiter
 	idleAfter string
+	blocking  bool // holds one of news's turns to block on its own read
 	// short says the last read of new entries returned fewer than prefetch:
 	// the next one also learns the stream's end (readWithEnd).
 	short bool
@@ -62,6 +63,9 @@ func (r *reader) run(ctx context.Context) {
 	}
 	close(r.ownPendingRead)
 	r.loopOn(ctx, r.readNew)
+	if r.blocking {
+		r.news.unblock()
+	}
 }
 
 // loopOn calls read until it reports done or ctx ends, pacing failures
@@ -142,6 +146,20 @@ func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
 		}
 		r.idleAfter = ""
 	}
+	if r.blocking || r.news.tryBlock() {
+		r.blocking = true
+		msgs, err := r.m.read(ctx, ">", r.prefetch, min(r.block, ownReadBlock))
+		if err != nil || len(msgs) > 0 {
+			if len(msgs) > 0 {
+				return r.pushNew(msgs), nil
+			}
+			return false, err
+		}
+		// Nothing for a while: the waiter waits from now on.
+		r.news.unblock()
+		r.blocking = false
+		r.short = true
+	}
 	var msgs []redis.XMessage
 	var err error
 	if r.short {
@@ -215,6 +233,11 @@ func (r *reader) pushHeld(es []*entry) bool {
 	}
 	return true
 }
+
+// ownReadBlock caps the BLOCK of a reader's own read beside a news waiter:
+// long enough to keep a busy topic's turn between entries, short enough
+// that Close hardly waits for it.
+const ownReadBlock = 100 * time.Millisecond
 
 // toEntries makes entries of messages just read, on their first delivery.
 func toEntries(msgs []redis.XMessage) []*entry {

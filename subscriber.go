@@ -24,7 +24,7 @@ type Subscriber struct {
 	version versionCheck
 
 	token   string   // this Subscriber's mark on the consumer names it holds
-	wakeups *wakeups // started with the first subscription that moves delayed messages
+	wakeups *wakeups // the client's, acquired with the first subscription that moves delayed messages
 	// news is the client's news waiter, acquired with the first
 	// subscription; nil on a client of several nodes (newsTried says so).
 	news      *newsWaiter
@@ -151,14 +151,13 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return sub.out, nil
 }
 
-// listenWakeups returns the Subscriber's listener for announcements of
-// delayed messages, started at the first call; nil once closed.
+// listenWakeups returns the client's listener for announcements of
+// delayed messages, acquired at the first call; nil once closed.
 func (s *Subscriber) listenWakeups() *wakeups {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.wakeups == nil && !s.closed {
-		s.wakeups = newWakeups(s.client, s.logger)
-		s.wakeups.start()
+		s.wakeups = acquireWakeups(s.client, s.logger)
 	}
 	return s.wakeups
 }
@@ -232,10 +231,10 @@ func (s *Subscriber) Close() error {
 	w, news := s.wakeups, s.news
 	s.mu.Unlock()
 	if w != nil {
-		w.stop()
+		releaseWakeups(s.client)
 	}
 	if news != nil {
-		news.release()
+		releaseNewsWaiter(s.client)
 	}
 	s.logger.Debug("Subscriber closed", watermill.LogFields{"consumer": s.config.Consumer})
 	return nil

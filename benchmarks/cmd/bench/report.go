@@ -86,7 +86,7 @@ func (r *figures) write(w io.Writer, m matrix.Machine, o options, h header) {
 	fmt.Fprintf(w, "CPU: getrusage user+sys of the benchmark process over the same span, per message. ")
 	fmt.Fprintf(w, "Latency: 16 B messages at a fixed rate for %s, publish time in metadata, measured in the handler. ", o.LatencyDuration)
 	fmt.Fprintf(w, "Peak RSS: a child process draining the backlog with one subscriber. ")
-	fmt.Fprintf(w, "Idle: after one message per topic and %s of quiet, INFO over %s: commands from total_commands_processed (our first INFO subtracted; per command from commandstats), connections as connected_clients beyond those before the subscribers started, and the subscribers' client's PoolStats, whose pool holds 2 × topics + 64 connections at most (raw: XREADGROUP BLOCK 1s over every stream). ", o.idleSettle, o.idleDuration)
+	fmt.Fprintf(w, "Idle: after one message per topic and %s of quiet, INFO over %s: commands from total_commands_processed (our first INFO subtracted; per command from commandstats), connections as connected_clients beyond those before the subscribers started, and the subscribers' client's PoolStats, whose pool holds 2 × topics + 64 connections at most (Millrace: go-redis's default, 10 per CPU; raw: XREADGROUP BLOCK 1s over every stream). ", o.idleSettle, o.idleDuration)
 	fmt.Fprintf(w, "Delayed: %d topics read by one Subscriber each get one message delayed with delay.For, published at random times over %s, after %s without traffic (idle) or amid %d plain msg/s per topic (busy); samples pooled over the runs.\n", o.delayTopics, o.delaySpread, o.delayIdle, o.delayBusyRate)
 	fmt.Fprintf(w, "Failed runs: %d.\n", h.failures)
 }

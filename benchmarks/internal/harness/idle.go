@@ -82,8 +82,13 @@ func Idle(ctx context.Context, impl Impl, cfg IdleConfig) (IdleRate, error) {
 		return IdleRate{}, err
 	}
 	// Room for more than one connection per topic, so that the pool's cap
-	// does not shape the figure.
-	subClient := NewClientPool(cfg.Addr, 2*len(topics)+64)
+	// does not shape the figure; Millrace, which needs no connection per
+	// topic, gets go-redis's default pool, as a user would.
+	size := 2*len(topics) + 64
+	if impl.Name() == Millrace {
+		size = 0
+	}
+	subClient := NewClientPool(cfg.Addr, size)
 	defer subClient.Close()
 	var handled atomic.Int64
 	got := make(chan struct{})

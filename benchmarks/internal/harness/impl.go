@@ -145,7 +145,8 @@ func NewImpl(name string, rawBatch int) (Impl, error) {
 func NewClient(addr string) *redis.Client { return NewClientPool(addr, 128) }
 
 // NewClientPool returns a go-redis client for addr with a pool of size
-// connections at most, for subscribers of many topics.
+// connections at most (0: go-redis's default), for subscribers of many
+// topics.
 func NewClientPool(addr string, size int) *redis.Client {
 	return redis.NewClient(&redis.Options{
 		Addr:         addr,
