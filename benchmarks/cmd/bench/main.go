@@ -88,6 +88,11 @@ func run(ctx context.Context, opts options) error {
 	if err := opts.Emit(func(w io.Writer) { b.rep.write(w, m, opts, h) }); err != nil {
 		return err
 	}
+	if opts.svg != "" {
+		if err := b.rep.writeSVG(opts.svg, m, h); err != nil {
+			return err
+		}
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("stopped early: %w", ctx.Err())
 	}

@@ -16,12 +16,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // that the report has every table and no failed run.
 func TestRunTinyMatrix(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "report.md")
+	svg := filepath.Join(t.TempDir(), "chart.svg")
 	opts, err := parseFlags([]string{
 		"-n", "300", "-runs", "1", "-sizes", "16", "-pubs", "4", "-subs", "1,2",
 		"-figures", "publish,consume,busy,latency,idle,delay",
 		"-latency-duration", "100ms", "-topics", "1,3", "-idle-duration", "500ms", "-idle-settle", "100ms",
 		"-busy-topics", "3", "-delays", "100ms", "-delay-topics", "2", "-delay-idle", "100ms", "-delay-spread", "100ms",
-		"-out", out,
+		"-out", out, "-svg", svg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +43,18 @@ func TestRunTinyMatrix(t *testing.T) {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report lacks %q:\n%s", want, rep)
 		}
+	}
+	chart, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "Publish, 16 B, 4 publishers", "Consume, 16 B, 1 subscriber", "p99.9", "3 topics, one Subscriber", "GoChannel (Router ceiling)"} {
+		if !strings.Contains(string(chart), want) {
+			t.Errorf("chart lacks %q", want)
+		}
+	}
+	if strings.Contains(string(chart), "· ") {
+		t.Error("chart has the per-command idle rows")
 	}
 }
 
