@@ -2,6 +2,7 @@ package millrace
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -25,13 +26,26 @@ type claimer struct {
 	// pending entries; claiming before would take them as a dead
 	// consumer's.
 	ownPendingRead <-chan struct{}
-	held           *heldSet
-	queue          *queue
-	logger         watermill.LoggerAdapter
+	// quiet is the reader's quiet (nil without a news waiter). While the
+	// reader waits in the same wait in which the group's PEL was found
+	// empty (emptyIn), no entry was added, so none can have been delivered
+	// and nothing is left to claim: the scan is skipped, except once every
+	// claimLookAnyway.
+	quiet    *atomic.Uint64
+	emptyIn  uint64
+	lastLook time.Time
+	held     *heldSet
+	queue    *queue
+	logger   watermill.LoggerAdapter
 }
 
-// pruneEvery is how often idle consumers are looked for, at most.
-const pruneEvery = time.Minute
+// claimLookAnyway bounds how long a quiet topic's scans are skipped: a
+// group reset by hand (XGROUP SETID) hands out old entries without news.
+const claimLookAnyway = 5 * time.Minute
+
+// pruneEvery is how often idle consumers are looked for, at most; within a
+// quarter of PruneConsumersAfter otherwise.
+const pruneEvery = 15 * time.Minute
 
 func (c *claimer) start() { c.goRun(c.run) }
 
@@ -40,7 +54,7 @@ func (c *claimer) run(ctx context.Context) {
 	defer claimTick.Stop()
 	var pruneTick <-chan time.Time
 	if c.pruneAfter > 0 {
-		t := time.NewTicker(min(pruneEvery, max(c.pruneAfter/2, 10*time.Millisecond)))
+		t := time.NewTicker(min(pruneEvery, max(c.pruneAfter/4, 10*time.Millisecond)))
 		defer t.Stop()
 		pruneTick = t.C
 	}
@@ -71,6 +85,9 @@ func (c *claimer) run(ctx context.Context) {
 // interleaved (the leaser keeps them leased meanwhile). Entries deleted
 // from the stream are dropped from the PEL by Redis 7.
 func (c *claimer) claimAll(ctx context.Context, log *errorLog) {
+	if c.nothingToClaim(ctx) {
+		return
+	}
 	cursor := "0-0"
 	for ctx.Err() == nil {
 		ids, next, err := c.m.autoClaim(ctx, c.minIdle, cursor, c.batch)
@@ -89,6 +106,28 @@ func (c *claimer) claimAll(ctx context.Context, log *errorLog) {
 		}
 		cursor = next
 	}
+}
+
+// nothingToClaim reports whether the group's PEL is known to be empty: it
+// was while the reader has been waiting for news since, or it is now (one
+// XPENDING, sent only while the reader waits).
+func (c *claimer) nothingToClaim(ctx context.Context) bool {
+	if c.quiet == nil {
+		return false
+	}
+	q := c.quiet.Load()
+	if q == 0 {
+		return false
+	}
+	if q == c.emptyIn && time.Since(c.lastLook) < claimLookAnyway {
+		return true
+	}
+	n, err := c.m.pendingCount(ctx)
+	if err != nil || n > 0 {
+		return false
+	}
+	c.emptyIn, c.lastLook = q, time.Now()
+	return true
 }
 
 // deliver queues the entries taken over, skipping those this subscription

@@ -149,7 +149,7 @@ type SubscriberConfig struct {
 	// name in a scaled deployment), which would silently share this one's
 	// pending entries: the name is held by a key
 	// ("{topic}:consumer:...", SET PX ConsumerLease) renewed every third of
-	// it, and released by Close. Subscribe under a name held elsewhere waits
+	// it (GETEX PX, one command per topic), and released by Close. Subscribe under a name held elsewhere waits
 	// up to 1.5×ConsumerLease for it to expire (a crashed predecessor's
 	// does), then fails with ErrConsumerInUse, or subscribes under a new
 	// name with RenameTakenConsumer. Negative turns the check off.
@@ -212,7 +212,9 @@ type SubscriberConfig struct {
 	BlockTime time.Duration
 	// ClaimInterval is how often the group's pending entries are scanned for
 	// idle ones of other consumers; each scan goes through the whole list,
-	// ClaimBatch entries per XAUTOCLAIM.
+	// ClaimBatch entries per XAUTOCLAIM. On a quiet topic (standalone or
+	// Sentinel) one XPENDING finding the list empty stands for the scans
+	// until the next entry is added, or for 5 minutes.
 	// Default: ClaimMinIdle/2, at most 5s.
 	ClaimInterval time.Duration
 	// ClaimBatch caps one XAUTOCLAIM (COUNT); Prefetch caps it in turn.
@@ -235,8 +237,8 @@ type SubscriberConfig struct {
 	// PruneConsumersAfter removes consumers of the group that have been idle
 	// this long and hold no pending entry (XGROUP DELCONSUMER, checked
 	// atomically in a script, so no pending entry is ever dropped), checked
-	// once a minute. Generated consumer names otherwise pile up in the group
-	// over restarts. A live consumer with nothing to read for this long is
+	// every quarter of it, at least every 15 minutes. Generated consumer
+	// names otherwise pile up in the group over restarts. A live consumer with nothing to read for this long is
 	// removed too, and is added again with the next entry it reads.
 	// Negative disables it.
 	// Default: 1h.

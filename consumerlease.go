@@ -22,6 +22,9 @@ type consumerLease struct {
 	key    string
 	token  string
 	ttl    time.Duration
+	// scriptOnly is set once GETEX was refused: renewals then take the
+	// lease with the script, at three commands instead of one.
+	scriptOnly bool
 }
 
 func newConsumerLease(client redis.UniversalClient, topic, group, consumer, token string, ttl time.Duration) *consumerLease {
@@ -53,6 +56,26 @@ return 0
 func (l *consumerLease) take(ctx context.Context) (bool, error) {
 	n, err := takeLeaseScript.Run(ctx, l.client, []string{l.key}, l.token, l.ttl.Milliseconds()).Int()
 	return n == 1, err
+}
+
+// renew extends the lease with one command, GETEX PX, which also says
+// whose it is: false when another Subscriber holds it (whose lease it then
+// extended, harmlessly: that one is alive). A lapsed lease is taken again.
+// refused is GETEX's NOPERM, returned once; renewals then use take.
+func (l *consumerLease) renew(ctx context.Context) (ok bool, refused, err error) {
+	if !l.scriptOnly {
+		v, err := l.client.GetEx(ctx, l.key, l.ttl).Result()
+		switch {
+		case err == nil:
+			return v == l.token, nil, nil
+		case rediserr.IsNoPerm(err):
+			l.scriptOnly, refused = true, err
+		case !rediserr.IsNil(err):
+			return false, nil, err
+		}
+	}
+	ok, err = l.take(ctx)
+	return ok, refused, err
 }
 
 // acquire takes the name, waiting while another Subscriber holds it, for

@@ -23,8 +23,10 @@ const (
 	delayIdlePoll = 3 * time.Second
 	// delaySafetyPoll is the pace while announcements are heard: the mover
 	// sleeps until the next due time it knows or an announcement, and
-	// looks anyway this often, for announcements lost in a reconnect.
-	delaySafetyPoll = 30 * time.Second
+	// looks anyway this often, for a publisher that does not announce.
+	// (Announcements lost in a reconnect are covered by the look every
+	// mover takes when its channel is subscribed again.)
+	delaySafetyPoll = 5 * time.Minute
 	// delayMoveBatch caps the members one script call moves; a full batch
 	// is followed at once by another call.
 	delayMoveBatch = 100

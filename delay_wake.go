@@ -159,6 +159,10 @@ func (w *wakeups) run(ctx context.Context) {
 				default:
 					close(c)
 				}
+				// What was announced while not subscribed was not heard.
+				for mover := range w.movers[m.Channel] {
+					mover.wake(0)
+				}
 			}
 			w.mu.Unlock()
 		case *redis.Message:

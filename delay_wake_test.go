@@ -1,19 +1,21 @@
 package millrace_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 
 	"github.com/millrace/millrace"
 )
 
 // A subscription that heard nothing for long sleeps until a publisher
-// announces a delayed message (its safety poll is 30 s): the message comes
+// announces a delayed message (its safety poll is 5 min): the message comes
 // at its due time, far sooner than any poll would find it.
 func TestDelay_AnnouncementWakesIdleMover(t *testing.T) {
 	t.Parallel()
@@ -57,4 +59,33 @@ func receiveWithin(t *testing.T, ch <-chan *message.Message, d time.Duration) *m
 		t.Fatalf("no message within %s", d)
 		return nil
 	}
+}
+
+// A delayed message whose announcement was not heard (here: none was sent)
+// is found when the listener subscribes again after a reconnect: every
+// mover of the channel looks once, long before its safety poll.
+func TestDelay_ResubscribeLooksForMissedAnnouncements(t *testing.T) {
+	t.Parallel()
+	fx := newGroupTopic(t, nil)
+	// A first delayed message makes sure the mover has settled into
+	// waiting for announcements.
+	first := message.NewMessage(watermill.NewUUID(), []byte("first"))
+	delay.Message(first, delay.For(time.Millisecond))
+	if err := fx.pub.Publish(fx.topic, first); err != nil {
+		t.Fatal(err)
+	}
+	receiveWithin(t, fx.ch, 10*time.Second).Ack()
+
+	ctx := context.Background()
+	due := float64(time.Now().UnixMilli())
+	if err := fx.client.ZAdd(ctx, millrace.DelayedKey(fx.topic), redis.Z{Score: due, Member: "unannounced"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	requireNoMessage(t, fx.ch, 300*time.Millisecond)
+	if err := fx.client.Do(ctx, "client", "kill", "type", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	m := receiveWithin(t, fx.ch, 10*time.Second)
+	assert.Equal(t, "true", m.Metadata.Get(millrace.MetadataForeign))
+	m.Ack()
 }

@@ -55,7 +55,10 @@ func (l *leaser) run(ctx context.Context) {
 // another Subscriber (taken after this one could not renew it in time)
 // is reported: both now read as the same consumer.
 func (l *leaser) renewName(ctx context.Context, log *errorLog) {
-	ok, err := l.name.take(ctx)
+	ok, refused, err := l.name.renew(ctx)
+	if refused != nil {
+		l.logger.Error("Cannot renew the lease on the consumer name in one command (ACL: +getex); renewing it with a script", refused, nil)
+	}
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {

@@ -3,6 +3,8 @@ package millrace_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -208,4 +210,62 @@ func pendingOrUnread(t *testing.T, c redis.UniversalClient, stream, group string
 	g, ok := groupInfo(t, c, stream, group)
 	require.True(t, ok)
 	return g.Lag + g.Pending
+}
+
+// cmdCalls is the calls of cmd in INFO commandstats.
+func cmdCalls(t *testing.T, c redis.UniversalClient, cmd string) int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	require.NoError(t, err)
+	for _, l := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "cmdstat_"+cmd+":calls="); ok {
+			n, err := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			require.NoError(t, err)
+			return n
+		}
+	}
+	return 0
+}
+
+// A quiet topic is not scanned for idle entries: one XPENDING that finds
+// nothing pending stands for the scans until an entry is added. Entries a
+// consumer then takes and abandons are still taken over.
+func TestClaim_QuietTopicSkipsScans(t *testing.T) {
+	if os.Getenv("REDIS_URL") != "" {
+		t.Skip("counts commands: needs a server of its own")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	topic := newTopic()
+	cfg := groupConfig("g")
+	cfg.ClaimMinIdle = 200 * time.Millisecond
+	cfg.ClaimInterval = 20 * time.Millisecond
+	sub, err := millrace.NewSubscriber(namedClient(t, e, "quiet"), cfg, nil)
+	require.NoError(t, err)
+	defer sub.Close()
+	ch := subscribe(t, sub, topic)
+	// Once the reader waits for news, the claimer's next look is one
+	// XPENDING, and then nothing.
+	awaitOneBlockedXREAD(t, e, "quiet")
+	waiting := cmdCalls(t, e.client, "xpending")
+	require.Eventually(t, func() bool { return cmdCalls(t, e.client, "xpending") > waiting }, 10*time.Second, 5*time.Millisecond)
+
+	before := cmdCalls(t, e.client, "xautoclaim")
+	pending := cmdCalls(t, e.client, "xpending")
+	requireNoMessage(t, ch, 500*time.Millisecond) // 25 claim intervals
+	assert.Zero(t, cmdCalls(t, e.client, "xautoclaim")-before, "XAUTOCLAIM on a quiet topic")
+	assert.Zero(t, cmdCalls(t, e.client, "xpending")-pending, "XPENDING on a quiet topic")
+
+	// Another consumer takes an entry and dies with it: it is taken over.
+	ctx := context.Background()
+	_, err = e.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.XAdd(ctx, &redis.XAddArgs{Stream: topic, Values: []string{"job", "abandoned"}})
+		p.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "dead", Streams: []string{topic, ">"}, Count: 1, Block: -1})
+		return nil
+	})
+	require.NoError(t, err)
+	got := receive(t, ch)
+	assert.Equal(t, "true", got.Metadata.Get(millrace.MetadataForeign))
+	assert.Contains(t, string(got.Payload), "abandoned")
+	got.Ack()
 }

@@ -93,6 +93,16 @@ func (m member) join(ctx context.Context) error {
 	return m.client.XGroupCreateConsumer(ctx, m.stream, m.group, m.consumer).Err()
 }
 
+// pendingCount is the number of entries pending in the group (XPENDING
+// summary form).
+func (m member) pendingCount(ctx context.Context) (int64, error) {
+	p, err := m.client.XPending(ctx, m.stream, m.group).Result()
+	if err != nil {
+		return 0, err
+	}
+	return p.Count, nil
+}
+
 // ownPending lists up to count of this consumer's pending entries after
 // start ("-" for the first), with XPENDING, which counts no delivery.
 func (m member) ownPending(ctx context.Context, start string, count int) ([]redis.XPendingExt, error) {

@@ -2,6 +2,7 @@ package millrace
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -37,6 +38,10 @@ type reader struct {
 	news      *newsWaiter
 	idleAfter string
 	blocking  bool // holds one of news's turns to block on its own read
+	// quiet numbers the wait for news the reader is in, 0 while it is not
+	// waiting (see claimer.quiet); waits counts them.
+	quiet atomic.Uint64
+	waits uint64
 	// short says the last read of new entries returned fewer than prefetch:
 	// the next one also learns the stream's end (readWithEnd).
 	short bool
@@ -141,7 +146,11 @@ func (r *reader) readNew(ctx context.Context) (bool, error) {
 
 func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
 	if r.idleAfter != "" {
-		if !r.news.wait(ctx, r.stream, r.idleAfter) {
+		r.waits++
+		r.quiet.Store(r.waits)
+		heard := r.news.wait(ctx, r.stream, r.idleAfter)
+		r.quiet.Store(0)
+		if !heard {
 			return true, nil
 		}
 		r.idleAfter = ""

@@ -154,6 +154,9 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 			queue:          q,
 			logger:         sub.logger,
 		}
+		if sub.reader.news != nil {
+			sub.claimer.quiet = &sub.reader.quiet
+		}
 		// The leaser outlives soft: it renews until the workers are done.
 		sub.leaser = &leaser{loop: newLoop(context.Background()), m: sub.m, every: cfg.ClaimMinIdle / 6, held: sub.held, name: lease, logger: sub.logger}
 	}
