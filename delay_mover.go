@@ -27,6 +27,10 @@ const (
 	// (Announcements lost in a reconnect are covered by the look every
 	// mover takes when its channel is subscribed again.)
 	delaySafetyPoll = 5 * time.Minute
+	// delaySafetyPollCluster is the same on Cluster, where an announcement
+	// reaches the listener's node over the cluster bus, and is lost while
+	// the bus link is down.
+	delaySafetyPollCluster = 30 * time.Second
 	// delayMoveBatch caps the members one script call moves; a full batch
 	// is followed at once by another call.
 	delayMoveBatch = 100
@@ -45,8 +49,9 @@ type delayMover struct {
 	topic   string
 	logger  watermill.LoggerAdapter
 
-	wakeups *wakeups // nil when announcements are not listened to
-	channel string   // set by wakeups.add
+	wakeups *wakeups      // nil when announcements are not listened to
+	channel string        // set by wakeups.add
+	safety  time.Duration // delaySafetyPoll or, on Cluster, delaySafetyPollCluster
 	woken   chan struct{}
 }
 
@@ -104,9 +109,9 @@ func (d *delayMover) run(ctx context.Context) {
 		case moved >= delayMoveBatch:
 			next = 0
 		case d.listening():
-			next = delaySafetyPoll
+			next = d.safety
 			if wait >= 0 {
-				next = min(max(wait, time.Millisecond), delaySafetyPoll)
+				next = min(max(wait, time.Millisecond), d.safety)
 			}
 		case wait < 0:
 			next = delayIdlePoll

@@ -33,6 +33,7 @@ type wakeups struct {
 	// right is needed. heard are those Redis confirmed.
 	subscribed, heard map[string]bool
 	confirmed         map[string]chan struct{} // closed at the channel's first confirmation
+	started           bool                     // the receiving goroutine was started (or stop ran)
 }
 
 func newWakeups(client redis.UniversalClient, logger watermill.LoggerAdapter) *wakeups {
@@ -54,11 +55,7 @@ var allWakeups perClient[*wakeups]
 // acquireWakeups returns the listener of client, started at the first call;
 // paired with a releaseWakeups.
 func acquireWakeups(client redis.UniversalClient, logger watermill.LoggerAdapter) *wakeups {
-	return allWakeups.acquire(client, func() *wakeups {
-		w := newWakeups(client, logger)
-		w.goRun(w.run)
-		return w
-	})
+	return allWakeups.acquire(client, func() *wakeups { return newWakeups(client, logger) })
 }
 
 // releaseWakeups drops one reference to the listener of client; the last
@@ -71,7 +68,13 @@ func releaseWakeups(client redis.UniversalClient) {
 func (w *wakeups) stop() {
 	w.cancel()
 	_ = w.ps.Close() // ends a receive in progress
-	<-w.done
+	w.mu.Lock()
+	started := w.started
+	w.started = true // no start after this
+	w.mu.Unlock()
+	if started {
+		<-w.done
+	}
 }
 
 // add subscribes m to the announcements of its topic.
@@ -91,7 +94,9 @@ func (w *wakeups) add(topic string, m *delayMover) {
 	w.mu.Unlock()
 	m.wakeups, m.channel = w, ch
 	if first {
-		if err := w.ps.Subscribe(w.ctx, ch); err != nil && w.ctx.Err() == nil {
+		err := w.ps.Subscribe(w.ctx, ch)
+		w.startReceiving()
+		if err != nil && w.ctx.Err() == nil {
 			w.logger.Error("Cannot listen for delayed messages; they are found by polling", err, watermill.LogFields{"channel": ch})
 			return
 		}
@@ -104,6 +109,18 @@ func (w *wakeups) add(topic string, m *delayMover) {
 	case <-confirmed:
 	case <-t.C:
 	case <-w.ctx.Done():
+	}
+}
+
+// startReceiving starts the receiving goroutine once, after the first
+// SUBSCRIBE: a receive before it would open the connection without a
+// channel, to any node of a Cluster rather than the first channel's.
+func (w *wakeups) startReceiving() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.started {
+		w.started = true
+		w.goRun(w.run)
 	}
 }
 

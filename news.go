@@ -158,11 +158,11 @@ func (w *newsWaiter) interrupt(ctx context.Context) {
 	for pause := 100 * time.Microsecond; ctx.Err() == nil; pause = min(2*pause, 50*time.Millisecond) {
 		n, err := w.client.ClientUnblock(ctx, id).Result()
 		if err != nil {
-			if rediserr.IsNoPerm(err) {
+			if rediserr.IsNoPerm(err) || rediserr.IsUnknownCommand(err) {
 				w.mu.Lock()
 				w.connID = -1
 				w.mu.Unlock()
-				w.logger.Error(refusedUnblock, err, nil)
+				w.noUnblock(err)
 			}
 			return
 		}
@@ -230,14 +230,22 @@ func (w *newsWaiter) run(ctx context.Context) {
 	}
 }
 
-const refusedUnblock = "Cannot interrupt the wait for new entries (ACL: it needs CLIENT ID and CLIENT UNBLOCK); " +
-	"a new subscription may wait up to BlockTime for its first entries"
+// noUnblock says why a new wait may wait for the XREAD in flight to end.
+func (w *newsWaiter) noUnblock(err error) {
+	if rediserr.IsNoPerm(err) {
+		w.logger.Error("Cannot interrupt the wait for new entries (ACL: it needs CLIENT ID and CLIENT UNBLOCK); "+
+			"a new subscription may wait up to BlockTime for its first entries", err, nil)
+		return
+	}
+	w.logger.Info("The server cannot interrupt a blocked read (CLIENT ID, CLIENT UNBLOCK); "+
+		"a new subscription may wait up to BlockTime for its first entries", watermill.LogFields{"err": err.Error()})
+}
 
 // identify learns the CLIENT ID of conn, which interrupt needs.
 func (w *newsWaiter) identify(ctx context.Context, conn *redis.Conn) error {
 	id, err := conn.ClientID(ctx).Result()
-	if rediserr.IsNoPerm(err) {
-		w.logger.Error(refusedUnblock, err, nil)
+	if rediserr.IsNoPerm(err) || rediserr.IsUnknownCommand(err) {
+		w.noUnblock(err)
 		id, err = -1, nil
 	}
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // entry is a stream entry on its way to a handler.
@@ -137,7 +138,10 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 	if !cfg.NoDelayedMover {
 		sub.mover = &delayMover{
 			loop: newLoop(soft), client: s.client, delayed: keys.Delayed(topic), stream: sub.stream, topic: topic,
-			logger: sub.logger, wakeups: s.listenWakeups(),
+			logger: sub.logger, wakeups: s.listenWakeups(), safety: delaySafetyPoll,
+		}
+		if _, single := s.client.(*redis.Client); !single {
+			sub.mover.safety = delaySafetyPollCluster
 		}
 	}
 	if sub.m != nil {
@@ -201,7 +205,7 @@ func (sub *subscription) prepare(ctx context.Context) error {
 		if err := createGroup(ctx, sub.client, sub.stream, sub.m.group, sub.newGroup); err != nil {
 			return err
 		}
-		if err := sub.m.join(ctx); err != nil {
+		if err := sub.m.join(ctx); err != nil && !rediserr.IsUnknownCommand(err) {
 			sub.logger.Error("Cannot add the consumer to the group; it is listed once it reads an entry", err, nil)
 		}
 		return nil

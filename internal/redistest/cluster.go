@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,8 +51,9 @@ func StartCluster(tb testing.TB, masters, replicasPerMaster int) *Cluster {
 }
 
 // WaitHealthy waits until every node reports cluster_state:ok with all
-// 16384 slots served, knows all the other nodes, and every replica has its
-// link to its master up. Call it after a failover or a restart before
+// 16384 slots served, knows all the other nodes with its cluster-bus link
+// to each up (what carries PUBLISH to the other nodes), and every replica
+// has its link to its master up. Call it after a failover or a restart before
 // relying on the cluster again; it fails the test if any node is down.
 func (c *Cluster) WaitHealthy(tb testing.TB) {
 	tb.Helper()
@@ -87,6 +89,16 @@ func nodeHealthy(c *redis.Client, nodes int) error {
 	} {
 		if got := infoField(info, field); got != want {
 			return fmt.Errorf("%s is %q, want %q", field, got, want)
+		}
+	}
+	nodesList, err := c.ClusterNodes(ctx).Result()
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(nodesList), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 8 && !strings.Contains(f[2], "myself") && f[7] != "connected" {
+			return fmt.Errorf("cluster bus link to %s is %s", f[1], f[7])
 		}
 	}
 	repl, err := c.Info(ctx, "replication").Result()
