@@ -350,6 +350,9 @@ func (c SubscriberConfig) Validate() error {
 	if c.ConsumerLease > 0 && c.ConsumerLease < 30*time.Millisecond {
 		errs = append(errs, fmt.Errorf("ConsumerLease must be at least 30ms, got %s", c.ConsumerLease))
 	}
+	if c.BlockTime > 0 && c.BlockTime < time.Millisecond {
+		errs = append(errs, fmt.Errorf("BlockTime must be at least 1ms (BLOCK counts milliseconds, and 0 waits forever), got %s", c.BlockTime))
+	}
 	if c.ClaimMinIdle != 0 && c.ClaimMinIdle < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("ClaimMinIdle must be at least 10ms, got %s", c.ClaimMinIdle))
 	}

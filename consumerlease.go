@@ -23,8 +23,11 @@ type consumerLease struct {
 	token  string
 	ttl    time.Duration
 	// scriptOnly is set once GETEX was refused: renewals then take the
-	// lease with the script, at three commands instead of one.
-	scriptOnly bool
+	// lease with the script, at three commands instead of one. foreign is
+	// set while another Subscriber holds the key: renewals then take it
+	// with the script, which does not extend that one's lease, so a dead
+	// holder's lapses.
+	scriptOnly, foreign bool
 }
 
 func newConsumerLease(client redis.UniversalClient, topic, group, consumer, token string, ttl time.Duration) *consumerLease {
@@ -59,15 +62,19 @@ func (l *consumerLease) take(ctx context.Context) (bool, error) {
 }
 
 // renew extends the lease with one command, GETEX PX, which also says
-// whose it is: false when another Subscriber holds it (whose lease it then
-// extended, harmlessly: that one is alive). A lapsed lease is taken again.
-// refused is GETEX's NOPERM, returned once; renewals then use take.
+// whose it is: false when another Subscriber holds it (whose lease that
+// GETEX extended once; later renewals use take until the name is ours
+// again). A lapsed lease is taken again. refused is GETEX's NOPERM,
+// returned once; renewals then use take.
 func (l *consumerLease) renew(ctx context.Context) (ok bool, refused, err error) {
-	if !l.scriptOnly {
+	if !l.scriptOnly && !l.foreign {
 		v, err := l.client.GetEx(ctx, l.key, l.ttl).Result()
 		switch {
+		case err == nil && v == l.token:
+			return true, nil, nil
 		case err == nil:
-			return v == l.token, nil, nil
+			l.foreign = true
+			return false, nil, nil
 		case rediserr.IsNoPerm(err):
 			l.scriptOnly, refused = true, err
 		case !rediserr.IsNil(err):
@@ -75,6 +82,9 @@ func (l *consumerLease) renew(ctx context.Context) (ok bool, refused, err error)
 		}
 	}
 	ok, err = l.take(ctx)
+	if ok {
+		l.foreign = false
+	}
 	return ok, refused, err
 }
 

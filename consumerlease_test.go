@@ -118,6 +118,23 @@ func TestConsumerLease_Renewed(t *testing.T) {
 	}
 }
 
+// A lease taken by another Subscriber while this one could not renew (here
+// set by hand) is not kept alive by this one's renewals: once the other
+// stops renewing it lapses, and this Subscriber holds its name again.
+func TestConsumerLease_TakenOverThenLapsed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	topic := newTopic()
+	subscribe(t, e.subscriber(t, leaseConfig("worker-1", 150*time.Millisecond)), topic)
+	ctx := context.Background()
+	key := consumerKey(topic, "worker-1")
+	token := e.client.Get(ctx, key).Val()
+	require.NotEmpty(t, token)
+	require.NoError(t, e.client.Set(ctx, key, "another-subscriber", 150*time.Millisecond).Err())
+	require.Eventually(t, func() bool { return e.client.Get(ctx, key).Val() == token }, 10*time.Second, 10*time.Millisecond,
+		"the name is held again once the other lease lapsed")
+}
+
 // consumers lists the consumers of group "g" on topic.
 func consumers(t *testing.T, e *env, topic string) []string {
 	t.Helper()

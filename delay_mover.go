@@ -23,10 +23,12 @@ const (
 	delayIdlePoll = 3 * time.Second
 	// delaySafetyPoll is the pace while announcements are heard: the mover
 	// sleeps until the next due time it knows or an announcement, and
-	// looks anyway this often, for a publisher that does not announce.
+	// looks anyway this often, for a publisher that does not announce or a
+	// listener's connection that died without a word (no PING is sent: it
+	// would need one more ACL right).
 	// (Announcements lost in a reconnect are covered by the look every
 	// mover takes when its channel is subscribed again.)
-	delaySafetyPoll = 5 * time.Minute
+	delaySafetyPoll = time.Minute
 	// delaySafetyPollCluster is the same on Cluster, where an announcement
 	// reaches the listener's node over the cluster bus, and is lost while
 	// the bus link is down.

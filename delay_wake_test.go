@@ -15,7 +15,7 @@ import (
 )
 
 // A subscription that heard nothing for long sleeps until a publisher
-// announces a delayed message (its safety poll is 5 min): the message comes
+// announces a delayed message (its safety poll is a minute): the message comes
 // at its due time, far sooner than any poll would find it.
 func TestDelay_AnnouncementWakesIdleMover(t *testing.T) {
 	t.Parallel()

@@ -48,6 +48,9 @@ type newsWaiter struct {
 	// XREAD in flight to end, at most BlockTime).
 	connID int64
 	kick   chan struct{} // the set of waits changed while no XREAD was in flight
+	// refusal is the ACL refusal of the XREAD, nil while it is allowed:
+	// readers then read on their own.
+	refusal error
 }
 
 // newsWait is one reader's wait for an entry of stream after ID after.
@@ -94,6 +97,13 @@ func releaseNewsWaiter(client redis.UniversalClient) {
 		w.interrupt(context.Background())
 		w.stop()
 	})
+}
+
+// refused is the ACL refusal of the waiter's XREAD, nil if none.
+func (w *newsWaiter) refused() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refusal
 }
 
 // tryBlock takes a turn to block on a reader's own read; false when all
@@ -212,8 +222,15 @@ func (w *newsWaiter) run(ctx context.Context) {
 				return
 			}
 			log.failure("Cannot wait for new entries; retrying", err, nil)
-			_ = conn.Close()
-			conn = nil
+			if rediserr.IsNoPerm(err) {
+				w.mu.Lock()
+				w.refusal = err
+				w.mu.Unlock()
+			}
+			if !rediserr.IsServer(err) {
+				_ = conn.Close()
+				conn = nil
+			}
 			// Whatever happened meanwhile (a restart, a failover) was not
 			// heard: every reader looks for itself.
 			w.wakeAll()

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/millrace/millrace/internal/entryid"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -47,8 +48,12 @@ type reader struct {
 	short bool
 
 	lastID string // last entry read: where broadcast goes on and a group is recreated
-	retry  backoff
-	log    errorLog
+	// knownEnd is the stream's end the last time the group had read it all
+	// (readWithEnd): a group recreated while the reader waited for news
+	// starts there, so the entry that brought the news is delivered.
+	knownEnd string
+	retry    backoff
+	log      errorLog
 	// ownPendingRead is closed once this consumer's own pending entries are
 	// held (or were left to another subscription of the same consumer): from
 	// then on XAUTOCLAIM cannot mistake them for a dead consumer's.
@@ -99,6 +104,9 @@ func (r *reader) failed(ctx context.Context, err error) {
 		if r.lastID != "" {
 			start = r.lastID
 		}
+		if r.knownEnd != "" && (r.lastID == "" || entryid.Compare(r.knownEnd, r.lastID) > 0) {
+			start = r.knownEnd
+		}
 		r.logger.Info("Consumer group or stream is gone; recreating it", watermill.LogFields{"start_id": start})
 		if err = createGroup(ctx, r.client, r.stream, r.m.group, start); err == nil {
 			return
@@ -145,6 +153,10 @@ func (r *reader) readNew(ctx context.Context) (bool, error) {
 }
 
 func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
+	if r.idleAfter != "" && r.news.refused() != nil {
+		r.withoutNews(r.news.refused())
+		return false, nil
+	}
 	if r.idleAfter != "" {
 		r.waits++
 		r.quiet.Store(r.waits)
@@ -158,10 +170,13 @@ func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
 	if r.blocking || r.news.tryBlock() {
 		r.blocking = true
 		msgs, err := r.m.read(ctx, ">", r.prefetch, min(r.block, ownReadBlock))
-		if err != nil || len(msgs) > 0 {
-			if len(msgs) > 0 {
-				return r.pushNew(msgs), nil
-			}
+		if len(msgs) > 0 {
+			return r.pushNew(msgs), nil
+		}
+		if err != nil {
+			// Not while backing off: the turn goes to another reader.
+			r.news.unblock()
+			r.blocking = false
 			return false, err
 		}
 		// Nothing for a while: the waiter waits from now on.
@@ -175,7 +190,11 @@ func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
 		var end string
 		end, msgs, err = r.m.readWithEnd(ctx, r.prefetch)
 		if err == nil && len(msgs) < r.prefetch {
-			r.idleAfter = end
+			r.idleAfter, r.knownEnd = end, end
+		}
+		if rediserr.IsNoPerm(err) && len(msgs) == 0 {
+			r.withoutNews(err)
+			return false, nil
 		}
 	} else {
 		msgs, err = r.m.read(ctx, ">", r.prefetch, -1)
@@ -187,6 +206,18 @@ func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
 		}
 	}
 	return false, err
+}
+
+// withoutNews turns to blocking reads of its own when the news waiter's
+// commands are refused (ACL without XREAD or XREVRANGE).
+func (r *reader) withoutNews(err error) {
+	r.logger.Error("Cannot wait for new entries with the other subscriptions (ACL: XREAD and XREVRANGE); "+
+		"this subscription keeps a blocking read of its own", err, nil)
+	if r.blocking {
+		r.news.unblock()
+		r.blocking = false
+	}
+	r.news, r.idleAfter = nil, ""
 }
 
 // pushNew holds and queues entries just read; true when stopping.
@@ -201,6 +232,9 @@ func (r *reader) pushNew(msgs []redis.XMessage) bool {
 // short and reads without blocking.
 func (r *reader) readBroadcast(ctx context.Context) (bool, error) {
 	block := r.block
+	if r.news != nil && r.short && r.news.refused() != nil {
+		r.withoutNews(r.news.refused())
+	}
 	if r.news != nil {
 		if r.short && !r.news.wait(ctx, r.stream, r.lastID) {
 			return true, nil

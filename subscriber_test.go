@@ -426,6 +426,29 @@ func TestSubscribe_GroupOrStreamDeleted(t *testing.T) {
 	}
 }
 
+// A group deleted under a subscription that has read nothing yet, and so
+// waits for news, is recreated where the stream ended when it last looked:
+// the entry that brings the news is delivered, though the group starts at
+// the newest entry.
+func TestSubscribe_GroupDeletedBeforeFirstEntry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	pub := e.publisher(t, millrace.PublisherConfig{})
+	topic := newTopic()
+	cfg := groupConfig("g")
+	cfg.NewGroupStartID = millrace.StartNewest
+	ch := subscribe(t, e.subscriber(t, cfg), topic)
+	_, ok := groupInfo(t, e.client, topic, "g")
+	require.True(t, ok)
+	require.NoError(t, e.client.XGroupDestroy(context.Background(), topic, "g").Err())
+	sent := publish(t, pub, topic, "first", "second")
+	for _, want := range sent {
+		got := receive(t, ch)
+		assert.Equal(t, want.UUID, got.UUID)
+		got.Ack()
+	}
+}
+
 func TestSubscribe_SurvivesRedisRestart(t *testing.T) {
 	e := newEnv(t)
 	topic := newTopic()

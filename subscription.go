@@ -202,7 +202,15 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 // or fix the broadcast start at the stream's current end.
 func (sub *subscription) prepare(ctx context.Context) error {
 	if sub.m != nil {
-		if err := createGroup(ctx, sub.client, sub.stream, sub.m.group, sub.newGroup); err != nil {
+		// A group recreated before the reader read anything starts where
+		// this one did, not at a later "$".
+		start := sub.newGroup
+		if start == StartNewest {
+			if end, err := lastEntryID(ctx, sub.client, sub.stream); err == nil {
+				start, sub.reader.knownEnd = end, end
+			}
+		}
+		if err := createGroup(ctx, sub.client, sub.stream, sub.m.group, start); err != nil {
 			return err
 		}
 		if err := sub.m.join(ctx); err != nil && !rediserr.IsUnknownCommand(err) {
