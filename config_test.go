@@ -101,6 +101,7 @@ func TestSubscriberConfig_Validate(t *testing.T) {
 		{name: "negative Prefetch", cfg: neg(func(c *millrace.SubscriberConfig) { c.Prefetch = -1 }), wantErr: []string{"Prefetch"}},
 		{name: "negative MaxInFlight", cfg: neg(func(c *millrace.SubscriberConfig) { c.MaxInFlight = -1 }), wantErr: []string{"MaxInFlight"}},
 		{name: "negative BlockTime", cfg: neg(func(c *millrace.SubscriberConfig) { c.BlockTime = -time.Second }), wantErr: []string{"BlockTime"}},
+		{name: "BlockTime under 1ms", cfg: neg(func(c *millrace.SubscriberConfig) { c.BlockTime = 500 * time.Microsecond }), wantErr: []string{"BlockTime must be at least 1ms"}},
 		{name: "negative ClaimInterval", cfg: neg(func(c *millrace.SubscriberConfig) { c.ClaimInterval = -1 }), wantErr: []string{"ClaimInterval"}},
 		{name: "negative ClaimBatch", cfg: neg(func(c *millrace.SubscriberConfig) { c.ClaimBatch = -1 }), wantErr: []string{"ClaimBatch"}},
 		{name: "negative AckBatch", cfg: neg(func(c *millrace.SubscriberConfig) { c.AckBatch = -1 }), wantErr: []string{"AckBatch"}},
