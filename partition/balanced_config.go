@@ -44,8 +44,8 @@ type BalancedConfig struct {
 	//     leases at most a third later). Default: 10s.
 	//   - OrderingKey defaults to KeyMetadata, so a Nacked message holds
 	//     back only its key and MaxInFlight > 1 keeps per-key order.
-	//   - BlockTime defaults to 200ms: a handover waits for the old owner's
-	//     read in flight.
+	//   - BlockTime defaults to 200ms: on Cluster a handover waits for the
+	//     old owner's read in flight (elsewhere reads hardly block).
 	//
 	// CloseTimeout bounds how long a handover waits for the old owner's
 	// handlers to acknowledge what they hold.
