@@ -47,7 +47,7 @@ func parseFlags(args []string) (options, error) {
 		Figures:   figureNames, Timeout: 2 * time.Minute, Deadline: 45 * time.Minute,
 	})
 	fs.DurationVar(&o.idleDuration, "idle-duration", 5*time.Second, "idle figure: how long commands are counted")
-	fs.DurationVar(&o.idleSettle, "idle-settle", 2*time.Second, "idle figure: quiet time after the warm-up messages before counting")
+	fs.DurationVar(&o.idleSettle, "idle-settle", 8*time.Second, "idle figure: quiet time after the warm-up messages before counting (longer than a claim interval, 5s, so that what follows the last message is over)")
 	fs.IntVar(&o.idleRuns, "idle-runs", 1, "idle figure: runs per cell and implementation (counts over a window vary little)")
 	topics := fs.String("topics", "1,10,100,1000", "idle figure: topic counts")
 	fs.IntVar(&o.busyTopics, "busy-topics", 100, "busy figure: topics the backlog of -n messages is spread over, read by one subscriber")
