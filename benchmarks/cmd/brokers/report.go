@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"time"
 
 	"github.com/millrace/millrace/benchmarks/internal/harness"
@@ -100,15 +99,7 @@ var chartSeries = []report.Series{
 func (r *figures) writeSVG(path string, m matrix.Machine, h header) error {
 	impls := []string{harness.Millrace, harness.AMQPDefault, harness.AMQPTuned}
 	groups := func(t *report.Table, prefix string, format func(float64) string) []report.Group {
-		var gs []report.Group
-		for _, row := range t.Rows() {
-			g := report.Group{Label: prefix + row, Format: format}
-			for _, impl := range impls {
-				g.Values = append(g.Values, t.Median(row, impl))
-			}
-			gs = append(gs, g)
-		}
-		return gs
+		return report.Groups(t, prefix, impls, format, nil)
 	}
 	var brokerGroups []report.Group
 	for _, row := range r.broker.Rows() {
@@ -129,13 +120,5 @@ func (r *figures) writeSVG(path string, m matrix.Machine, h header) error {
 			{Heading: "Broker: Redis (blue) and RabbitMQ (red), lower is better", PerGroupScale: true, Groups: brokerGroups},
 		},
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := c.WriteSVG(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return c.WriteSVGFile(path)
 }

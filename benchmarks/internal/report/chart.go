@@ -5,6 +5,7 @@ import (
 	"html"
 	"io"
 	"math"
+	"os"
 	"strings"
 )
 
@@ -113,4 +114,35 @@ func maxOf(vs []float64) float64 {
 		}
 	}
 	return m
+}
+
+// Groups makes a bar group of every row of t with a sample, one bar per
+// key in keys (NaN where the row has none), labelled prefix + row. skip, if
+// set, leaves rows out.
+func Groups(t *Table, prefix string, keys []string, format func(float64) string, skip func(row string) bool) []Group {
+	var gs []Group
+	for _, row := range t.Rows() {
+		if skip != nil && skip(row) {
+			continue
+		}
+		g := Group{Label: prefix + row, Format: format}
+		for _, k := range keys {
+			g.Values = append(g.Values, t.Median(row, k))
+		}
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// WriteSVGFile draws c into the file at path.
+func (c Chart) WriteSVGFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := c.WriteSVG(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
