@@ -30,7 +30,9 @@ type claimer struct {
 	// reader waits in the same wait in which the group's PEL was found
 	// empty (emptyIn), no entry was added, so none can have been delivered
 	// and nothing is left to claim: the scan is skipped, except once every
-	// claimLookAnyway.
+	// minIdle (an entry is claimable only after that long anyway). That
+	// look covers what no news announces: a failover that rolled the PEL
+	// back to before an XACK, a group reset by hand (XGROUP SETID).
 	quiet    *atomic.Uint64
 	emptyIn  uint64
 	lastLook time.Time
@@ -38,10 +40,6 @@ type claimer struct {
 	queue    *queue
 	logger   watermill.LoggerAdapter
 }
-
-// claimLookAnyway bounds how long a quiet topic's scans are skipped: a
-// group reset by hand (XGROUP SETID) hands out old entries without news.
-const claimLookAnyway = 5 * time.Minute
 
 // pruneEvery is how often idle consumers are looked for, at most; within a
 // quarter of PruneConsumersAfter otherwise.
@@ -119,7 +117,7 @@ func (c *claimer) nothingToClaim(ctx context.Context) bool {
 	if q == 0 {
 		return false
 	}
-	if q == c.emptyIn && time.Since(c.lastLook) < claimLookAnyway {
+	if q == c.emptyIn && time.Since(c.lastLook) < c.minIdle {
 		return true
 	}
 	n, err := c.m.pendingCount(ctx)

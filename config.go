@@ -214,7 +214,7 @@ type SubscriberConfig struct {
 	// idle ones of other consumers; each scan goes through the whole list,
 	// ClaimBatch entries per XAUTOCLAIM. On a quiet topic (standalone or
 	// Sentinel) one XPENDING finding the list empty stands for the scans
-	// until the next entry is added, or for 5 minutes.
+	// until the next entry is added, or for ClaimMinIdle.
 	// Default: ClaimMinIdle/2, at most 5s.
 	ClaimInterval time.Duration
 	// ClaimBatch caps one XAUTOCLAIM (COUNT); Prefetch caps it in turn.

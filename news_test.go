@@ -228,8 +228,9 @@ func cmdCalls(t *testing.T, c redis.UniversalClient, cmd string) int64 {
 }
 
 // A quiet topic is not scanned for idle entries: one XPENDING that finds
-// nothing pending stands for the scans until an entry is added. Entries a
-// consumer then takes and abandons are still taken over.
+// nothing pending stands for the scans until an entry is added (or for
+// ClaimMinIdle). Entries a consumer then takes and abandons are still taken
+// over.
 func TestClaim_QuietTopicSkipsScans(t *testing.T) {
 	if os.Getenv("REDIS_URL") != "" {
 		t.Skip("counts commands: needs a server of its own")
@@ -238,7 +239,7 @@ func TestClaim_QuietTopicSkipsScans(t *testing.T) {
 	e := newEnv(t)
 	topic := newTopic()
 	cfg := groupConfig("g")
-	cfg.ClaimMinIdle = 200 * time.Millisecond
+	cfg.ClaimMinIdle = 2 * time.Second // the quiet look's pace
 	cfg.ClaimInterval = 20 * time.Millisecond
 	sub, err := millrace.NewSubscriber(namedClient(t, e, "quiet"), cfg, nil)
 	require.NoError(t, err)
