@@ -16,8 +16,9 @@ import (
 
 // deadLetterer moves entries that must not be delivered (delivered too
 // often, malformed) to the topic's dead-letter stream, with metadata saying
-// why, and acknowledges them through the acker, like an Ack. Without a group
-// there is nothing to acknowledge, and such entries are only logged.
+// why, and acknowledges them in the same script (or, when the two streams
+// cannot share one, through the acker, like an Ack). Without a group there
+// is nothing to acknowledge, and such entries are only logged.
 type deadLetterer struct {
 	m           *member // nil in broadcast mode
 	topic       string
@@ -25,9 +26,14 @@ type deadLetterer struct {
 	unmarshaler Unmarshaler
 	marshaler   Marshaler
 	acker       *acker
-	redeliver   *redeliverer // entries whose move failed are tried again
-	hard        context.Context
-	logger      watermill.LoggerAdapter
+	held        *heldSet
+	// atomic says the dead-letter stream may be written in a script with
+	// the topic's stream (always but on Cluster, where the two must share a
+	// slot): the XADD and the XACK then happen in one step.
+	atomic    bool
+	redeliver *redeliverer // entries whose move failed are tried again
+	hard      context.Context
+	logger    watermill.LoggerAdapter
 	// log rate-limits the failures, which workers retry every few seconds
 	// while they last.
 	log lockedErrorLog
@@ -50,15 +56,26 @@ func (d *deadLetterer) move(e *entry, reason string) bool {
 	}
 	ctx, cancel := context.WithTimeout(d.hard, finalCallTimeout)
 	defer cancel()
-	// XADD first and XACK only once it succeeded: MULTI would not roll the
-	// XACK back if the XADD failed. A crash in between leaves the entry in
-	// both streams, never in neither.
-	if err := d.m.client.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(d.deadLetter), Values: values}).Err(); err != nil {
+	if d.atomic {
+		err = d.m.deadLetter(ctx, streamKey(d.deadLetter), values, e.id)
+		if err == nil {
+			d.held.remove(e.id)
+		}
+	} else {
+		// XADD first and XACK only once it succeeded: MULTI would not roll
+		// the XACK back if the XADD failed. A crash in between leaves the
+		// entry in both streams, never in neither; a failover in between
+		// can lose the XADD alone.
+		err = d.m.client.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(d.deadLetter), Values: values}).Err()
+		if err == nil {
+			d.acker.add(e.id)
+		}
+	}
+	if err != nil {
 		d.log.failure(d.logger, "Cannot dead-letter entry; retrying later", err, fields)
 		d.redeliver.schedule(e, retryMax)
 		return false
 	}
-	d.acker.add(e.id)
 	d.logger.Info("Moved entry to the dead-letter topic", fields.Add(watermill.LogFields{"dead_letter_topic": d.deadLetter}))
 	return true
 }

@@ -93,6 +93,29 @@ func (m member) join(ctx context.Context) error {
 	return m.client.XGroupCreateConsumer(ctx, m.stream, m.group, m.consumer).Err()
 }
 
+// deadLetterScript adds ARGV[3..] as an entry of the dead-letter stream
+// KEYS[1] and acknowledges entry ARGV[2] of group ARGV[1] on KEYS[2], in
+// one step: a failover keeps both or loses both (then the entry is still
+// pending and is dead-lettered again), never the XACK alone. A refused XADD
+// is returned and nothing is acknowledged.
+var deadLetterScript = redis.NewScript(`
+local id = redis.pcall('XADD', KEYS[1], '*', unpack(ARGV, 3))
+if type(id) == 'table' and id.err then
+  return id
+end
+redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+return id
+`)
+
+// deadLetter moves entry id to the dead-letter stream dlq and acknowledges
+// it, atomically (deadLetterScript); values are the dead letter's fields.
+func (m member) deadLetter(ctx context.Context, dlq string, values []interface{}, id string) error {
+	args := make([]interface{}, 0, 2+len(values))
+	args = append(args, m.group, id)
+	args = append(args, values...)
+	return deadLetterScript.Run(ctx, m.client, []string{dlq, m.stream}, args...).Err()
+}
+
 // pendingCount is the number of entries pending in the group (XPENDING
 // summary form).
 func (m member) pendingCount(ctx context.Context) (int64, error) {

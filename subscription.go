@@ -181,6 +181,8 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 			unmarshaler: cfg.Unmarshaler,
 			marshaler:   cfg.Marshaler,
 			acker:       sub.acker,
+			held:        sub.held,
+			atomic:      deadLetterAtomic(s.client, topic, cfg.DeadLetterTopic(topic)),
 			redeliver:   sub.redeliver,
 			hard:        hard,
 			logger:      sub.logger,
@@ -196,6 +198,16 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 		sub.workers.finished = sub.orderer.finished
 	}
 	return sub
+}
+
+// deadLetterAtomic says whether the dead letters of topic can be written
+// in one script with its XACK: always but on a client of several nodes,
+// where both streams must hash to one slot.
+func deadLetterAtomic(client redis.UniversalClient, topic, deadLetter string) bool {
+	if _, single := client.(*redis.Client); single {
+		return true
+	}
+	return keys.Slot(streamKey(topic)) == keys.Slot(streamKey(deadLetter))
 }
 
 // prepare does what must be done before Subscribe returns: create the group,
