@@ -30,7 +30,6 @@ type options struct {
 	rawBatch      int
 	addr          string
 	cpuProfile    string
-	svg           string
 	redisLog      bool
 
 	// Set only in the child process of the peak-RSS figure.
@@ -60,7 +59,6 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rssSize, "rss-size", 1024, "peak-RSS figure: payload size in bytes")
 	fs.IntVar(&o.rawBatch, "raw-batch", 100, "raw go-redis publisher: XADDs per pipeline")
 	fs.StringVar(&o.addr, "addr", "", "use the redis-server at this address instead of starting one (it must be idle)")
-	fs.StringVar(&o.svg, "svg", "", "write a chart of the throughput, latency and idle figures to this SVG file")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (not of the RSS child) to this file")
 	fs.BoolVar(&o.redisLog, "redis-log", false, "keep go-redis's internal log on stderr")
 	fs.StringVar(&o.child, harness.ChildFlag, "", "internal: run as the drain child of the peak-RSS figure")

@@ -22,7 +22,6 @@ type options struct {
 	backlogN, backlogSize int
 	settle, window        time.Duration
 	startups              int
-	svg                   string
 }
 
 // parseFlags parses args into options and checks them.
@@ -39,7 +38,6 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "idle and backlog figures: quiet time before measuring")
 	fs.DurationVar(&o.window, "window", 20*time.Second, "idle figures: how long CPU is counted")
 	fs.IntVar(&o.startups, "startups", 3, "start-up figure: starts of each broker (the last one is measured on)")
-	fs.StringVar(&o.svg, "svg", "", "write a chart of the main figures to this SVG file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -63,13 +63,10 @@ func run(ctx context.Context, opts options) error {
 	h.failures = b.measureBrokers(ctx, impls)
 	h.failures += matrix.Run(ctx, b.cells(), impls, opts.Runs, os.Stderr)
 
-	if err := opts.Emit(func(w io.Writer) { b.rep.write(w, m, opts, h) }); err != nil {
+	write := func(w io.Writer) { b.rep.write(w, m, opts, h) }
+	chart := func(path string) error { return b.rep.writeSVG(path, m, h) }
+	if err := opts.Emit(write, chart); err != nil {
 		return err
-	}
-	if opts.svg != "" {
-		if err := b.rep.writeSVG(opts.svg, m, h); err != nil {
-			return err
-		}
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("stopped early: %w", ctx.Err())

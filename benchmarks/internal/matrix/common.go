@@ -20,7 +20,7 @@ type Common struct {
 	Rate              int
 	LatencyDuration   time.Duration
 	Timeout, Deadline time.Duration
-	Out               string
+	Out, SVG          string
 
 	d                                 Defaults
 	sizes, pubs, subs, impls, figures *string // as given
@@ -51,6 +51,7 @@ func (c *Common) Register(fs *flag.FlagSet, d Defaults) {
 	fs.DurationVar(&c.Timeout, "timeout", d.Timeout, "bound on every wait of one run (a run past it fails)")
 	fs.DurationVar(&c.Deadline, "deadline", d.Deadline, "bound on the whole program; the report then has what was measured")
 	fs.StringVar(&c.Out, "out", "", "also write the report to this file")
+	fs.StringVar(&c.SVG, "svg", "", "write a chart of the main figures to this SVG file")
 }
 
 // Check converts the lists given after fs.Parse and checks every flag,
@@ -116,13 +117,19 @@ func (c *Common) ThroughputCells(publish, consume func(size, n int) Cell) []Cell
 	return cs
 }
 
-// Emit prints a report on stdout and, with -out, writes it to that file.
-func (c *Common) Emit(write func(io.Writer)) error {
+// Emit prints a report on stdout and, with -out, writes it to that file;
+// with -svg, chart draws the chart into that file.
+func (c *Common) Emit(write func(io.Writer), chart func(path string) error) error {
 	var out bytes.Buffer
 	write(&out)
 	os.Stdout.Write(out.Bytes())
-	if c.Out == "" {
+	if c.Out != "" {
+		if err := os.WriteFile(c.Out, out.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	if c.SVG == "" {
 		return nil
 	}
-	return os.WriteFile(c.Out, out.Bytes(), 0o644)
+	return chart(c.SVG)
 }
