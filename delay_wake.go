@@ -16,8 +16,8 @@ import (
 // wakeups hears the publishers' announcements of new delayed messages
 // (PUBLISH "{topic}:delayed" <due ms>) on one Pub/Sub connection per
 // client, shared by its Subscribers, whatever the number of topics, and
-// wakes the movers of the topic. Plain Pub/Sub, not sharded: on Redis Cluster one connection to any
-// node hears every channel. An announcement missed (a reconnect, a refused
+// wakes the movers of the topic. Plain Pub/Sub, not sharded: on Redis
+// Cluster one connection to any node hears every channel. An announcement missed (a reconnect, a refused
 // SUBSCRIBE, a publisher that does not announce) costs a mover its next
 // poll, never a message.
 type wakeups struct {

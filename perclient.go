@@ -6,6 +6,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// singleNode reports whether client talks to one node (standalone or
+// Sentinel), where one command may use keys of any topic; on Cluster (and
+// a Ring) keys of one command must share a slot.
+func singleNode(client redis.UniversalClient) bool {
+	_, ok := client.(*redis.Client)
+	return ok
+}
+
 // perClient holds one V per Redis client, shared by every Subscriber over
 // that client: made by the first acquire, stopped by the last release.
 type perClient[V any] struct {

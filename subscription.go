@@ -140,7 +140,7 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 			loop: newLoop(soft), client: s.client, delayed: keys.Delayed(topic), stream: sub.stream, topic: topic,
 			logger: sub.logger, wakeups: s.listenWakeups(), safety: delaySafetyPoll,
 		}
-		if _, single := s.client.(*redis.Client); !single {
+		if !singleNode(s.client) {
 			sub.mover.safety = delaySafetyPollCluster
 		}
 	}
@@ -204,10 +204,7 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 // in one script with its XACK: always but on a client of several nodes,
 // where both streams must hash to one slot.
 func deadLetterAtomic(client redis.UniversalClient, topic, deadLetter string) bool {
-	if _, single := client.(*redis.Client); single {
-		return true
-	}
-	return keys.Slot(streamKey(topic)) == keys.Slot(streamKey(deadLetter))
+	return singleNode(client) || keys.Slot(streamKey(topic)) == keys.Slot(streamKey(deadLetter))
 }
 
 // prepare does what must be done before Subscribe returns: create the group,
