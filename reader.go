@@ -153,8 +153,8 @@ func (r *reader) readNew(ctx context.Context) (bool, error) {
 }
 
 func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
-	if r.idleAfter != "" && r.news.refused() != nil {
-		r.withoutNews(r.news.refused())
+	if err := r.news.refused(); r.idleAfter != "" && err != nil {
+		r.withoutNews(err)
 		return false, nil
 	}
 	if r.idleAfter != "" {
@@ -232,8 +232,10 @@ func (r *reader) pushNew(msgs []redis.XMessage) bool {
 // short and reads without blocking.
 func (r *reader) readBroadcast(ctx context.Context) (bool, error) {
 	block := r.block
-	if r.news != nil && r.short && r.news.refused() != nil {
-		r.withoutNews(r.news.refused())
+	if r.news != nil && r.short {
+		if err := r.news.refused(); err != nil {
+			r.withoutNews(err)
+		}
 	}
 	if r.news != nil {
 		if r.short && !r.news.wait(ctx, r.stream, r.lastID) {
