@@ -67,9 +67,25 @@ type PublisherConfig struct {
 	// Default: Durability{}, no wait.
 	Durability Durability
 
-	// Idempotency makes Publish retry-safe: a message's UUID is added to a
-	// topic at most once within Idempotency.Window, and Publish resends
-	// what failed on a network error or a timeout.
+	// Retries is how many times Publish sends a call again when its
+	// pipeline failed on a network error or a timeout, after 50ms, then
+	// 100ms, ...: the script that adds the messages of a call records the
+	// producer's sequence number with them, so a resend of what Redis
+	// already ran adds nothing. Never with PlainXAdd. Negative: never.
+	// Default: 2.
+	Retries int
+	// PlainXAdd adds every message with a plain XADD instead of a script
+	// (EVALSHA) that adds the call's messages all or none and records the
+	// producer's sequence number. Publish then never sends again: a lost
+	// reply fails it with ErrOutcomeUnknown, and a call Redis refused
+	// part-way returns a *PartialPublishError. For servers or ACLs without
+	// scripts; Publish also falls back to it, logged, when scripts are
+	// refused.
+	// Default: false.
+	PlainXAdd bool
+	// Idempotency deduplicates by message UUID: a UUID is added to a topic
+	// at most once within Idempotency.Window, also when the application
+	// publishes it again.
 	// Default: Idempotency{}, off.
 	Idempotency Idempotency
 
@@ -93,8 +109,8 @@ func (c *PublisherConfig) setDefaults() {
 		c.TrimInterval = defaultTrimInterval
 	}
 	c.Retention = c.Retention.resolved()
-	if c.Idempotency.enabled() && c.Idempotency.Retries == 0 {
-		c.Idempotency.Retries = defaultPublishRetries
+	if c.Retries == 0 {
+		c.Retries = defaultPublishRetries
 	}
 }
 
@@ -125,6 +141,9 @@ func (c PublisherConfig) Validate() error {
 	}
 	if c.TrimInterval < 0 {
 		return fmt.Errorf("TrimInterval must not be negative, got %s", c.TrimInterval)
+	}
+	if c.PlainXAdd && c.Idempotency.enabled() {
+		return errors.New("PlainXAdd cannot be combined with Idempotency, which adds with a script")
 	}
 	return nil
 }

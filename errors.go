@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -42,7 +44,30 @@ var (
 	// live Subscriber holds the same Consumer name in the same group and
 	// topic (see SubscriberConfig.ConsumerLease).
 	ErrConsumerInUse = errors.New("millrace: consumer name is in use by another live subscriber")
+
+	// ErrOutcomeUnknown is returned by [Publisher.Publish] when the
+	// connection failed after the messages were sent and Publish could not
+	// learn whether Redis added them: with PlainXAdd, which never sends
+	// again, or once PublisherConfig.Retries resends failed too. Publishing
+	// the messages again may add them twice, unless Idempotency is on.
+	ErrOutcomeUnknown = errors.New("millrace: cannot tell whether redis added the messages")
 )
+
+// PartialPublishError is returned by [Publisher.Publish] with PlainXAdd
+// when Redis added some messages of the call and refused the others (OOM
+// part-way through a pipeline): publish Refused again, not Added. Without
+// PlainXAdd the messages of a call are added by one script, all or none.
+type PartialPublishError struct {
+	Added   []string           // UUIDs of the messages added, in call order
+	Refused []*message.Message // the messages not added
+	Err     error              // the first refusal
+}
+
+func (e *PartialPublishError) Error() string {
+	return fmt.Sprintf("%d of %d messages added, %d refused, the first: %v", len(e.Added), len(e.Added)+len(e.Refused), len(e.Refused), e.Err)
+}
+
+func (e *PartialPublishError) Unwrap() error { return e.Err }
 
 // redisError adds to err the sentinel of this package that says what a
 // Redis reply means, where one does.

@@ -17,13 +17,23 @@ import (
 	"github.com/millrace/millrace/internal/redistest"
 )
 
-// loseReplies is a go-redis hook that lets the first n pipelines of
-// messages (XADD or EVALSHA) reach Redis and then replaces their replies
-// with a network error: the writes happened, the client cannot know.
+// loseReplies is a go-redis hook that lets the first n commands or
+// pipelines of messages (XADD or EVALSHA) reach Redis and then replaces
+// their replies with a network error: the writes happened, the client
+// cannot know.
 type loseReplies struct{ n atomic.Int32 }
 
-func (h *loseReplies) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *loseReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *loseReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *loseReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if name := cmd.Name(); name != "xadd" && name != "evalsha" || h.n.Add(-1) < 0 {
+			return err
+		}
+		cmd.SetErr(io.ErrUnexpectedEOF)
+		return io.ErrUnexpectedEOF
+	}
+}
 func (h *loseReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
@@ -82,8 +92,9 @@ func TestIdempotency_SameUUIDOnce(t *testing.T) {
 }
 
 // A pipeline whose replies are lost after Redis ran it is sent again, and
-// the messages are in the stream once: Publish succeeds. Without
-// Idempotency the same loss is an error although the messages were added.
+// the messages are in the stream once: Publish succeeds, by default (the
+// producer sequence) and with Idempotency. With PlainXAdd the same loss is
+// ErrOutcomeUnknown, and the messages were added.
 func TestIdempotency_RetryAfterLostReply(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartFromEnv(t)
@@ -108,10 +119,11 @@ func TestIdempotency_RetryAfterLostReply(t *testing.T) {
 		topic := newTopic()
 		err := pub.Publish(topic, newMessages("1", "2")...)
 		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		require.ErrorIs(t, err, millrace.ErrOutcomeUnknown)
 		assert.EqualValues(t, 2, c.XLen(ctx, topic).Val(), "an error after the retries: written once, or not at all")
 		assert.EqualValues(t, 97, hook.n.Load(), "one send and two retries")
 	})
-	t.Run("not idempotent", func(t *testing.T) {
+	t.Run("default", func(t *testing.T) {
 		c := srv.Client(t)
 		hook := &loseReplies{}
 		hook.n.Store(1)
@@ -120,8 +132,21 @@ func TestIdempotency_RetryAfterLostReply(t *testing.T) {
 		require.NoError(t, err)
 		defer pub.Close()
 		topic := newTopic()
-		require.Error(t, pub.Publish(topic, newMessages("1", "2")...))
-		assert.EqualValues(t, 2, c.XLen(ctx, topic).Val(), "the error says nothing about what was added")
+		require.NoError(t, pub.Publish(topic, newMessages("1", "2")...))
+		assert.EqualValues(t, 2, c.XLen(ctx, topic).Val(), "written once")
+	})
+	t.Run("PlainXAdd", func(t *testing.T) {
+		c := srv.Client(t)
+		hook := &loseReplies{}
+		hook.n.Store(1)
+		c.AddHook(hook)
+		pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{PlainXAdd: true}, testLogger)
+		require.NoError(t, err)
+		defer pub.Close()
+		topic := newTopic()
+		err = pub.Publish(topic, newMessages("1", "2")...)
+		require.ErrorIs(t, err, millrace.ErrOutcomeUnknown)
+		assert.EqualValues(t, 2, c.XLen(ctx, topic).Val(), "the error says the outcome is unknown: here they were added")
 	})
 }
 

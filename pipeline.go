@@ -1,21 +1,67 @@
 package millrace
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/noretry"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
+// topicGroup is the messages of one topic in a pipeline: every request of
+// the batch to that topic, added by one script (the producer sequence's or,
+// with Idempotency, the UUID window's), so that a call is added whole or
+// not at all; with PlainXAdd, or once scripts were refused, one XADD per
+// message.
+type topicGroup struct {
+	topic    string
+	reqs     []*publishRequest
+	messages int
+	plain    bool
+	// producer and seq number the script of the producer sequence: the
+	// same in every send of the group.
+	producer string
+	seq      uint64
+
+	// The last send: its commands and, once final, the outcome.
+	script *redis.Cmd
+	xadds  []*redis.Cmd // plain: by message, in the order of reqs
+	err    error
+	durErr error
+}
+
+// argCount is the number of script arguments the messages of g take.
+func (g *topicGroup) argCount() int {
+	n := 0
+	for _, req := range g.reqs {
+		for _, f := range req.fields {
+			n += 1 + len(f)
+		}
+	}
+	return n
+}
+
+// appendMessages appends, per message, its number of field and value
+// arguments followed by them.
+func (g *topicGroup) appendMessages(args []interface{}) []interface{} {
+	for _, req := range g.reqs {
+		for _, f := range req.fields {
+			args = append(args, len(f))
+			args = append(args, f...)
+		}
+	}
+	return args
+}
+
 // sendQueued sends the calls queued now, up to MaxBatch messages, in one
-// pipeline. It runs in a caller that holds a pipeline slot.
-func (p *Publisher) sendQueued() {
+// pipeline. It runs in a caller that holds the pipeline slot prod.
+func (p *Publisher) sendQueued(prod *producer) {
 	var batch []*publishRequest
 	size := 0
 	for size < p.config.MaxBatch {
@@ -23,145 +69,195 @@ func (p *Publisher) sendQueued() {
 		case req := <-p.queue:
 			req.taken.Store(true)
 			batch = append(batch, req)
-			size += len(req.cmds)
+			size += len(req.msgs)
 			continue
 		default:
 		}
 		break
 	}
 	if len(batch) > 0 {
-		p.send(batch)
+		p.send(batch, prod)
 	}
 }
 
-// send runs one pipeline for batch and answers every request in it. The
-// pipeline is not tied to any one caller's context: a caller's cancellation
-// must not fail the messages of the others.
-func (p *Publisher) send(batch []*publishRequest) {
+// send adds batch in one pipeline (on Cluster with Durability, one per
+// master) and answers every request of it. The pipeline is not tied to any
+// one caller's context: a caller's cancellation must not fail the messages
+// of the others.
+func (p *Publisher) send(batch []*publishRequest, prod *producer) {
 	ctx := context.Background()
-	durable := p.config.Durability.enabled()
-	if len(batch) == 1 && len(batch[0].cmds) == 1 && !durable && !p.config.Idempotency.enabled() &&
-		!p.config.retention(batch[0].topic).trimsInPipeline() {
-		// A lone message skips the pipeline's bookkeeping.
-		req := batch[0]
-		req.results = []redis.Cmder{p.client.Do(ctx, req.cmds[0]...)}
-		err := req.result(nil)
-		reloadOnNetworkError(p.client, err)
-		req.done <- err
-		return
+	groups := p.groupByTopic(batch, prod)
+	if cluster, ok := p.client.(*redis.ClusterClient); ok && p.config.Durability.enabled() {
+		p.sendToMasters(ctx, cluster, groups, prod)
+	} else {
+		p.pipeline(ctx, p.client, groups)
 	}
-	cluster, isCluster := p.client.(*redis.ClusterClient)
-	if !durable || !isCluster {
-		durErr := p.pipeline(ctx, p.client, batch)
-		for _, req := range batch {
-			err := req.result(durErr)
-			reloadOnNetworkError(p.client, err)
-			req.done <- err
+	for _, g := range groups {
+		reloadOnNetworkError(p.client, g.err)
+		for i, req := range g.reqs {
+			req.done <- g.result(i)
 		}
-		return
 	}
-	p.sendToMasters(ctx, cluster, batch)
 }
 
-// sendToMasters sends each request to its stream's master with WAIT in the
-// same pipeline: WAIT counts the replicas that have the writes of its own
-// connection. A request answered MOVED or ASK (a failover or a slot
-// migration under way) was not executed: it is sent once more to the new
-// master.
-func (p *Publisher) sendToMasters(ctx context.Context, cluster *redis.ClusterClient, batch []*publishRequest) {
-	byNode := map[*redis.Client][]*publishRequest{}
+// groupByTopic groups batch by topic, in the order of the topics' first
+// requests, and numbers the groups of the producer sequence.
+func (p *Publisher) groupByTopic(batch []*publishRequest, prod *producer) []*topicGroup {
+	plain := p.config.PlainXAdd || p.scriptsRefused.Load()
+	sequenced := !plain && !p.config.Idempotency.enabled()
+	var groups []*topicGroup
+	byTopic := map[string]*topicGroup{}
 	for _, req := range batch {
-		node, err := cluster.MasterForKey(ctx, streamKey(req.topic))
+		g := byTopic[req.topic]
+		if g == nil {
+			g = &topicGroup{topic: req.topic, plain: plain}
+			if sequenced {
+				prod.seq++
+				g.producer, g.seq = prod.id, prod.seq
+			}
+			byTopic[req.topic] = g
+			groups = append(groups, g)
+		}
+		g.reqs = append(g.reqs, req)
+		g.messages += len(req.msgs)
+	}
+	return groups
+}
+
+// sendToMasters sends each group to its stream's master with WAIT in the
+// same pipeline: WAIT counts the replicas that have the writes of its own
+// connection. A group answered MOVED or ASK (a failover or a slot
+// migration under way) was not added: it is sent once more to the new
+// master.
+func (p *Publisher) sendToMasters(ctx context.Context, cluster *redis.ClusterClient, groups []*topicGroup, prod *producer) {
+	byNode := map[*redis.Client][]*topicGroup{}
+	for _, g := range groups {
+		node, err := cluster.MasterForKey(ctx, streamKey(g.topic))
 		if err != nil {
-			req.done <- fmt.Errorf("cannot find the cluster node of stream %s: %w", req.topic, err)
+			g.err = fmt.Errorf("cannot find the cluster node of stream %s: %w", g.topic, err)
 			continue
 		}
-		byNode[node] = append(byNode[node], req)
+		byNode[node] = append(byNode[node], g)
 	}
-	for node, reqs := range byNode {
-		durErr := p.pipeline(ctx, node, reqs)
-		for _, req := range reqs {
-			if !req.redirected() {
-				err := req.result(durErr)
-				reloadOnNetworkError(p.client, err)
-				req.done <- err
+	for node, gs := range byNode {
+		p.pipeline(ctx, node, gs)
+		for _, g := range gs {
+			if !rediserr.IsRedirect(g.err) {
 				continue
 			}
-			retry, err := masterAfterRedirect(ctx, cluster, streamKey(req.topic), node)
+			retry, err := masterAfterRedirect(ctx, cluster, streamKey(g.topic), node)
 			if err != nil {
-				req.done <- fmt.Errorf("cannot find the cluster node of stream %s: %w", req.topic, err)
+				g.err = fmt.Errorf("cannot find the cluster node of stream %s: %w", g.topic, err)
 				continue
 			}
-			durErr := p.pipeline(ctx, retry, []*publishRequest{req})
-			req.done <- req.result(durErr)
+			p.pipeline(ctx, retry, []*topicGroup{g})
 		}
 	}
 }
 
-// pipeline sends batch through c and returns the durability error. With
-// Idempotency, the requests refused with NOSCRIPT are sent again once the
-// script is loaded, and those that failed on a network error or a timeout
-// up to Idempotency.Retries times: the script adds each message once.
-func (p *Publisher) pipeline(ctx context.Context, c redis.Cmdable, batch []*publishRequest) error {
-	durErr := p.pipelineOnce(ctx, c, batch)
-	if !p.config.Idempotency.enabled() {
-		return durErr
-	}
-	again := func() []*publishRequest {
-		var out []*publishRequest
-		for _, req := range batch {
-			if req.retryable() {
-				out = append(out, req)
+// pipeline sends groups through c until each has its outcome. A group whose
+// script failed on a network error or a timeout is sent again, up to
+// Retries times (the script adds nothing twice); one refused with NOSCRIPT
+// is sent again once the script is loaded; one whose script is refused
+// (ACL, no scripting) is sent again as plain XADDs. Plain XADDs are never
+// sent again.
+func (p *Publisher) pipeline(ctx context.Context, c redis.UniversalClient, groups []*topicGroup) {
+	pending := groups
+	for attempt, loads := 0, 0; len(pending) > 0; {
+		durErr := p.pipelineOnce(ctx, c, pending)
+		var again []*topicGroup
+		var noScript, lost error
+		for _, g := range pending {
+			if g.plain {
+				g.settlePlain(durErr)
+				continue
+			}
+			err := g.script.Err()
+			switch {
+			case err == nil || rediserr.IsNil(err): // nil: an earlier send added them
+				g.err, g.durErr = nil, durErr
+			case rediserr.IsNoScript(err):
+				noScript = err
+				again = append(again, g)
+			case rediserr.IsScriptRefused(err):
+				p.refuseScripts(err)
+				g.plain = true
+				again = append(again, g)
+			case !rediserr.IsServer(err) && attempt < p.config.Retries:
+				lost = err
+				again = append(again, g)
+			case !rediserr.IsServer(err):
+				g.err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			default:
+				g.err = err
 			}
 		}
-		return out
-	}
-	// A NOSCRIPT reply (a restarted or new master, SCRIPT FLUSH) loads
-	// the script and sends again, at most twice, without counting a retry.
-	for attempt, loads := 0, 0; ; {
-		reqs := again()
-		if len(reqs) == 0 {
-			break
-		}
-		if noScript(reqs) {
-			if loads++; loads > 2 || idempotentAddScript.Load(ctx, c).Err() != nil {
-				break
+		switch {
+		case len(again) == 0:
+		case noScript != nil && loads < 2:
+			loads++
+			if err := p.loadScript(ctx, c); err != nil {
+				for _, g := range again {
+					g.err = err
+				}
+				again = nil
 			}
-		} else {
-			if attempt >= p.config.Idempotency.Retries {
-				break
-			}
+		case lost != nil:
 			time.Sleep(expDelay(retryInitial, retryMax, attempt))
 			attempt++
-			reloadOnNetworkError(p.client, reqs[0].firstError())
+			reloadOnNetworkError(p.client, lost)
 		}
-		durErr = cmp.Or(durErr, p.pipelineOnce(ctx, c, reqs))
+		pending = again
 	}
-	return durErr
 }
 
-// pipelineOnce sends batch through c in one pipeline, followed by WAIT or
+// loadScript loads the script of the Publisher's mode (SCRIPT LOAD, which
+// is idempotent).
+func (p *Publisher) loadScript(ctx context.Context, c redis.UniversalClient) error {
+	if p.config.Idempotency.enabled() {
+		return idempotentAddScript.Load(ctx, c).Err()
+	}
+	return sequencedAddScript.Load(ctx, c).Err()
+}
+
+// refuseScripts turns to plain XADDs for good when the scripts are
+// refused, and says what that costs.
+func (p *Publisher) refuseScripts(err error) {
+	if p.scriptsRefused.Swap(true) {
+		return
+	}
+	p.logger.Error("Cannot publish with the retry-safe script (ACL: EVALSHA, EVAL, GET, SET, EXISTS on the "+
+		"topics' keys, or scripting disabled); publishing with plain XADD: a Publish whose reply is lost "+
+		"fails with ErrOutcomeUnknown instead of being sent again", err, nil)
+}
+
+// pipelineOnce sends groups through c in one pipeline, followed by WAIT or
 // WAITAOF when Durability asks for it, and returns the durability error.
-// A failed retention trim is logged: it never fails the messages.
-func (p *Publisher) pipelineOnce(ctx context.Context, c redis.Cmdable, batch []*publishRequest) error {
-	pipe := c.Pipeline()
+// Every write goes with NoRetry, so go-redis never sends the pipeline again
+// on its own. A failed retention trim is logged: it never fails the
+// messages.
+func (p *Publisher) pipelineOnce(ctx context.Context, c redis.UniversalClient, groups []*topicGroup) error {
 	var trims []*redis.IntCmd
-	var trimmed map[string]bool // topics whose XTRIM is queued
-	for _, req := range batch {
-		req.results = make([]redis.Cmder, len(req.cmds))
-		for i, args := range req.cmds {
-			req.results[i] = pipe.Do(ctx, args...)
-		}
-		if r := p.config.retention(req.topic); r.trimsInPipeline() && !trimmed[req.topic] {
-			if trimmed == nil {
-				trimmed = map[string]bool{}
+	queue := func(pipe noretry.Processor) {
+		for _, g := range groups {
+			p.queueGroup(ctx, pipe, g)
+			if r := p.config.retention(g.topic); r.trimsInPipeline() {
+				if pl, ok := pipe.(redis.Pipeliner); ok {
+					trims = append(trims, pl.XTrimMinIDApprox(ctx, streamKey(g.topic), entryid.MinAt(time.Now().Add(-r.MaxAge)), 0))
+				}
 			}
-			trimmed[req.topic] = true
-			trims = append(trims, pipe.XTrimMinIDApprox(ctx, streamKey(req.topic), entryid.MinAt(time.Now().Add(-r.MaxAge)), 0))
 		}
 	}
+	if len(groups) == 1 && !p.config.Durability.enabled() && !p.config.retention(groups[0].topic).trimsInPipeline() &&
+		(!groups[0].plain || groups[0].messages == 1) {
+		// One command: no pipeline's bookkeeping.
+		queue(c)
+		return nil
+	}
+	pipe := c.Pipeline()
+	queue(pipe)
 	confirm := p.config.Durability.queue(ctx, pipe)
-	_, _ = pipe.Exec(ctx) // errors are read per command below
+	_, _ = pipe.Exec(ctx) // errors are read per command
 	for _, trim := range trims {
 		if err := trim.Err(); err != nil {
 			p.trimLog.failure(p.logger, "Cannot trim stream by MaxAge", err, watermill.LogFields{"stream": trim.Args()[1]})
@@ -170,47 +266,99 @@ func (p *Publisher) pipelineOnce(ctx context.Context, c redis.Cmdable, batch []*
 	return confirm()
 }
 
-// redirected reports whether Redis answered the request with MOVED or ASK.
-func (req *publishRequest) redirected() bool {
-	for _, cmd := range req.results {
-		if rediserr.IsRedirect(cmd.Err()) {
-			return true
+// queueGroup queues the commands that add the messages of g.
+func (p *Publisher) queueGroup(ctx context.Context, pipe noretry.Processor, g *topicGroup) {
+	if !g.plain {
+		var args []interface{}
+		if p.config.Idempotency.enabled() {
+			args = p.idempotentArgs(g)
+		} else {
+			args = p.sequencedArgs(g)
 		}
+		g.script = noretry.Do(ctx, pipe, args...)
+		return
 	}
-	return false
-}
-
-// result reports the first failed XADD of a request, if any, and how many
-// of its messages failed; failing that, durErr.
-func (req *publishRequest) result(durErr error) error {
-	var first error
-	failed := 0
-	for i, cmd := range req.results {
-		if err := cmd.Err(); err != nil && !rediserr.IsNil(err) { // nil: added before (Idempotency)
-			if first == nil {
-				first = fmt.Errorf("cannot add message %s to stream %s: %w", req.msgs[i].UUID, req.topic, redisError(err))
+	r := p.config.retention(g.topic)
+	minID := r.minID()
+	g.xadds = g.xadds[:0]
+	for _, req := range g.reqs {
+		for _, f := range req.fields {
+			args := make([]interface{}, 0, 7+len(f))
+			args = append(args, "xadd", streamKey(g.topic))
+			switch {
+			case r.MaxLen > 0:
+				args = append(args, "maxlen", "~", r.MaxLen)
+			case minID != "":
+				args = append(args, "minid", "~", minID)
 			}
-			failed++
+			args = append(args, "*")
+			g.xadds = append(g.xadds, noretry.Do(ctx, pipe, append(args, f...)...))
 		}
 	}
-	if failed > 1 {
-		return fmt.Errorf("%d of %d messages failed, the first: %w", failed, len(req.results), first)
+}
+
+// settlePlain reads the outcome of g's plain XADDs: per request, which
+// messages were added.
+func (g *topicGroup) settlePlain(durErr error) {
+	g.err, g.durErr = nil, durErr
+	for _, cmd := range g.xadds {
+		if err := cmd.Err(); err != nil && !rediserr.IsServer(err) {
+			// A network error fails every command of the pipeline,
+			// whether or not Redis ran it.
+			g.err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			return
+		}
 	}
-	if first != nil {
-		return first
+}
+
+// result is the outcome of request i of g.
+func (g *topicGroup) result(i int) error {
+	req := g.reqs[i]
+	if g.err == nil && g.plain {
+		return g.plainResult(i)
 	}
-	if durErr != nil {
-		return fmt.Errorf("messages of stream %s were added but not confirmed: %w", req.topic, durErr)
+	if g.err != nil {
+		if len(req.msgs) == 1 {
+			return fmt.Errorf("cannot add message %s to stream %s: %w", req.msgs[0].UUID, g.topic, redisError(g.err))
+		}
+		return fmt.Errorf("cannot add the %d messages of the call to stream %s: %w", len(req.msgs), g.topic, redisError(g.err))
+	}
+	if g.durErr != nil {
+		return fmt.Errorf("messages of stream %s were added but not confirmed: %w", g.topic, g.durErr)
 	}
 	return nil
 }
 
-// firstError is the first failure among req's replies, if any.
-func (req *publishRequest) firstError() error {
-	for _, cmd := range req.results {
-		if err := cmd.Err(); err != nil && !rediserr.IsNil(err) {
-			return err
-		}
+// plainResult is the outcome of request i of a group of plain XADDs, which
+// Redis may have added in part: then a *PartialPublishError says which.
+func (g *topicGroup) plainResult(i int) error {
+	first := 0
+	for _, req := range g.reqs[:i] {
+		first += len(req.msgs)
 	}
-	return nil
+	req := g.reqs[i]
+	var added []string
+	var refused []*message.Message
+	var firstErr error
+	for j, cmd := range g.xadds[first : first+len(req.msgs)] {
+		if err := cmd.Err(); err != nil {
+			refused = append(refused, req.msgs[j])
+			if firstErr == nil {
+				firstErr = fmt.Errorf("cannot add message %s to stream %s: %w", req.msgs[j].UUID, g.topic, redisError(err))
+			}
+			continue
+		}
+		added = append(added, req.msgs[j].UUID)
+	}
+	switch {
+	case len(refused) == 0 && g.durErr != nil:
+		return fmt.Errorf("messages of stream %s were added but not confirmed: %w", g.topic, g.durErr)
+	case len(refused) == 0:
+		return nil
+	case len(added) == 0 && len(refused) == 1:
+		return firstErr
+	case len(added) == 0:
+		return fmt.Errorf("none of the %d messages of the call was added, the first: %w", len(refused), firstErr)
+	}
+	return &PartialPublishError{Added: added, Refused: refused, Err: firstErr}
 }

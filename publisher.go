@@ -26,10 +26,13 @@ type Publisher struct {
 	logger  watermill.LoggerAdapter
 	version versionCheck
 
-	// queue holds the calls waiting for a pipeline; slots holds a token per
-	// pipeline in flight.
+	// queue holds the calls waiting for a pipeline; free holds the
+	// pipeline slots not in use, each a producer of the retry-safe sequence.
 	queue chan *publishRequest
-	slots chan struct{}
+	free  chan *producer
+	// scriptsRefused is set once the server refused the publishing scripts:
+	// plain XADDs from then on.
+	scriptsRefused atomic.Bool
 	// mu is held shared by every Publish in progress and exclusively by
 	// Close, so Close waits for them.
 	mu     sync.RWMutex
@@ -61,8 +64,12 @@ func NewPublisher(client redis.UniversalClient, config PublisherConfig, logger w
 		config: config,
 		logger: logger,
 		queue:  make(chan *publishRequest, config.MaxBatch),
-		slots:  make(chan struct{}, config.Pipelines),
+		free:   make(chan *producer, config.Pipelines),
 		shut:   make(chan struct{}),
+	}
+	id := watermill.NewShortUUID()
+	for i := range config.Pipelines {
+		p.free <- &producer{id: producerID(id, i)}
 	}
 	if config.keepsUnacked() {
 		p.trimmer = newTrimmer(client, config, logger)
@@ -74,13 +81,11 @@ func NewPublisher(client redis.UniversalClient, config PublisherConfig, logger w
 // publishRequest is one Publish call on its way to a pipeline.
 type publishRequest struct {
 	topic string
-	// cmds are the arguments of each message's command (XADD, or EVALSHA
-	// of the idempotent script), built by the caller: the pipeline's
-	// sender only queues them.
-	cmds    [][]interface{}
-	msgs    []*message.Message
-	results []redis.Cmder // XADD or idempotent script replies, by message
-	done    chan error
+	msgs  []*message.Message
+	// fields are the field and value arguments of each message's entry,
+	// marshaled by the caller: the pipeline's sender only queues them.
+	fields [][]interface{}
+	done   chan error
 	// taken is set once a sender has dequeued the request; its caller then
 	// only waits for done.
 	taken atomic.Bool
@@ -132,11 +137,11 @@ func (p *Publisher) await(req *publishRequest) error {
 		select {
 		case err := <-req.done:
 			return err
-		case p.slots <- struct{}{}:
+		case prod := <-p.free:
 			if !req.taken.Load() {
-				p.sendQueued()
+				p.sendQueued(prod)
 			}
-			<-p.slots
+			p.free <- prod
 		}
 	}
 	return <-req.done
@@ -146,42 +151,21 @@ func (p *Publisher) await(req *publishRequest) error {
 // in parallel across publishing goroutines.
 func (p *Publisher) prepare(topic string, msgs []*message.Message) (*publishRequest, error) {
 	req := &publishRequest{
-		topic: topic,
-		cmds:  make([][]interface{}, len(msgs)),
-		msgs:  msgs,
-		done:  make(chan error, 1),
+		topic:  topic,
+		msgs:   msgs,
+		fields: make([][]interface{}, len(msgs)),
+		done:   make(chan error, 1),
 	}
-	retention := p.config.retention(topic)
-	minID := retention.minID()
 	for i, msg := range msgs {
 		if err := msg.Context().Err(); err != nil {
 			return nil, fmt.Errorf("message %s: %w", msg.UUID, err)
 		}
 		var err error
-		if p.config.Idempotency.enabled() {
-			req.cmds[i], err = p.idempotentAddArgs(topic, retention, minID, msg)
-		} else {
-			req.cmds[i], err = p.addArgs(topic, retention, minID, msg)
-		}
-		if err != nil {
+		if req.fields[i], err = p.appendFields(make([]interface{}, 0, 6), topic, msg); err != nil {
 			return nil, err
 		}
 	}
 	return req, nil
-}
-
-// addArgs is the XADD of msg to topic, with retention's trimming clause.
-func (p *Publisher) addArgs(topic string, r Retention, minID string, msg *message.Message) ([]interface{}, error) {
-	args := make([]interface{}, 0, 12)
-	args = append(args, "xadd", streamKey(topic))
-	switch {
-	case r.MaxLen > 0:
-		args = append(args, "maxlen", "~", r.MaxLen)
-	case minID != "":
-		args = append(args, "minid", "~", minID)
-	}
-	args = append(args, "*")
-	return p.appendFields(args, topic, msg)
 }
 
 // appendFields appends the fields of msg's entry to dst, in name order.

@@ -29,6 +29,11 @@ func DelayedWake(topic string) string { return Delayed(topic) }
 // the message with uuid was added to topic: "{topic}:published:<uuid>".
 func Published(topic, uuid string) string { return aux(topic, "published:"+uuid) }
 
+// Producer is the key that holds the last sequence number a retry-safe
+// Publisher's producer (one pipeline slot) used on topic:
+// "{topic}:producer:<id>".
+func Producer(topic, id string) string { return aux(topic, "producer:"+id) }
+
 // Consumer is the key that names the live holder of a consumer name in a
 // group of topic: "{topic}:consumer:<len(group)>:<group>:<consumer>" (the
 // length keeps "a:b"/"c" apart from "a"/"b:c").
