@@ -9,33 +9,52 @@ import (
 
 // acker batches acknowledgements into XACKs: a batch goes out when it holds
 // batch IDs or interval after its first ID, and always before stop returns.
-// One goroutine owns the pending batch. Every acknowledgement of a
-// subscription goes through it: Acks, entries deleted while pending, and
-// dead-lettered entries.
+// One goroutine owns the pending batch and retries a failed XACK (XACK is
+// idempotent) until it succeeds or stop's deadline passes. Every
+// acknowledgement of a subscription goes through it: Acks, entries deleted
+// while pending, and dead letters that could not be acknowledged in their
+// script.
 type acker struct {
 	m        *member
 	batch    int
 	interval time.Duration
-	held     *heldSet
-	// hard ends with the subscription's abandonment: sends are cut short
-	// then, and stop makes one last bounded attempt.
-	hard   context.Context
-	logger watermill.LoggerAdapter
+	held     *holder
+	logger   watermill.LoggerAdapter
 
+	// ctx ends the retries: cancelled when stop's deadline passes. final,
+	// set by stop before it closes ids, is that deadline: the XACKs sent
+	// after ids is closed carry it, so that a call to an unresponsive Redis
+	// ends with it too.
+	ctx    context.Context
+	cancel context.CancelFunc
+	final  context.Context
 	ids     chan string
 	flushes chan chan struct{}
 	done    chan struct{}
+	// unsent is how many acknowledgements were given up at stop: their
+	// entries stay pending and are delivered again.
+	unsent int
 }
 
-func newAcker(m *member, batch int, interval time.Duration, held *heldSet, hard context.Context, logger watermill.LoggerAdapter) *acker {
+type ackerParams struct {
+	m        *member
+	batch    int           // AckBatch
+	interval time.Duration // AckInterval
+	held     *holder
+	logger   watermill.LoggerAdapter
+}
+
+func newAcker(p ackerParams) *acker {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &acker{
-		m:        m,
-		batch:    batch,
-		interval: interval,
-		held:     held,
-		hard:     hard,
-		logger:   logger,
-		ids:      make(chan string, 4*batch),
+		m:        p.m,
+		batch:    p.batch,
+		interval: p.interval,
+		held:     p.held,
+		logger:   p.logger,
+		ctx:      ctx,
+		cancel:   cancel,
+		ids:      make(chan string, 4*p.batch),
 		flushes:  make(chan chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -43,32 +62,43 @@ func newAcker(m *member, batch int, interval time.Duration, held *heldSet, hard 
 
 func (a *acker) start() { go a.run() }
 
-// stop flushes what was added and returns. No add may follow.
-func (a *acker) stop() {
+// stop sends what was added, retrying until deadline ends, and returns the
+// number of acknowledgements it gave up. No add may follow.
+func (a *acker) stop(deadline context.Context) int {
+	a.final = deadline
 	close(a.ids)
-	<-a.done
+	select {
+	case <-a.done:
+	case <-deadline.Done():
+		a.cancel()
+		<-a.done
+	}
+	a.cancel()
+	return a.unsent
 }
 
 // add queues id for acknowledgement. It blocks only while a full queue of
 // acknowledgements waits for Redis.
 func (a *acker) add(id string) { a.ids <- id }
 
-// sync sends every acknowledgement added so far before it returns (or
-// gives up when the subscription is abandoned). Workers call it before
-// handing out an entry being recovered: if that entry crashes the process
-// again, the messages acknowledged just before it must not come back.
-func (a *acker) sync() {
+// sync sends every acknowledgement added so far before it returns true;
+// false when ctx ends first. Workers call it before handing out an entry
+// being recovered: if that entry crashes the process again, the messages
+// acknowledged just before it must not come back.
+func (a *acker) sync(ctx context.Context) bool {
 	flushed := make(chan struct{})
 	select {
 	case a.flushes <- flushed:
 	case <-a.done:
-		return
-	case <-a.hard.Done():
-		return
+		return true
+	case <-ctx.Done():
+		return false
 	}
 	select {
 	case <-flushed:
-	case <-a.hard.Done():
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -79,10 +109,11 @@ func (a *acker) run() {
 	timer.Stop()
 	retry := newRetryBackoff()
 	log := errorLog{logger: a.logger}
+	closed := false
 
 	var flushed []chan struct{} // sync calls answered by the next flush
 	for {
-		if len(batch) == 0 {
+		if len(batch) == 0 && !closed {
 			select {
 			case id, ok := <-a.ids:
 				if !ok {
@@ -91,7 +122,7 @@ func (a *acker) run() {
 				batch = append(batch, id)
 				timer.Reset(a.interval)
 			case f := <-a.flushes:
-				batch = a.drainQueued(batch)
+				batch, closed = a.drainQueued(batch)
 				if len(batch) == 0 {
 					close(f)
 					continue
@@ -100,77 +131,77 @@ func (a *acker) run() {
 			}
 		}
 	fill:
-		for len(batch) < a.batch && len(flushed) == 0 {
+		for len(batch) < a.batch && len(flushed) == 0 && !closed {
 			select {
 			case id, ok := <-a.ids:
 				if !ok {
-					a.final(batch)
-					return
+					closed = true
+					break fill
 				}
 				batch = append(batch, id)
 			case f := <-a.flushes:
-				batch = a.drainQueued(batch)
+				batch, closed = a.drainQueued(batch)
 				flushed = append(flushed, f)
 			case <-timer.C:
 				break fill
 			}
 		}
 		timer.Stop()
-		if err := a.flush(a.hard, batch); err != nil {
-			if a.hard.Err() == nil {
-				log.failure("Cannot acknowledge entries; retrying", err, watermill.LogFields{"entries": len(batch)})
+		n := min(len(batch), a.batch)
+		ctx := a.ctx
+		if closed {
+			ctx = a.final
+		}
+		if err := a.flush(ctx, batch[:n]); err != nil {
+			if a.ctx.Err() != nil || ctx.Err() != nil {
+				a.giveUp(batch)
+				return
 			}
-			if sleepCtx(a.hard, retry.next()) {
-				timer.Reset(0)
-				continue
+			log.failure("Cannot acknowledge entries; retrying", err, watermill.LogFields{"entries": n})
+			if !sleepCtx(a.ctx, retry.next()) {
+				a.giveUp(batch)
+				return
 			}
-			a.final(batch)
-			a.drain()
-			return
+			continue
 		}
 		retry.reset()
 		log.recovered("Acknowledging entries again", nil)
-		batch = batch[:0]
+		batch = append(batch[:0], batch[n:]...)
+		if len(batch) > 0 {
+			continue
+		}
 		for _, f := range flushed {
 			close(f)
 		}
 		flushed = flushed[:0]
-	}
-}
-
-// drainQueued moves every ID already queued into batch.
-func (a *acker) drainQueued(batch []string) []string {
-	for {
-		select {
-		case id, ok := <-a.ids:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, id)
-		default:
-			return batch
+		if closed {
+			return
 		}
 	}
 }
 
-// drain acknowledges what is still queued, at shutdown.
-func (a *acker) drain() {
-	var rest []string
-	for id := range a.ids {
-		rest = append(rest, id)
+// drainQueued moves every ID already queued into batch; closed reports that
+// no more will come.
+func (a *acker) drainQueued(batch []string) (_ []string, closed bool) {
+	for {
+		select {
+		case id, ok := <-a.ids:
+			if !ok {
+				return batch, true
+			}
+			batch = append(batch, id)
+		default:
+			return batch, false
+		}
 	}
-	a.final(rest)
 }
 
-// final makes one last bounded attempt at shutdown.
-func (a *acker) final(batch []string) {
-	if len(batch) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
-	defer cancel()
-	if err := a.flush(ctx, batch); err != nil {
-		a.logger.Error("Cannot acknowledge entries at close; they will be redelivered", err, watermill.LogFields{"entries": len(batch)})
+// giveUp counts batch and whatever is still queued as unsent, at stop's
+// deadline: those entries stay pending and are delivered again.
+func (a *acker) giveUp(batch []string) {
+	a.unsent = len(batch)
+	for range a.ids {
+		a.unsent++
 	}
 }
 

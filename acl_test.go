@@ -26,11 +26,14 @@ import (
 // topic are its stream and its "{topic}:..." auxiliary keys (dead letters,
 // delayed set), so "~orders ~{orders}:*" grants one topic.
 var (
-	// aclPublisher: XADD; ZADD for delayed messages. The version check
-	// needs nothing: without INFO it probes with XAUTOCLAIM and takes
-	// NOPERM as "new enough". Add +wait (or +waitaof) for Durability and
-	// +xtrim for a Retention with both MaxLen and MaxAge.
-	aclPublisher = []string{"+xadd", "+zadd", "+publish"}
+	// aclPublisher: the script that adds a call's messages and records
+	// the producer's sequence number (EVALSHA, EVAL when the script is not
+	// cached, and the XADD, GET and SET it calls); ZADD and PUBLISH for
+	// delayed messages. The version check needs nothing: without INFO it
+	// probes with XAUTOCLAIM and takes NOPERM as "new enough". Add +wait
+	// (or +waitaof) for Durability, +xtrim for a Retention with both MaxLen
+	// and MaxAge, +exists for Idempotency.
+	aclPublisher = []string{"+evalsha", "+eval", "+xadd", "+get", "+set", "+zadd", "+publish"}
 	// aclRetention: what the default retention (KeepUnacked, MaxAge) runs
 	// in the background of a Publisher: XINFO GROUPS, XPENDING (groups
 	// with pending entries) and XTRIM.
@@ -248,18 +251,29 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 		for _, rule := range aclPublisher {
 			topic := "p" + strings.Trim(rule, "+|")
 			c := a.setUser(t, "pub-"+topic, password, aclWithout(aclPublisher, rule), aclTopicKeys(topic))
-			pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{Retention: millrace.Retention{KeepAll: true}}, topoLoggerTo(logs))
+			ruleLogs := &topoLogBuffer{}
+			pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{Retention: millrace.Retention{KeepAll: true}}, topoLoggerTo(ruleLogs))
 			require.NoError(t, err)
 			msg := message.NewMessage(watermill.NewUUID(), []byte("x"))
 			if rule == "+zadd" || rule == "+publish" {
 				msg = topoDelayed("x", time.Minute)
 			}
 			err = pub.Publish(topic, msg)
+			if rule == "+evalsha" || rule == "+eval" || rule == "+get" || rule == "+set" {
+				// The script is refused before it writes anything: the
+				// Publisher says so and turns to plain XADD.
+				require.NoError(t, err, "Publish without %s", rule)
+				aclWaitLogged(t, ruleLogs, "Cannot publish with the retry-safe script")
+				logs.Write([]byte(ruleLogs.String()))
+				require.NoError(t, pub.Close())
+				continue
+			}
 			if rule == "+publish" {
 				// The announcement is best effort: the message is kept and
 				// the refusal logged.
 				require.NoError(t, err)
-				aclWaitLogged(t, logs, "NOPERM this user has no permissions to run the 'publish' command")
+				aclWaitLogged(t, ruleLogs, "NOPERM this user has no permissions to run the 'publish' command")
+				logs.Write([]byte(ruleLogs.String()))
 				require.NoError(t, pub.Close())
 				continue
 			}
@@ -359,10 +373,11 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 				}
 				switch cmd {
 				case "time", "zrange", "zrangebyscore", "zrem", "xadd", "the auxiliary keys",
-					"xinfo|consumers", "xgroup|delconsumer", "get", "set":
+					"xinfo|consumers", "xgroup|delconsumer", "get", "set", "xclaim":
 					// Called by a script (the delayed-message mover, the
-					// consumer pruner, the consumer-name lease; xadd also by
-					// dead-lettering), or a key refusal.
+					// consumer pruner, the consumer-name lease, the claim
+					// for delivery; xadd also by dead-lettering), or a key
+					// refusal.
 					aclWaitLogged(t, caseLogs, aclRefusals...)
 				default:
 					aclWaitLogged(t, caseLogs, "NOPERM this user has no permissions to run the '"+cmd+"' command")

@@ -36,9 +36,39 @@ type claimer struct {
 	quiet    *atomic.Uint64
 	emptyIn  uint64
 	lastLook time.Time
-	held     *heldSet
+	held     *holder
 	queue    *queue
 	logger   watermill.LoggerAdapter
+}
+
+type claimerParams struct {
+	parent         context.Context // the subscription's soft end
+	m              *member
+	minIdle        time.Duration // ClaimMinIdle
+	interval       time.Duration // ClaimInterval
+	batch          int
+	pruneAfter     time.Duration // PruneConsumersAfter
+	ownPendingRead <-chan struct{}
+	quiet          *atomic.Uint64 // nil without a news waiter
+	held           *holder
+	queue          *queue
+	logger         watermill.LoggerAdapter
+}
+
+func newClaimer(p claimerParams) *claimer {
+	return &claimer{
+		loop:           newLoop(p.parent),
+		m:              p.m,
+		minIdle:        p.minIdle,
+		interval:       p.interval,
+		batch:          p.batch,
+		pruneAfter:     p.pruneAfter,
+		ownPendingRead: p.ownPendingRead,
+		quiet:          p.quiet,
+		held:           p.held,
+		queue:          p.queue,
+		logger:         p.logger,
+	}
 }
 
 // pruneEvery is how often idle consumers are looked for, at most; within a

@@ -105,9 +105,7 @@ func (l *consumerLease) acquire(ctx context.Context) (bool, error) {
 }
 
 // release gives the name up at once, if it is still ours.
-func (l *consumerLease) release() error {
-	ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
-	defer cancel()
+func (l *consumerLease) release(ctx context.Context) error {
 	return dropLeaseScript.Run(ctx, l.client, []string{l.key}, l.token).Err()
 }
 

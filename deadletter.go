@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/streams"
 )
 
@@ -26,7 +27,7 @@ type deadLetterer struct {
 	unmarshaler Unmarshaler
 	marshaler   Marshaler
 	acker       *acker
-	held        *heldSet
+	held        *holder
 	// atomic says the dead-letter stream may be written in a script with
 	// the topic's stream (always but on Cluster, where the two must share a
 	// slot): the XADD and the XACK then happen in one step.
@@ -37,6 +38,35 @@ type deadLetterer struct {
 	// log rate-limits the failures, which workers retry every few seconds
 	// while they last.
 	log lockedErrorLog
+}
+
+type deadLettererParams struct {
+	client    redis.UniversalClient
+	m         *member // nil in broadcast mode
+	topic     string
+	config    SubscriberConfig
+	acker     *acker
+	held      *holder
+	redeliver *redeliverer
+	hard      context.Context
+	logger    watermill.LoggerAdapter
+}
+
+func newDeadLetterer(p deadLettererParams) *deadLetterer {
+	dlq := p.config.DeadLetterTopic(p.topic)
+	return &deadLetterer{
+		m:           p.m,
+		topic:       p.topic,
+		deadLetter:  dlq,
+		unmarshaler: p.config.Unmarshaler,
+		marshaler:   p.config.Marshaler,
+		acker:       p.acker,
+		held:        p.held,
+		atomic:      singleNode(p.client) || keys.Slot(streamKey(p.topic)) == keys.Slot(streamKey(dlq)),
+		redeliver:   p.redeliver,
+		hard:        p.hard,
+		logger:      p.logger,
+	}
 }
 
 // move copies e to the dead-letter stream, then acknowledges it, and
@@ -62,11 +92,12 @@ func (d *deadLetterer) move(e *entry, reason string) bool {
 			d.held.remove(e.id)
 		}
 	} else {
-		// XADD first and XACK only once it succeeded: MULTI would not roll
-		// the XACK back if the XADD failed. A crash in between leaves the
-		// entry in both streams, never in neither; a failover in between
-		// can lose the XADD alone.
-		err = d.m.client.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(d.deadLetter), Values: values}).Err()
+		// The copy first, at most once (a marker in the dead-letter
+		// topic's slot), and the XACK only once it succeeded: MULTI would
+		// not roll the XACK back if the XADD failed. A crash in between
+		// leaves the entry in both streams, never in neither; a failover in
+		// between can lose the XADD alone.
+		err = d.m.deadLetterCopy(ctx, streamKey(d.deadLetter), values, e.id)
 		if err == nil {
 			d.acker.add(e.id)
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/streams"
 )
 
@@ -52,15 +53,41 @@ type delayMover struct {
 	logger  watermill.LoggerAdapter
 
 	wakeups *wakeups      // nil when announcements are not listened to
-	channel string        // set by wakeups.add
+	channel string        // where the topic's announcements come
 	safety  time.Duration // delaySafetyPoll or, on Cluster, delaySafetyPollCluster
 	woken   chan struct{}
 }
 
+type delayMoverParams struct {
+	parent  context.Context // the subscription's soft end
+	client  redis.UniversalClient
+	topic   string
+	wakeups *wakeups // the client's listener; nil: poll only
+	logger  watermill.LoggerAdapter
+}
+
+func newDelayMover(p delayMoverParams) *delayMover {
+	d := &delayMover{
+		loop:    newLoop(p.parent),
+		client:  p.client,
+		delayed: keys.Delayed(p.topic),
+		stream:  streamKey(p.topic),
+		topic:   p.topic,
+		logger:  p.logger,
+		wakeups: p.wakeups,
+		channel: keys.DelayedWake(p.topic),
+		safety:  delaySafetyPoll,
+		woken:   make(chan struct{}, 1),
+	}
+	if !singleNode(p.client) {
+		d.safety = delaySafetyPollCluster
+	}
+	return d
+}
+
 func (d *delayMover) start() {
-	d.woken = make(chan struct{}, 1)
 	if d.wakeups != nil {
-		d.wakeups.add(d.topic, d)
+		d.wakeups.add(d)
 	}
 	d.goRun(d.run)
 }

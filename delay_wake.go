@@ -9,7 +9,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -77,9 +76,9 @@ func (w *wakeups) stop() {
 	}
 }
 
-// add subscribes m to the announcements of its topic.
-func (w *wakeups) add(topic string, m *delayMover) {
-	ch := keys.DelayedWake(topic)
+// add subscribes m to the announcements on its channel.
+func (w *wakeups) add(m *delayMover) {
+	ch := m.channel
 	w.mu.Lock()
 	if w.movers[ch] == nil {
 		w.movers[ch] = map[*delayMover]struct{}{}
@@ -92,7 +91,6 @@ func (w *wakeups) add(topic string, m *delayMover) {
 	}
 	confirmed := w.confirmed[ch]
 	w.mu.Unlock()
-	m.wakeups, m.channel = w, ch
 	if first {
 		err := w.ps.Subscribe(w.ctx, ch)
 		w.startReceiving()

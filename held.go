@@ -5,57 +5,77 @@ import (
 	"time"
 )
 
-// heldSet is the set of entries a subscription has read from its group and
-// not yet acknowledged: queued, in a handler or waiting for redelivery. The
-// claimer extends their leases and skips them; at the end they are released.
+// heldSet is the set of entries that the subscriptions of one consumer name
+// on one topic, in one Subscriber, have read from their group and not yet
+// acknowledged: queued, in a handler or waiting for redelivery. It is shared
+// by those subscriptions (two Router handlers on one topic), so that an
+// entry one of them holds is never handed out by another: each sees the
+// consumer's whole pending list as its own. Each subscription holds its
+// entries through a holder; the claimer skips what any holder has, the
+// leaser extends and Close releases only its own.
 type heldSet struct {
 	mu      sync.Mutex
-	touched map[string]time.Time // when the entry's idle time was last reset
+	entries map[string]heldEntry
 }
 
-func newHeldSet() *heldSet { return &heldSet{touched: map[string]time.Time{}} }
+type heldEntry struct {
+	by      *holder
+	touched time.Time // when the entry's idle time was last reset
+}
+
+func newHeldSet() *heldSet { return &heldSet{entries: map[string]heldEntry{}} }
+
+// holder is one subscription's share of a heldSet.
+type holder struct{ set *heldSet }
+
+func (s *heldSet) holder() *holder { return &holder{set: s} }
 
 // add records entries just delivered to this consumer by Redis. It returns
-// those that were not held yet.
-func (h *heldSet) add(es []*entry) []*entry {
+// those that no subscription of the consumer held yet, now held by h.
+func (h *holder) add(es []*entry) []*entry {
 	now := time.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.set.mu.Lock()
+	defer h.set.mu.Unlock()
 	fresh := es[:0:0]
 	for _, e := range es {
-		if _, ok := h.touched[e.id]; ok {
+		if _, ok := h.set.entries[e.id]; ok {
 			continue
 		}
-		h.touched[e.id] = now
+		h.set.entries[e.id] = heldEntry{by: h, touched: now}
 		fresh = append(fresh, e)
 	}
 	return fresh
 }
 
-func (h *heldSet) remove(ids ...string) {
-	h.mu.Lock()
+// remove stops holding ids: acknowledged, released, or taken over by
+// another consumer.
+func (h *holder) remove(ids ...string) {
+	h.set.mu.Lock()
+	defer h.set.mu.Unlock()
 	for _, id := range ids {
-		delete(h.touched, id)
+		if e, ok := h.set.entries[id]; ok && e.by == h {
+			delete(h.set.entries, id)
+		}
 	}
-	h.mu.Unlock()
 }
 
-func (h *heldSet) has(id string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, ok := h.touched[id]
-	return ok
+// has reports whether h holds id.
+func (h *holder) has(id string) bool {
+	h.set.mu.Lock()
+	defer h.set.mu.Unlock()
+	e, ok := h.set.entries[id]
+	return ok && e.by == h
 }
 
-// renewable returns the entries whose idle time was last reset more than
-// age ago.
-func (h *heldSet) renewable(age time.Duration) []string {
+// renewable returns the entries of h whose idle time was last reset more
+// than age ago.
+func (h *holder) renewable(age time.Duration) []string {
 	now := time.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.set.mu.Lock()
+	defer h.set.mu.Unlock()
 	var ids []string
-	for id, t := range h.touched {
-		if now.Sub(t) >= age {
+	for id, e := range h.set.entries {
+		if e.by == h && now.Sub(e.touched) >= age {
 			ids = append(ids, id)
 		}
 	}
@@ -64,26 +84,32 @@ func (h *heldSet) renewable(age time.Duration) []string {
 
 // renewed records that ids had their idle time reset now, except lost,
 // which are no longer pending at this consumer and are no longer held.
-func (h *heldSet) renewed(ids, lost []string) {
+func (h *holder) renewed(ids, lost []string) {
 	now := time.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.set.mu.Lock()
+	defer h.set.mu.Unlock()
 	for _, id := range ids {
-		if _, ok := h.touched[id]; ok {
-			h.touched[id] = now
+		if e, ok := h.set.entries[id]; ok && e.by == h {
+			e.touched = now
+			h.set.entries[id] = e
 		}
 	}
 	for _, id := range lost {
-		delete(h.touched, id)
+		if e, ok := h.set.entries[id]; ok && e.by == h {
+			delete(h.set.entries, id)
+		}
 	}
 }
 
-func (h *heldSet) all() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ids := make([]string, 0, len(h.touched))
-	for id := range h.touched {
-		ids = append(ids, id)
+// all returns the entries h holds.
+func (h *holder) all() []string {
+	h.set.mu.Lock()
+	defer h.set.mu.Unlock()
+	var ids []string
+	for id, e := range h.set.entries {
+		if e.by == h {
+			ids = append(ids, id)
+		}
 	}
 	return ids
 }

@@ -88,9 +88,9 @@ end
 return ids
 `)
 
-// idempotentArgs is the EVALSHA of idempotentAddScript that adds the
-// messages of g unless their UUIDs were added within the window.
-func (p *Publisher) idempotentArgs(g *topicGroup) []interface{} {
+// idempotentArgs is idempotentAddScript with the keys and arguments that
+// add the messages of g unless their UUIDs were added within the window.
+func (p *Publisher) idempotentArgs(g *topicGroup) (*noretry.Script, []string, []interface{}) {
 	r := p.config.retention(g.topic)
 	ks := make([]string, 0, 1+g.messages)
 	ks = append(ks, streamKey(g.topic))
@@ -102,5 +102,5 @@ func (p *Publisher) idempotentArgs(g *topicGroup) []interface{} {
 	args := make([]interface{}, 0, 3+g.argCount())
 	args = append(args, p.config.Idempotency.Window.Milliseconds(), r.MaxLen, r.minID())
 	args = g.appendMessages(args)
-	return idempotentAddScript.Args(ks, args...)
+	return idempotentAddScript, ks, args
 }

@@ -21,9 +21,23 @@ type leaser struct {
 	// on the next, so an entry's idle time stays below two ticks, a third of
 	// ClaimMinIdle, and below half of it after one failed renewal.
 	every  time.Duration
-	held   *heldSet
+	held   *holder
 	name   *consumerLease // nil when ConsumerLease is off
 	logger watermill.LoggerAdapter
+}
+
+type leaserParams struct {
+	m      *member
+	every  time.Duration // ClaimMinIdle/6
+	held   *holder
+	name   *consumerLease
+	logger watermill.LoggerAdapter
+}
+
+// newLeaser builds a leaser that outlives the subscription's soft end: it
+// renews until the workers are done.
+func newLeaser(p leaserParams) *leaser {
+	return &leaser{loop: newLoop(context.Background()), m: p.m, every: p.every, held: p.held, name: p.name, logger: p.logger}
 }
 
 func (l *leaser) start() { l.goRun(l.run) }

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/noretry"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -45,8 +46,20 @@ type newsWaiter struct {
 	gen   uint64
 	// connID is the CLIENT ID of the XREAD's connection: 0 while unknown,
 	// -1 when CLIENT ID is refused (then a wait not covered waits for the
-	// XREAD in flight to end, at most BlockTime).
+	// XREAD in flight to end, at most BlockTime). ctl is the connection
+	// that sends CLIENT UNBLOCK: opened with the XREAD's and closed with it,
+	// never dialled again on its own and never retried, so that the ID
+	// reaches the server that gave it and no other (after a restart or a
+	// failover the same ID may be another client's, whose blocking command
+	// an UNBLOCK would end). Both are forgotten when either fails.
 	connID int64
+	ctl    *redis.Conn
+	// ctlFailed is set when ctl failed: the run loop closes both
+	// connections and opens new ones.
+	ctlFailed bool
+	// ctlMu is held while ctl is in use and while it is closed: a
+	// *redis.Conn must not be closed under a command.
+	ctlMu sync.Mutex
 	kick   chan struct{} // the set of waits changed while no XREAD was in flight
 	// refusal is the ACL refusal of the XREAD, nil while it is allowed:
 	// readers then read on their own.
@@ -159,25 +172,28 @@ func (w *newsWaiter) wait(ctx context.Context, stream, after string) bool {
 // finds nothing blocked; it is sent again until that XREAD has returned.
 func (w *newsWaiter) interrupt(ctx context.Context) {
 	w.mu.Lock()
-	gen, id := w.gen, w.connID
+	gen, id, ctl := w.gen, w.connID, w.ctl
 	inFlight := w.armed != nil
 	w.mu.Unlock()
-	if !inFlight || id <= 0 {
+	if !inFlight || id <= 0 || ctl == nil {
 		return
 	}
+	w.ctlMu.Lock()
+	defer w.ctlMu.Unlock()
 	for pause := 100 * time.Microsecond; ctx.Err() == nil; pause = min(2*pause, 50*time.Millisecond) {
-		n, err := w.client.ClientUnblock(ctx, id).Result()
+		w.mu.Lock()
+		current := w.ctl == ctl
+		w.mu.Unlock()
+		if !current {
+			return // closed meanwhile
+		}
+		n, err := noretry.Do(ctx, ctl, "client", "unblock", id).Int64()
 		if err != nil {
-			if rediserr.IsNoPerm(err) || rediserr.IsUnknownCommand(err) {
-				w.mu.Lock()
-				w.connID = -1
-				w.mu.Unlock()
-				w.noUnblock(err)
-			}
+			w.unblockFailed(ctl, err)
 			return
 		}
 		w.mu.Lock()
-		same := w.gen == gen && w.armed != nil
+		same := w.gen == gen && w.armed != nil && w.ctl == ctl
 		w.mu.Unlock()
 		if n == 1 || !same || !sleepCtx(ctx, pause) {
 			return
@@ -185,21 +201,50 @@ func (w *newsWaiter) interrupt(ctx context.Context) {
 	}
 }
 
+// unblockFailed handles a failed CLIENT UNBLOCK on ctl: refused, the
+// waiter stops interrupting; a network error, and ctl and its ID are
+// forgotten, and the run loop opens both connections anew.
+func (w *newsWaiter) unblockFailed(ctl *redis.Conn, err error) {
+	refused := rediserr.IsNoPerm(err) || rediserr.IsUnknownCommand(err)
+	w.mu.Lock()
+	if w.ctl == ctl {
+		switch {
+		case refused:
+			w.connID = -1
+		case !rediserr.IsServer(err):
+			w.connID, w.ctl, w.ctlFailed = 0, nil, true
+		}
+	}
+	w.mu.Unlock()
+	if refused {
+		w.noUnblock(err)
+	}
+}
+
 func (w *newsWaiter) run(ctx context.Context) {
-	var conn *redis.Conn
+	var conn, ctl *redis.Conn
+	drop := func() {
+		w.mu.Lock()
+		w.connID, w.ctl, w.ctlFailed = 0, nil, false
+		w.mu.Unlock()
+		_ = conn.Close()
+		w.ctlMu.Lock()
+		_ = ctl.Close()
+		w.ctlMu.Unlock()
+		conn, ctl = nil, nil
+	}
 	defer func() {
 		if conn != nil {
-			_ = conn.Close()
+			drop()
 		}
 	}()
 	retry := newRetryBackoff()
 	log := errorLog{logger: w.logger}
 	for ctx.Err() == nil {
 		if conn == nil {
-			conn = w.client.Conn()
-			if err := w.identify(ctx, conn); err != nil {
-				_ = conn.Close()
-				conn = nil
+			conn, ctl = w.client.Conn(), w.client.Conn()
+			if err := w.identify(ctx, conn, ctl); err != nil {
+				drop()
 				if ctx.Err() == nil {
 					log.failure("Cannot wait for new entries; retrying", err, nil)
 					sleepCtx(ctx, retry.next())
@@ -228,8 +273,7 @@ func (w *newsWaiter) run(ctx context.Context) {
 				w.mu.Unlock()
 			}
 			if !rediserr.IsServer(err) {
-				_ = conn.Close()
-				conn = nil
+				drop()
 			}
 			// Whatever happened meanwhile (a restart, a failover) was not
 			// heard: every reader looks for itself.
@@ -243,6 +287,12 @@ func (w *newsWaiter) run(ctx context.Context) {
 			if len(s.Messages) > 0 {
 				w.heard(s.Stream, s.Messages[0].ID)
 			}
+		}
+		w.mu.Lock()
+		failed := w.ctlFailed
+		w.mu.Unlock()
+		if failed {
+			drop()
 		}
 	}
 }
@@ -258,9 +308,14 @@ func (w *newsWaiter) noUnblock(err error) {
 		"a new subscription may wait up to BlockTime for its first entries", watermill.LogFields{"err": err.Error()})
 }
 
-// identify learns the CLIENT ID of conn, which interrupt needs.
-func (w *newsWaiter) identify(ctx context.Context, conn *redis.Conn) error {
+// identify learns the CLIENT ID of conn, which interrupt needs, and opens
+// ctl beside it: its own CLIENT ID dials it now, not at its first
+// interrupt, which may come after a restart.
+func (w *newsWaiter) identify(ctx context.Context, conn, ctl *redis.Conn) error {
 	id, err := conn.ClientID(ctx).Result()
+	if err == nil {
+		err = ctl.ClientID(ctx).Err()
+	}
 	if rediserr.IsNoPerm(err) || rediserr.IsUnknownCommand(err) {
 		w.noUnblock(err)
 		id, err = -1, nil
@@ -269,7 +324,7 @@ func (w *newsWaiter) identify(ctx context.Context, conn *redis.Conn) error {
 		return err
 	}
 	w.mu.Lock()
-	w.connID = id
+	w.connID, w.ctl = id, ctl
 	w.mu.Unlock()
 	return nil
 }

@@ -42,18 +42,29 @@ type keyQueue struct {
 	backlog []*entry // the later entries of the key, in order
 }
 
-func newOrderer(soft context.Context, key string, q *queue, workers, limit int, m *member, u Unmarshaler, logger watermill.LoggerAdapter) *orderer {
+type ordererParams struct {
+	parent      context.Context // the subscription's soft end
+	key         string          // OrderingKey
+	queue       *queue
+	workers     int // MaxInFlight
+	limit       int // Prefetch: entries waiting behind their key
+	m           *member
+	unmarshaler Unmarshaler
+	logger      watermill.LoggerAdapter
+}
+
+func newOrderer(p ordererParams) *orderer {
 	return &orderer{
-		loop:        newLoop(soft),
-		key:         key,
-		in:          q.ch,
+		loop:        newLoop(p.parent),
+		key:         p.key,
+		in:          p.queue.ch,
 		back:        make(chan *entry),
-		finished:    make(chan *entry, workers),
+		finished:    make(chan *entry, p.workers),
 		ready:       make(chan *entry),
-		limit:       limit,
-		m:           m,
-		unmarshaler: u,
-		logger:      logger,
+		limit:       p.limit,
+		m:           p.m,
+		unmarshaler: p.unmarshaler,
+		logger:      p.logger,
 		keys:        map[string]*keyQueue{},
 	}
 }

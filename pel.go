@@ -2,12 +2,16 @@ package millrace
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/noretry"
 	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/reply"
 )
 
 // member is a consumer in a consumer group of a stream: what every command
@@ -50,13 +54,14 @@ func (m member) read(ctx context.Context, id string, count int, block time.Durat
 // round trip by the ID of the stream's last entry ("0-0" for none) before
 // the read: when fewer than count entries come back, every entry up to
 // that ID has been delivered to the group, so entries newer than the later
-// of it and the last one read are all the group has not seen. Entries read
-// are returned even when the end could not be learnt (then with its error).
-func (m member) readWithEnd(ctx context.Context, count int) (string, []redis.XMessage, error) {
-	var end *redis.XMessageSliceCmd
+// of it and the last one read are all the group has not seen. err is the
+// read's error; endErr says the end could not be learnt (then the entries
+// read are returned all the same).
+func (m member) readWithEnd(ctx context.Context, count int) (end string, msgs []redis.XMessage, endErr, err error) {
+	var rev *redis.XMessageSliceCmd
 	var read *redis.XStreamSliceCmd
 	_, _ = m.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		end = p.XRevRangeN(ctx, m.stream, "+", "-", 1)
+		rev = p.XRevRangeN(ctx, m.stream, "+", "-", 1)
 		read = p.XReadGroup(ctx, &redis.XReadGroupArgs{
 			Group:    m.group,
 			Consumer: m.consumer,
@@ -67,23 +72,22 @@ func (m member) readWithEnd(ctx context.Context, count int) (string, []redis.XMe
 		return nil
 	})
 	if err := read.Err(); err != nil && !rediserr.IsNil(err) {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	var msgs []redis.XMessage
 	if streams := read.Val(); len(streams) > 0 {
 		msgs = streams[0].Messages
 	}
-	if err := end.Err(); err != nil && !rediserr.IsNil(err) {
-		return "", msgs, err
+	if err := rev.Err(); err != nil && !rediserr.IsNil(err) {
+		return "", msgs, err, nil
 	}
-	last := "0-0"
-	if e := end.Val(); len(e) > 0 {
-		last = e[0].ID
+	end = "0-0"
+	if e := rev.Val(); len(e) > 0 {
+		end = e[0].ID
 	}
-	if len(msgs) > 0 && entryid.Compare(msgs[len(msgs)-1].ID, last) > 0 {
-		last = msgs[len(msgs)-1].ID
+	if len(msgs) > 0 && entryid.Compare(msgs[len(msgs)-1].ID, end) > 0 {
+		end = msgs[len(msgs)-1].ID
 	}
-	return last, msgs, nil
+	return end, msgs, nil, nil
 }
 
 // join adds the consumer to the group (XGROUP CREATECONSUMER), so that it
@@ -93,13 +97,20 @@ func (m member) join(ctx context.Context) error {
 	return m.client.XGroupCreateConsumer(ctx, m.stream, m.group, m.consumer).Err()
 }
 
-// deadLetterScript adds ARGV[3..] as an entry of the dead-letter stream
+// deadLetterScript adds ARGV[4..] as an entry of the dead-letter stream
 // KEYS[1] and acknowledges entry ARGV[2] of group ARGV[1] on KEYS[2], in
 // one step: a failover keeps both or loses both (then the entry is still
-// pending and is dead-lettered again), never the XACK alone. A refused XADD
-// is returned and nothing is acknowledged.
+// pending and is dead-lettered again), never the XACK alone. It does so
+// only while the entry is pending at consumer ARGV[3], so that running it
+// again (a resend after a lost reply) adds no second dead letter, and an
+// entry another consumer took over is left to it: then it returns false. A
+// refused XADD is returned and nothing is acknowledged.
 var deadLetterScript = redis.NewScript(`
-local id = redis.pcall('XADD', KEYS[1], '*', unpack(ARGV, 3))
+local p = redis.call('XPENDING', KEYS[2], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then
+  return false
+end
+local id = redis.pcall('XADD', KEYS[1], '*', unpack(ARGV, 4))
 if type(id) == 'table' and id.err then
   return id
 end
@@ -110,10 +121,45 @@ return id
 // deadLetter moves entry id to the dead-letter stream dlq and acknowledges
 // it, atomically (deadLetterScript); values are the dead letter's fields.
 func (m member) deadLetter(ctx context.Context, dlq string, values []interface{}, id string) error {
-	args := make([]interface{}, 0, 2+len(values))
-	args = append(args, m.group, id)
+	args := make([]interface{}, 0, 3+len(values))
+	args = append(args, m.group, id, m.consumer)
 	args = append(args, values...)
-	return deadLetterScript.Run(ctx, m.client, []string{dlq, m.stream}, args...).Err()
+	err := deadLetterScript.Run(ctx, m.client, []string{dlq, m.stream}, args...).Err()
+	if rediserr.IsNil(err) {
+		return nil
+	}
+	return err
+}
+
+// copyOnceScript adds ARGV[2..] to stream KEYS[1] unless marker KEYS[2]
+// exists, and sets the marker for ARGV[1] ms: a dead letter that cannot be
+// written in one script with its XACK (Cluster, the two streams in
+// different slots) is added at most once however often it is sent.
+var copyOnceScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return false
+end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return id
+`)
+
+// deadLetterCopyTTL is how long a dead letter's marker is kept: longer than
+// the retries of the XACK that follows it.
+const deadLetterCopyTTL = time.Hour
+
+// deadLetterCopy adds entry id to the dead-letter stream dlq (a topic of
+// another Cluster slot) at most once; the caller acknowledges it after.
+func (m member) deadLetterCopy(ctx context.Context, dlq string, values []interface{}, id string) error {
+	args := make([]interface{}, 0, 1+len(values))
+	args = append(args, deadLetterCopyTTL.Milliseconds())
+	args = append(args, values...)
+	marker := keys.DeadLettered(dlq, m.stream, m.group, id)
+	err := copyOnceScript.Run(ctx, m.client, []string{dlq, marker}, args...).Err()
+	if rediserr.IsNil(err) {
+		return nil
+	}
+	return err
 }
 
 // pendingCount is the number of entries pending in the group (XPENDING
@@ -177,42 +223,88 @@ func (m member) ack(ctx context.Context, ids ...string) error {
 	return m.client.XAck(ctx, m.stream, m.group, ids...).Err()
 }
 
-// claimCounted claims es to this consumer (XCLAIM min-idle 0), which counts
-// a delivery, and reads their delivery counters in the same round trip.
-// Entries no longer pending, or deleted, are not returned.
-func (m member) claimCounted(ctx context.Context, es []*entry) ([]*entry, error) {
-	ids := make([]string, len(es))
-	byID := make(map[string]*entry, len(es))
-	for i, e := range es {
-		ids[i] = e.id
-		byID[e.id] = e
-	}
-	pipe := m.client.Pipeline()
-	claim := pipe.XClaim(ctx, &redis.XClaimArgs{Stream: m.stream, Group: m.group, Consumer: m.consumer, Messages: ids})
-	counts := make(map[string]*redis.XPendingExtCmd, len(ids))
-	for _, id := range ids {
-		counts[id] = pipe.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: m.stream, Group: m.group, Start: id, End: id, Count: 1})
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !rediserr.IsNil(err) {
-		return nil, err
-	}
-	msgs, err := claim.Result()
-	if err != nil && !rediserr.IsNil(err) {
-		return nil, err
-	}
-	out := make([]*entry, 0, len(msgs))
-	for _, msg := range msgs {
-		e := byID[msg.ID]
-		if e == nil {
-			continue
+// claimScript claims an entry for delivery to this consumer when it is
+// still pending here, or idle at another consumer for at least
+// ClaimMinIdle: XCLAIM, which counts the delivery and returns its fields.
+// An entry another consumer took over meanwhile and holds (claimed within
+// ClaimMinIdle) is left to it: a plain XCLAIM with min-idle 0 would take it
+// back while that consumer's handler runs. The check and the claim are one
+// step, so no XAUTOCLAIM slips in between.
+//
+// The count is set (RETRYCOUNT), not incremented, from the one the caller
+// saw before: when the entry is still this consumer's and its counter is
+// already past that, an earlier run of this script counted this delivery
+// and its reply was lost, and running it again counts nothing more.
+//
+// KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] ClaimMinIdle in
+// ms, ARGV[4] entry ID, ARGV[5] its delivery counter as the caller last saw
+// it. Returns {deliveries, fields} when claimed, {0} when it is no longer
+// pending (acknowledged, or deleted from the stream: then acknowledged
+// here, which clears it from the PEL on Redis 6.2 too), {-1} when another
+// consumer holds it.
+var claimScript = noretry.NewScript(`
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[4], ARGV[4], 1)
+if #p == 0 then
+  return {0}
+end
+local mine = p[1][2] == ARGV[2]
+if not mine and p[1][3] < tonumber(ARGV[3]) then
+  return {-1}
+end
+local n = p[1][4] + 1
+if mine and p[1][4] > tonumber(ARGV[5]) then
+  n = p[1][4]
+end
+local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[4], 'RETRYCOUNT', n)
+if #c == 0 or not c[1] or not c[1][2] then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[4])
+  return {0}
+end
+return {n, c[1][2]}
+`)
+
+// claimOutcome is what claimForDelivery did with an entry.
+type claimOutcome int
+
+const (
+	claimed    claimOutcome = iota // claimed: its fields and delivery counter are read
+	claimGone                      // no longer pending: acknowledged, or deleted from the stream
+	claimTaken                     // pending at another consumer, which took it over
+)
+
+// claimForDelivery claims e to this consumer for a delivery (claimScript),
+// reading its fields and delivery counter into it. An entry whose counter
+// is not known yet (taken over with XAUTOCLAIM JUSTID) has it read first,
+// so that sending the claim again after a lost reply counts nothing twice.
+func (m member) claimForDelivery(ctx context.Context, e *entry, minIdle time.Duration) (claimOutcome, error) {
+	if e.deliveries == 0 {
+		p, err := m.client.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: m.stream, Group: m.group, Start: e.id, End: e.id, Count: 1}).Result()
+		if err != nil {
+			return claimGone, err
 		}
-		e.values = msg.Values
-		if pending, err := counts[msg.ID].Result(); err == nil && len(pending) > 0 {
-			e.deliveries = pending[0].RetryCount
+		if len(p) == 0 {
+			return claimGone, nil
 		}
-		out = append(out, e)
+		e.deliveries = p[0].RetryCount
 	}
-	return out, nil
+	out, err := claimScript.Run(ctx, m.client, []string{m.stream}, m.group, m.consumer, minIdle.Milliseconds(), e.id, e.deliveries).Slice()
+	if err != nil {
+		return claimGone, err
+	}
+	n, ok := int64(0), len(out) >= 1
+	if ok {
+		n, ok = reply.Int(out[0])
+	}
+	switch {
+	case !ok:
+		return claimGone, fmt.Errorf("claim script: unexpected reply %v", out)
+	case n < 0:
+		return claimTaken, nil
+	case n == 0 || len(out) < 2:
+		return claimGone, nil
+	}
+	e.values, e.deliveries = reply.Map(out[1]), n
+	return claimed, nil
 }
 
 // claimOwnedScript resets the idle time of the entries that are still

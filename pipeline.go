@@ -28,6 +28,9 @@ type topicGroup struct {
 	// same in every send of the group.
 	producer string
 	seq      uint64
+	// eval sends the script's source (EVAL) instead of its hash, after the
+	// server answered NOSCRIPT.
+	eval bool
 
 	// The last send: its commands and, once final, the outcome.
 	script *redis.Cmd
@@ -157,16 +160,17 @@ func (p *Publisher) sendToMasters(ctx context.Context, cluster *redis.ClusterCli
 
 // pipeline sends groups through c until each has its outcome. A group whose
 // script failed on a network error or a timeout is sent again, up to
-// Retries times (the script adds nothing twice); one refused with NOSCRIPT
-// is sent again once the script is loaded; one whose script is refused
-// (ACL, no scripting) is sent again as plain XADDs. Plain XADDs are never
-// sent again.
+// Retries times (the script adds nothing twice); one answered NOSCRIPT (a
+// restarted or new master, SCRIPT FLUSH) is sent again with the script's
+// source (EVAL), which caches it; one whose script is refused (ACL, no
+// scripting) is sent again as plain XADDs. Plain XADDs are never sent
+// again.
 func (p *Publisher) pipeline(ctx context.Context, c redis.UniversalClient, groups []*topicGroup) {
 	pending := groups
-	for attempt, loads := 0, 0; len(pending) > 0; {
+	for attempt := 0; len(pending) > 0; {
 		durErr := p.pipelineOnce(ctx, c, pending)
 		var again []*topicGroup
-		var noScript, lost error
+		var lost error
 		for _, g := range pending {
 			if g.plain {
 				g.settlePlain(durErr)
@@ -176,8 +180,8 @@ func (p *Publisher) pipeline(ctx context.Context, c redis.UniversalClient, group
 			switch {
 			case err == nil || rediserr.IsNil(err): // nil: an earlier send added them
 				g.err, g.durErr = nil, durErr
-			case rediserr.IsNoScript(err):
-				noScript = err
+			case rediserr.IsNoScript(err) && !g.eval:
+				g.eval = true
 				again = append(again, g)
 			case rediserr.IsScriptRefused(err):
 				p.refuseScripts(err)
@@ -192,32 +196,13 @@ func (p *Publisher) pipeline(ctx context.Context, c redis.UniversalClient, group
 				g.err = err
 			}
 		}
-		switch {
-		case len(again) == 0:
-		case noScript != nil && loads < 2:
-			loads++
-			if err := p.loadScript(ctx, c); err != nil {
-				for _, g := range again {
-					g.err = err
-				}
-				again = nil
-			}
-		case lost != nil:
+		if lost != nil {
 			time.Sleep(expDelay(retryInitial, retryMax, attempt))
 			attempt++
 			reloadOnNetworkError(p.client, lost)
 		}
 		pending = again
 	}
-}
-
-// loadScript loads the script of the Publisher's mode (SCRIPT LOAD, which
-// is idempotent).
-func (p *Publisher) loadScript(ctx context.Context, c redis.UniversalClient) error {
-	if p.config.Idempotency.enabled() {
-		return idempotentAddScript.Load(ctx, c).Err()
-	}
-	return sequencedAddScript.Load(ctx, c).Err()
 }
 
 // refuseScripts turns to plain XADDs for good when the scripts are
@@ -269,13 +254,19 @@ func (p *Publisher) pipelineOnce(ctx context.Context, c redis.UniversalClient, g
 // queueGroup queues the commands that add the messages of g.
 func (p *Publisher) queueGroup(ctx context.Context, pipe noretry.Processor, g *topicGroup) {
 	if !g.plain {
+		var script *noretry.Script
+		var keys []string
 		var args []interface{}
 		if p.config.Idempotency.enabled() {
-			args = p.idempotentArgs(g)
+			script, keys, args = p.idempotentArgs(g)
 		} else {
-			args = p.sequencedArgs(g)
+			script, keys, args = p.sequencedArgs(g)
 		}
-		g.script = noretry.Do(ctx, pipe, args...)
+		if g.eval {
+			g.script = noretry.Do(ctx, pipe, script.EvalArgs(keys, args...)...)
+		} else {
+			g.script = noretry.Do(ctx, pipe, script.Args(keys, args...)...)
+		}
 		return
 	}
 	r := p.config.retention(g.topic)

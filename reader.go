@@ -25,13 +25,14 @@ type reader struct {
 	newGroup string  // where a group recreated before any read starts
 	prefetch int
 	block    time.Duration
-	// skipOwnPending is set when another subscription of the same Subscriber
-	// reads the topic as the same consumer: that one holds the consumer's
-	// pending entries, so this one does not read them again.
-	skipOwnPending bool
-	held           *heldSet
-	queue          *queue
-	logger         watermill.LoggerAdapter
+	// sibling, when set, is closed once another subscription of the same
+	// Subscriber, reading the topic as the same consumer, has read the
+	// consumer's own pending entries: this one waits for it instead of
+	// reading them again.
+	sibling <-chan struct{}
+	held    *holder
+	queue   *queue
+	logger  watermill.LoggerAdapter
 
 	// news, when set, waits for new entries instead of a blocking read:
 	// reads do not block, and once one comes back short the reader waits
@@ -41,7 +42,7 @@ type reader struct {
 	blocking  bool // holds one of news's turns to block on its own read
 	// quiet numbers the wait for news the reader is in, 0 while it is not
 	// waiting (see claimer.quiet); waits counts them.
-	quiet atomic.Uint64
+	quiet *atomic.Uint64
 	waits uint64
 	// short says the last read of new entries returned fewer than prefetch:
 	// the next one also learns the stream's end (readWithEnd).
@@ -55,9 +56,57 @@ type reader struct {
 	retry    backoff
 	log      errorLog
 	// ownPendingRead is closed once this consumer's own pending entries are
-	// held (or were left to another subscription of the same consumer): from
-	// then on XAUTOCLAIM cannot mistake them for a dead consumer's.
+	// held (or were left to a sibling): from then on XAUTOCLAIM cannot
+	// mistake them for a dead consumer's.
 	ownPendingRead chan struct{}
+}
+
+// readStart is where a reader starts, learnt before Subscribe returns
+// (prepareStart): the stream's end for a broadcast subscription, and for a
+// group created at "$" the end it was created at.
+type readStart struct {
+	lastID, knownEnd string
+}
+
+type readerParams struct {
+	parent   context.Context // the subscription's soft end
+	client   redis.UniversalClient
+	stream   string
+	m        *member // nil in broadcast mode
+	newGroup string  // NewGroupStartID
+	prefetch int
+	block    time.Duration
+	start    readStart
+	sibling  <-chan struct{}
+	held     *holder
+	queue    *queue
+	news     *newsWaiter    // nil: blocking reads of its own
+	quiet    *atomic.Uint64 // with news: shared with the claimer
+	logger   watermill.LoggerAdapter
+}
+
+func newReader(p readerParams) *reader {
+	return &reader{
+		loop:           newLoop(p.parent),
+		client:         p.client,
+		stream:         p.stream,
+		m:              p.m,
+		newGroup:       p.newGroup,
+		prefetch:       p.prefetch,
+		block:          p.block,
+		sibling:        p.sibling,
+		held:           p.held,
+		queue:          p.queue,
+		logger:         p.logger,
+		news:           p.news,
+		quiet:          p.quiet,
+		short:          true,
+		lastID:         p.start.lastID,
+		knownEnd:       p.start.knownEnd,
+		retry:          newRetryBackoff(),
+		log:            errorLog{logger: p.logger},
+		ownPendingRead: make(chan struct{}),
+	}
 }
 
 func (r *reader) start() { r.goRun(r.run) }
@@ -68,7 +117,12 @@ func (r *reader) run(ctx context.Context) {
 		r.loopOn(ctx, r.readBroadcast)
 		return
 	}
-	if !r.skipOwnPending {
+	if r.sibling != nil {
+		select {
+		case <-r.sibling:
+		case <-ctx.Done():
+		}
+	} else {
 		r.loopOn(ctx, r.readOwnPending)
 	}
 	close(r.ownPendingRead)
@@ -188,13 +242,17 @@ func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
 	var err error
 	if r.short {
 		var end string
-		end, msgs, err = r.m.readWithEnd(ctx, r.prefetch)
-		if err == nil && len(msgs) < r.prefetch {
+		var endErr error
+		end, msgs, endErr, err = r.m.readWithEnd(ctx, r.prefetch)
+		if err == nil && endErr == nil && len(msgs) < r.prefetch {
 			r.idleAfter, r.knownEnd = end, end
 		}
-		if rediserr.IsNoPerm(err) && len(msgs) == 0 {
-			r.withoutNews(err)
+		if err == nil && rediserr.IsNoPerm(endErr) && len(msgs) == 0 {
+			r.withoutNews(endErr)
 			return false, nil
+		}
+		if err == nil {
+			err = endErr
 		}
 	} else {
 		msgs, err = r.m.read(ctx, ">", r.prefetch, -1)

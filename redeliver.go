@@ -22,8 +22,14 @@ type redeliverer struct {
 	wake chan struct{}
 }
 
-func newRedeliverer(parent context.Context, claim bool, q *queue) *redeliverer {
-	return &redeliverer{loop: newLoop(parent), claim: claim, queue: q, wake: make(chan struct{}, 1)}
+type redelivererParams struct {
+	parent context.Context // the subscription's soft end
+	claim  bool            // in a group
+	queue  *queue
+}
+
+func newRedeliverer(p redelivererParams) *redeliverer {
+	return &redeliverer{loop: newLoop(p.parent), claim: p.claim, queue: p.queue, wake: make(chan struct{}, 1)}
 }
 
 func (r *redeliverer) start() { r.goRun(r.run) }

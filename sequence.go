@@ -80,14 +80,14 @@ end
 return ids
 `)
 
-// sequencedArgs is the EVALSHA of sequencedAddScript that adds the
-// messages of g with its producer's sequence number.
-func (p *Publisher) sequencedArgs(g *topicGroup) []interface{} {
+// sequencedArgs is sequencedAddScript with the keys and arguments that add
+// the messages of g with its producer's sequence number.
+func (p *Publisher) sequencedArgs(g *topicGroup) (*noretry.Script, []string, []interface{}) {
 	r := p.config.retention(g.topic)
 	args := make([]interface{}, 0, 4+g.argCount())
 	args = append(args, g.seq, producerKeyTTL.Milliseconds(), r.MaxLen, r.minID())
 	args = g.appendMessages(args)
-	return sequencedAddScript.Args([]string{streamKey(g.topic), keys.Producer(g.topic, g.producer)}, args...)
+	return sequencedAddScript, []string{streamKey(g.topic), keys.Producer(g.topic, g.producer)}, args
 }
 
 // producerID names slot i of a Publisher whose ID is id.

@@ -30,12 +30,25 @@ type Subscriber struct {
 	news      *newsWaiter
 	newsTried bool
 
-	mu      sync.Mutex // guards closed, active, names and adding to running
-	closed  bool
-	active  map[string]int // running subscriptions per topic
-	names   map[string]int // running subscriptions per consumer lease key
-	closing chan struct{}
-	running sync.WaitGroup
+	mu     sync.Mutex // guards closed, consumers, names and adding to running
+	closed bool
+	// consumers are the consumer names that running subscriptions read
+	// topics as, by stream and name: what those subscriptions share.
+	consumers map[consumerKey]*consumerShare
+	names     map[string]int // running subscriptions per consumer lease key
+	closing   chan struct{}
+	running   sync.WaitGroup
+}
+
+type consumerKey struct{ stream, consumer string }
+
+// consumerShare is what the subscriptions of one Subscriber that read a
+// topic as the same consumer share: the entries they hold, and the signal
+// that the first of them has read the consumer's own pending entries.
+type consumerShare struct {
+	held           *heldSet
+	ownPendingRead <-chan struct{}
+	subscriptions  int
 }
 
 var (
@@ -69,9 +82,9 @@ func NewSubscriber(client redis.UniversalClient, config SubscriberConfig, logger
 		config:  config,
 		logger:  logger,
 		token:   watermill.NewUUID(),
-		active:  map[string]int{},
-		names:   map[string]int{},
-		closing: make(chan struct{}),
+		consumers: map[consumerKey]*consumerShare{},
+		names:     map[string]int{},
+		closing:   make(chan struct{}),
 	}, nil
 }
 
@@ -117,36 +130,66 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, err
 	}
-	sub := newSubscription(s, topic, consumer, lease, context.WithoutCancel(ctx))
-	if err := sub.prepare(ctx); err != nil {
-		s.releaseName(lease, false)
+	start, err := prepareStart(ctx, s.client, topic, s.config)
+	if err != nil {
+		s.releaseNameNow(lease, false)
 		return nil, err
+	}
+	p := subscriptionParams{
+		client:   s.client,
+		config:   s.config,
+		logger:   s.logger,
+		topic:    topic,
+		consumer: consumer,
+		lease:    lease,
+		values:   context.WithoutCancel(ctx),
+		start:    start,
+		news:     s.waitForNews(),
+	}
+	if !s.config.NoDelayedMover {
+		p.wakeups = s.listenWakeups()
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		s.releaseName(lease, true)
+		s.releaseNameNow(lease, true)
 		return nil, ErrSubscriberClosed
 	}
-	sub.reader.skipOwnPending = s.active[topic] > 0 && consumer == s.config.Consumer
-	s.active[topic]++
+	key := consumerKey{stream: streamKey(topic), consumer: consumer}
+	share := s.consumers[key]
+	if s.config.ConsumerGroup != "" {
+		if share == nil {
+			share = &consumerShare{held: newHeldSet()}
+			s.consumers[key] = share
+		}
+		p.held, p.sibling = share.held, share.ownPendingRead
+		share.subscriptions++
+	}
+	sub := newSubscription(p)
+	if share != nil && share.ownPendingRead == nil {
+		share.ownPendingRead = sub.reader.ownPendingRead
+	}
+	sub.join(ctx)
 	if lease != nil {
 		s.names[lease.key]++
 	}
 	s.running.Add(1)
 	go func() {
 		defer s.running.Done()
-		sub.run(ctx, s.closing)
+		final, cancel := sub.run(ctx, s.closing)
+		defer cancel()
 		s.mu.Lock()
-		if s.active[topic]--; s.active[topic] == 0 {
-			delete(s.active, topic)
+		defer s.mu.Unlock()
+		if share != nil {
+			if share.subscriptions--; share.subscriptions == 0 {
+				delete(s.consumers, key)
+			}
 		}
 		if lease != nil {
 			s.names[lease.key]--
 		}
-		s.releaseName(lease, true)
-		s.mu.Unlock()
+		s.releaseName(final, lease, true)
 	}()
 	return sub.out, nil
 }
@@ -176,7 +219,7 @@ func (s *Subscriber) waitForNews() *newsWaiter {
 
 // releaseName gives a consumer name up unless a running subscription of
 // this Subscriber still holds it. locked says whether s.mu is held.
-func (s *Subscriber) releaseName(lease *consumerLease, locked bool) {
+func (s *Subscriber) releaseName(ctx context.Context, lease *consumerLease, locked bool) {
 	if lease == nil {
 		return
 	}
@@ -188,10 +231,17 @@ func (s *Subscriber) releaseName(lease *consumerLease, locked bool) {
 		return
 	}
 	delete(s.names, lease.key)
-	if err := lease.release(); err != nil {
+	if err := lease.release(ctx); err != nil {
 		s.logger.Error("Cannot release the consumer name; it expires after ConsumerLease", err,
 			watermill.LogFields{"consumer": s.config.Consumer, "consumer_group": s.config.ConsumerGroup})
 	}
+}
+
+// releaseNameNow is releaseName within finalCallTimeout.
+func (s *Subscriber) releaseNameNow(lease *consumerLease, locked bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
+	defer cancel()
+	s.releaseName(ctx, lease, locked)
 }
 
 func (s *Subscriber) usable(topic string) error {

@@ -2,13 +2,13 @@ package millrace
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -60,9 +60,6 @@ func (q *queue) push(e *entry) bool {
 // owns out and closes it.
 type subscription struct {
 	m            *member // nil in broadcast mode
-	client       redis.UniversalClient
-	stream       string
-	newGroup     string
 	closeTimeout time.Duration
 	logger       watermill.LoggerAdapter
 
@@ -71,7 +68,7 @@ type subscription struct {
 	cancelSoft, cancelHard context.CancelFunc
 
 	out       chan *message.Message
-	held      *heldSet // entries read and not yet acked (group only)
+	held      *holder // entries read and not yet acked (group only)
 	reader    *reader
 	workers   *workers
 	orderer   *orderer // nil without an OrderingKey
@@ -82,23 +79,38 @@ type subscription struct {
 	leaser    *leaser
 }
 
-// newSubscription builds a subscription of topic and all its components.
-// values is Subscribe's context: messages' contexts carry its values.
-// consumer is the name it reads as in its group; lease, when set, holds
-// that name and is renewed by the leaser.
-func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease, values context.Context) *subscription {
-	cfg := s.config
+// subscriptionParams is what a subscription is built from.
+type subscriptionParams struct {
+	client   redis.UniversalClient
+	config   SubscriberConfig
+	logger   watermill.LoggerAdapter
+	topic    string
+	consumer string         // the name it reads as in its group
+	lease    *consumerLease // holds consumer, renewed by the leaser; nil when off
+	// values is Subscribe's context: messages' contexts carry its values.
+	values  context.Context
+	start   readStart
+	news    *newsWaiter // nil: each read blocks on its own
+	wakeups *wakeups    // nil: the mover polls, or no mover (NoDelayedMover)
+	// held is shared by the subscriptions of the Subscriber that read the
+	// topic as the same consumer; sibling is closed once the first of them
+	// has read the consumer's own pending entries (nil for the first).
+	held    *heldSet
+	sibling <-chan struct{}
+}
+
+// newSubscription builds a subscription and all its components.
+func newSubscription(p subscriptionParams) *subscription {
+	cfg := p.config
 	soft, cancelSoft := context.WithCancel(context.Background())
 	hard, cancelHard := context.WithCancel(context.Background())
+	stream := streamKey(p.topic)
 	sub := &subscription{
-		client:       s.client,
-		stream:       streamKey(topic),
-		newGroup:     cfg.NewGroupStartID,
 		closeTimeout: cfg.CloseTimeout,
-		logger: s.logger.With(watermill.LogFields{
-			"topic":          topic,
+		logger: p.logger.With(watermill.LogFields{
+			"topic":          p.topic,
 			"consumer_group": cfg.ConsumerGroup,
-			"consumer":       consumer,
+			"consumer":       p.consumer,
 		}),
 		soft:       soft,
 		hard:       hard,
@@ -108,137 +120,134 @@ func newSubscription(s *Subscriber, topic, consumer string, lease *consumerLease
 	}
 	q := &queue{ch: make(chan *entry, cfg.Prefetch), stopping: soft.Done()}
 	if cfg.ConsumerGroup != "" {
-		sub.m = &member{client: s.client, stream: sub.stream, group: cfg.ConsumerGroup, consumer: consumer}
-		sub.held = newHeldSet()
+		sub.m = &member{client: p.client, stream: stream, group: cfg.ConsumerGroup, consumer: p.consumer}
+		sub.held = p.held.holder()
 	}
-	sub.reader = &reader{
-		loop:           newLoop(soft),
-		client:         s.client,
-		stream:         sub.stream,
-		m:              sub.m,
-		newGroup:       cfg.NewGroupStartID,
-		prefetch:       cfg.Prefetch,
-		block:          cfg.BlockTime,
-		held:           sub.held,
-		queue:          q,
-		logger:         sub.logger,
-		retry:          newRetryBackoff(),
-		log:            errorLog{logger: sub.logger},
-		ownPendingRead: make(chan struct{}),
-		news:           s.waitForNews(),
-		short:          true,
-	}
+	quiet := new(atomic.Uint64)
+	sub.reader = newReader(readerParams{
+		parent:   soft,
+		client:   p.client,
+		stream:   stream,
+		m:        sub.m,
+		newGroup: cfg.NewGroupStartID,
+		prefetch: cfg.Prefetch,
+		block:    cfg.BlockTime,
+		start:    p.start,
+		sibling:  p.sibling,
+		held:     sub.held,
+		queue:    q,
+		news:     p.news,
+		quiet:    quiet,
+		logger:   sub.logger,
+	})
 	work, redeliveries := q.ch, q
+	var finished chan<- *entry
 	if cfg.OrderingKey != "" {
-		sub.orderer = newOrderer(soft, cfg.OrderingKey, q, cfg.MaxInFlight, cfg.Prefetch, sub.m, cfg.Unmarshaler, sub.logger)
-		work = sub.orderer.ready
+		sub.orderer = newOrderer(ordererParams{
+			parent:      soft,
+			key:         cfg.OrderingKey,
+			queue:       q,
+			workers:     cfg.MaxInFlight,
+			limit:       cfg.Prefetch,
+			m:           sub.m,
+			unmarshaler: cfg.Unmarshaler,
+			logger:      sub.logger,
+		})
+		work, finished = sub.orderer.ready, sub.orderer.finished
 		redeliveries = &queue{ch: sub.orderer.back, stopping: soft.Done()}
 	}
-	sub.redeliver = newRedeliverer(soft, sub.m != nil, redeliveries)
+	sub.redeliver = newRedeliverer(redelivererParams{parent: soft, claim: sub.m != nil, queue: redeliveries})
 	if !cfg.NoDelayedMover {
-		sub.mover = &delayMover{
-			loop: newLoop(soft), client: s.client, delayed: keys.Delayed(topic), stream: sub.stream, topic: topic,
-			logger: sub.logger, wakeups: s.listenWakeups(), safety: delaySafetyPoll,
-		}
-		if !singleNode(s.client) {
-			sub.mover.safety = delaySafetyPollCluster
-		}
+		sub.mover = newDelayMover(delayMoverParams{parent: soft, client: p.client, topic: p.topic, wakeups: p.wakeups, logger: sub.logger})
 	}
 	if sub.m != nil {
-		sub.acker = newAcker(sub.m, cfg.AckBatch, cfg.AckInterval, sub.held, hard, sub.logger)
-		sub.claimer = &claimer{
-			loop:           newLoop(soft),
+		sub.acker = newAcker(ackerParams{m: sub.m, batch: cfg.AckBatch, interval: cfg.AckInterval, held: sub.held, logger: sub.logger})
+		claimerQuiet := quiet
+		if p.news == nil {
+			claimerQuiet = nil
+		}
+		sub.claimer = newClaimer(claimerParams{
+			parent:         soft,
 			m:              sub.m,
 			minIdle:        cfg.ClaimMinIdle,
 			interval:       cfg.ClaimInterval,
 			batch:          min(cfg.ClaimBatch, cfg.Prefetch),
 			pruneAfter:     cfg.PruneConsumersAfter,
 			ownPendingRead: sub.reader.ownPendingRead,
+			quiet:          claimerQuiet,
 			held:           sub.held,
 			queue:          q,
 			logger:         sub.logger,
-		}
-		if sub.reader.news != nil {
-			sub.claimer.quiet = &sub.reader.quiet
-		}
-		// The leaser outlives soft: it renews until the workers are done.
-		sub.leaser = &leaser{loop: newLoop(context.Background()), m: sub.m, every: cfg.ClaimMinIdle / 6, held: sub.held, name: lease, logger: sub.logger}
+		})
+		sub.leaser = newLeaser(leaserParams{m: sub.m, every: cfg.ClaimMinIdle / 6, held: sub.held, name: p.lease, logger: sub.logger})
 	}
-	sub.workers = &workers{
+	sub.workers = newWorkers(workersParams{
 		n:      cfg.MaxInFlight,
 		queue:  work,
 		out:    sub.out,
-		values: values,
+		values: p.values,
 		soft:   soft,
 		hard:   hard,
 		m:      sub.m,
 		held:   sub.held,
 		acker:  sub.acker,
-		deadLetters: &deadLetterer{
-			m:           sub.m,
-			topic:       topic,
-			deadLetter:  cfg.DeadLetterTopic(topic),
-			unmarshaler: cfg.Unmarshaler,
-			marshaler:   cfg.Marshaler,
-			acker:       sub.acker,
-			held:        sub.held,
-			atomic:      deadLetterAtomic(s.client, topic, cfg.DeadLetterTopic(topic)),
-			redeliver:   sub.redeliver,
-			hard:        hard,
-			logger:      sub.logger,
-		},
-		redeliver:     sub.redeliver,
-		unmarshaler:   cfg.Unmarshaler,
-		maxDeliveries: cfg.MaxDeliveries,
-		nackBackoff:   cfg.NackBackoff,
-		nackMax:       cfg.NackBackoffMax,
-		logger:        sub.logger,
-	}
-	if sub.orderer != nil {
-		sub.workers.finished = sub.orderer.finished
-	}
+		deadLetters: newDeadLetterer(deadLettererParams{
+			client:    p.client,
+			m:         sub.m,
+			topic:     p.topic,
+			config:    cfg,
+			acker:     sub.acker,
+			held:      sub.held,
+			redeliver: sub.redeliver,
+			hard:      hard,
+			logger:    sub.logger,
+		}),
+		redeliver: sub.redeliver,
+		finished:  finished,
+		config:    cfg,
+		logger:    sub.logger,
+	})
 	return sub
 }
 
-// deadLetterAtomic says whether the dead letters of topic can be written
-// in one script with its XACK: always but on a client of several nodes,
-// where both streams must hash to one slot.
-func deadLetterAtomic(client redis.UniversalClient, topic, deadLetter string) bool {
-	return singleNode(client) || keys.Slot(streamKey(topic)) == keys.Slot(streamKey(deadLetter))
+// prepareStart does what must be done before Subscribe returns: create the
+// group, or find the stream's end where a broadcast subscription starts.
+// A group created at "$" is created at the stream's end, read first, so
+// that a group recreated before the reader read anything starts there too,
+// not at a later "$".
+func prepareStart(ctx context.Context, client redis.UniversalClient, topic string, cfg SubscriberConfig) (readStart, error) {
+	stream := streamKey(topic)
+	if cfg.ConsumerGroup == "" {
+		id, err := lastEntryID(ctx, client, stream)
+		return readStart{lastID: id}, err
+	}
+	var start readStart
+	at := cfg.NewGroupStartID
+	if at == StartNewest {
+		if end, err := lastEntryID(ctx, client, stream); err == nil {
+			at, start.knownEnd = end, end
+		}
+	}
+	return start, createGroup(ctx, client, stream, cfg.ConsumerGroup, at)
 }
 
-// prepare does what must be done before Subscribe returns: create the group,
-// or fix the broadcast start at the stream's current end.
-func (sub *subscription) prepare(ctx context.Context) error {
-	if sub.m != nil {
-		// A group recreated before the reader read anything starts where
-		// this one did, not at a later "$".
-		start := sub.newGroup
-		if start == StartNewest {
-			if end, err := lastEntryID(ctx, sub.client, sub.stream); err == nil {
-				start, sub.reader.knownEnd = end, end
-			}
-		}
-		if err := createGroup(ctx, sub.client, sub.stream, sub.m.group, start); err != nil {
-			return err
-		}
-		if err := sub.m.join(ctx); err != nil && !rediserr.IsUnknownCommand(err) {
-			sub.logger.Error("Cannot add the consumer to the group; it is listed once it reads an entry", err, nil)
-		}
-		return nil
+// join adds the consumer to its group, so that it is listed before it
+// reads its first entry.
+func (sub *subscription) join(ctx context.Context) {
+	if sub.m == nil {
+		return
 	}
-	id, err := lastEntryID(ctx, sub.client, sub.stream)
-	if err != nil {
-		return err
+	if err := sub.m.join(ctx); err != nil && !rediserr.IsUnknownCommand(err) {
+		sub.logger.Error("Cannot add the consumer to the group; it is listed once it reads an entry", err, nil)
 	}
-	sub.reader.lastID = id
-	return nil
 }
 
 // run delivers until ctx is cancelled or closing is closed, then shuts the
-// subscription down in order: workers, output channel, feeders, final XACK,
-// release of held entries.
-func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
+// subscription down in order: workers (up to CloseTimeout), output channel,
+// feeders, final XACK, release of held entries. Everything after the wait
+// for the workers shares one deadline, finalCallTimeout, which run returns:
+// the caller's last call (the consumer name's release) keeps to it too.
+func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) (final context.Context, cancel context.CancelFunc) {
 	defer sub.cancelHard()
 	defer sub.cancelSoft()
 	sub.logger.Info("Subscribed", nil)
@@ -275,10 +284,12 @@ func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 	}
 	grace.Stop()
 	sub.workers.stop()
+
+	final, cancel = context.WithTimeout(context.Background(), finalCallTimeout)
 	if sub.acker != nil {
 		// Acks and dead letters are in Redis before the channel closes:
 		// a Router that saw it close finds nothing of theirs pending.
-		sub.acker.sync()
+		sub.acker.sync(final)
 	}
 	if sub.leaser != nil {
 		sub.leaser.stop()
@@ -295,29 +306,36 @@ func (sub *subscription) run(ctx context.Context, closing <-chan struct{}) {
 	sub.redeliver.stop()
 	if sub.acker != nil {
 		sub.claimer.stop()
-		sub.acker.stop() // before the release: acknowledged entries are not released
-		sub.releaseHeld()
+		// Before the release: acknowledged entries are not released.
+		if unsent := sub.acker.stop(final); unsent > 0 {
+			sub.logger.Error("Cannot acknowledge entries before Close's deadline; they stay pending and are delivered again",
+				nil, watermill.LogFields{"entries": unsent})
+		}
+		sub.releaseHeld(final)
 	}
 	sub.logger.Info("Subscription ended", nil)
+	return final, cancel
 }
 
 // releaseHeld makes the entries this subscription read but did not finish
-// claimable by other consumers at once, instead of after ClaimMinIdle.
-func (sub *subscription) releaseHeld() {
+// claimable by other consumers at once, instead of after ClaimMinIdle, and
+// by the other subscriptions of the same consumer.
+func (sub *subscription) releaseHeld(ctx context.Context) {
 	ids := sub.held.all()
 	if len(ids) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
-	defer cancel()
+	defer sub.held.remove(ids...)
 	fields := watermill.LogFields{"entries": len(ids)}
 	if err := sub.m.release(ctx, ids); err != nil {
-		sub.logger.Error("Cannot release unacknowledged entries; others take them after ClaimMinIdle", err, fields)
+		sub.logger.Error("Cannot release unacknowledged entries; they stay pending, and others take them after ClaimMinIdle", err, fields)
 		return
 	}
 	sub.logger.Debug("Released unacknowledged entries", fields)
 }
 
-// finalCallTimeout bounds the Redis calls made while a subscription shuts
-// down (release, final XACK), so Close returns even when Redis is gone.
+// finalCallTimeout bounds what a subscription does after its handlers are
+// done or abandoned (final XACK, release of held entries, the consumer
+// name's release): Close returns within CloseTimeout plus this, whatever
+// Redis does.
 const finalCallTimeout = 5 * time.Second

@@ -25,11 +25,12 @@ type workers struct {
 	soft, hard context.Context
 
 	m             *member       // nil in broadcast mode
-	held          *heldSet      // nil in broadcast mode
+	held          *holder       // nil in broadcast mode
 	acker         *acker        // nil in broadcast mode
 	redeliver     *redeliverer  // Nacked entries and failed claims
 	deadLetters   *deadLetterer // entries delivered too often or malformed
 	unmarshaler   Unmarshaler
+	minIdle       time.Duration // ClaimMinIdle: a claim for delivery takes no entry another consumer holds
 	maxDeliveries int
 	nackBackoff   time.Duration
 	nackMax       time.Duration
@@ -42,8 +43,47 @@ type workers struct {
 	done chan struct{}
 }
 
+type workersParams struct {
+	n           int // MaxInFlight
+	queue       <-chan *entry
+	out         chan<- *message.Message
+	values      context.Context // Subscribe's: messages' contexts carry its values
+	soft, hard  context.Context
+	m           *member
+	held        *holder
+	acker       *acker
+	redeliver   *redeliverer
+	deadLetters *deadLetterer
+	finished    chan<- *entry // nil without an OrderingKey
+	config      SubscriberConfig
+	logger      watermill.LoggerAdapter
+}
+
+func newWorkers(p workersParams) *workers {
+	return &workers{
+		n:             p.n,
+		queue:         p.queue,
+		out:           p.out,
+		values:        p.values,
+		soft:          p.soft,
+		hard:          p.hard,
+		m:             p.m,
+		held:          p.held,
+		acker:         p.acker,
+		redeliver:     p.redeliver,
+		deadLetters:   p.deadLetters,
+		unmarshaler:   p.config.Unmarshaler,
+		minIdle:       p.config.ClaimMinIdle,
+		maxDeliveries: p.config.MaxDeliveries,
+		nackBackoff:   p.config.NackBackoff,
+		nackMax:       p.config.NackBackoffMax,
+		logger:        p.logger,
+		finished:      p.finished,
+		done:          make(chan struct{}),
+	}
+}
+
 func (w *workers) start() {
-	w.done = make(chan struct{})
 	w.wg.Add(w.n)
 	for range w.n {
 		go func() {
@@ -98,9 +138,11 @@ func (w *workers) handle(e *entry) (finished, stop bool) {
 		return true, false // acknowledged meanwhile, or taken over by another consumer
 	}
 	if e.claim {
-		w.acker.sync()
-		if ok, gone := w.claimForDelivery(e); !ok {
-			return gone, false
+		if !w.acker.sync(w.soft) {
+			return false, true // the entry stays held and is released
+		}
+		if ok, done := w.claimForDelivery(e); !ok {
+			return done, false
 		}
 	}
 	msg, ok, disposed := w.prepareMessage(e)
@@ -164,14 +206,14 @@ func (w *workers) prepareMessage(e *entry) (msg *message.Message, ok, disposed b
 }
 
 // claimForDelivery claims e back to this consumer, counting a delivery and
-// reading its fields and delivery counter. An entry that is gone (deleted
-// from the stream, or no longer pending) is acknowledged, which clears it
-// from the PEL where Redis did not: gone reports that. When Redis fails, e is
-// tried later.
-func (w *workers) claimForDelivery(e *entry) (ok, gone bool) {
+// reading its fields and delivery counter. An entry no longer pending
+// (acknowledged meanwhile, or deleted from the stream, which the claim
+// clears from the PEL) or taken over by another consumer is no longer held
+// here: done reports that. When Redis fails, e is tried later.
+func (w *workers) claimForDelivery(e *entry) (ok, done bool) {
 	ctx, cancel := context.WithTimeout(w.hard, finalCallTimeout)
 	defer cancel()
-	claimed, err := w.m.claimCounted(ctx, []*entry{e})
+	outcome, err := w.m.claimForDelivery(ctx, e, w.minIdle)
 	if err != nil {
 		if w.hard.Err() == nil {
 			w.logger.Error("Cannot claim entry for delivery; retrying later", err, watermill.LogFields{"entry_id": e.id})
@@ -179,9 +221,14 @@ func (w *workers) claimForDelivery(e *entry) (ok, gone bool) {
 		}
 		return false, false
 	}
-	if len(claimed) == 0 {
-		w.logger.Debug("Pending entry is gone from the stream", watermill.LogFields{"entry_id": e.id})
-		w.acked(e)
+	switch outcome {
+	case claimGone:
+		w.logger.Debug("Pending entry is gone", watermill.LogFields{"entry_id": e.id})
+		w.held.remove(e.id)
+		return false, true
+	case claimTaken:
+		w.logger.Info("Entry was taken over by another consumer; leaving it to that one", watermill.LogFields{"entry_id": e.id})
+		w.held.remove(e.id)
 		return false, true
 	}
 	e.claim = false

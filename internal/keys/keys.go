@@ -34,6 +34,13 @@ func Published(topic, uuid string) string { return aux(topic, "published:"+uuid)
 // "{topic}:producer:<id>".
 func Producer(topic, id string) string { return aux(topic, "producer:"+id) }
 
+// DeadLettered is the marker, in the slot of dead-letter topic dlq, that
+// entry id of group on stream was added to dlq:
+// "{dlq}:dead:<len(stream)>:<stream>:<len(group)>:<group>:<id>".
+func DeadLettered(dlq, stream, group, id string) string {
+	return aux(dlq, "dead:"+strconv.Itoa(len(stream))+":"+stream+":"+strconv.Itoa(len(group))+":"+group+":"+id)
+}
+
 // Consumer is the key that names the live holder of a consumer name in a
 // group of topic: "{topic}:consumer:<len(group)>:<group>:<consumer>" (the
 // length keeps "a:b"/"c" apart from "a"/"b:c").

@@ -49,6 +49,12 @@ func (s *Script) Args(keys []string, args ...interface{}) []interface{} {
 	return evalArgs("evalsha", s.Hash(), keys, args)
 }
 
+// EvalArgs is the EVAL of s's source with keys and args, for Do: what
+// runs s where the server does not have it cached (NOSCRIPT), and caches it.
+func (s *Script) EvalArgs(keys []string, args ...interface{}) []interface{} {
+	return evalArgs("eval", s.src, keys, args)
+}
+
 // Run runs s once through c. A NOSCRIPT reply (nothing ran) is followed by
 // one EVAL of the source, which caches it.
 func (s *Script) Run(ctx context.Context, c Processor, keys []string, args ...interface{}) *redis.Cmd {
@@ -56,7 +62,7 @@ func (s *Script) Run(ctx context.Context, c Processor, keys []string, args ...in
 	if !rediserr.IsNoScript(cmd.Err()) {
 		return cmd
 	}
-	return Do(ctx, c, evalArgs("eval", s.src, keys, args)...)
+	return Do(ctx, c, s.EvalArgs(keys, args...)...)
 }
 
 func evalArgs(verb, script string, keys []string, args []interface{}) []interface{} {
