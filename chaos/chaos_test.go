@@ -26,17 +26,20 @@ var (
 	flagWork      = flag.Duration("chaos.work", 2*time.Millisecond, "how long the handler works on each message")
 	flagDrain     = flag.Duration("chaos.drain", 2*time.Minute, "how long to wait at most for every confirmed message after the faults")
 	flagDir       = flag.String("chaos.dir", "", "directory for the event logs, report.txt and chaos.svg (default: a temp dir)")
+	flagStrict    = flag.Bool("chaos.strict", true, "fail on publish-side duplicates and on delivery-side duplicates without a cause")
 )
 
 // TestChaos is the chaos run: 30 s with seed 1 in `make test`, as long as
-// -chaos.duration says in `make chaos`. It fails only if Check finds a
-// confirmed message lost or a poison message missing from the dead-letter
-// stream, if a consumer process crashed on its own, or if a consumer
-// reported a data race; timings are reported, never asserted.
+// -chaos.duration says in `make chaos`. It fails if Check finds a confirmed
+// message lost or a poison message missing from the dead-letter stream, if
+// a consumer process crashed on its own, or if a consumer reported a data
+// race; with -chaos.strict (the default) also on a publish-side duplicate
+// or a delivery-side duplicate without a cause. Timings are reported, never
+// asserted.
 func TestChaos(t *testing.T) {
 	res := Run(t, Config{
 		Duration: *flagDuration, Seed: *flagSeed, Rate: *flagRate, Consumers: *flagConsumers,
-		MeanGap: *flagGap, Work: *flagWork, Drain: *flagDrain, Dir: *flagDir,
+		MeanGap: *flagGap, Work: *flagWork, Drain: *flagDrain, Dir: *flagDir, Lenient: !*flagStrict,
 	})
 	var report bytes.Buffer
 	if err := res.Report(&report); err != nil {
@@ -52,6 +55,13 @@ func TestChaos(t *testing.T) {
 
 	for _, f := range res.Verdict.Failures() {
 		t.Errorf("check: %s", f)
+	}
+	for _, f := range res.Verdict.StrictFailures() {
+		if *flagStrict {
+			t.Errorf("check (-chaos.strict): %s; the report details them", f)
+		} else {
+			t.Logf("not failing (-chaos.strict=false): %s", f)
+		}
 	}
 	if len(res.Unexpected) > 0 {
 		t.Errorf("consumer processes exited on their own: %v (see their .out files)", res.Unexpected)

@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -18,13 +19,28 @@ type Verdict struct {
 
 	Good        int // confirmed messages that must be handled
 	Handled     int // ... handled at least once
-	Duplicates  int // handler successes beyond the first, over confirmed good messages
-	MaxHandled  int // most successes of one message
 	Redelivered int // confirmed messages of class Good delivered more than once
-	// SameDelivery counts handler runs of a message by a consumer that had
+	// SameDelivery counts handler runs of an entry by a consumer that had
 	// already run it with the same delivery count: handed out again without
 	// Redis counting a delivery.
 	SameDelivery int
+
+	// StreamEntries counts the entries of the stream read after the run, 0
+	// if it was not read. PublishDuplicates counts the entries beyond the
+	// first of one UUID (a Publish whose XADD went out twice), over the
+	// UUIDs in PublishDuplicated.
+	StreamEntries     int
+	PublishDuplicates int
+	PublishDuplicated []string
+
+	// DeliveryDuplicates are the successful handler runs of an entry beyond
+	// its first, each with its cause if the run's faults explain it;
+	// ByCause counts the explained ones, Unexplained lists the others.
+	// MaxHandled is the most successful runs of one entry.
+	DeliveryDuplicates []Duplicate
+	ByCause            map[Cause]int
+	Unexplained        []Duplicate
+	MaxHandled         int
 	// GoodDeadLettered lists good messages in the dead-letter stream that
 	// were never handled: delivered more than MaxDeliveries times by crashes
 	// and cuts alone. They are kept, not lost, but no handler had them.
@@ -52,7 +68,7 @@ type Verdict struct {
 // Check compares what was published with what was handled and
 // dead-lettered.
 func Check(l Log) Verdict {
-	v := Verdict{Unconfirmed: map[string]int{}, Reasons: map[string]int{}, LostByClass: map[string]int{}, Skipped: l.Skipped}
+	v := Verdict{Unconfirmed: map[string]int{}, Reasons: map[string]int{}, LostByClass: map[string]int{}, ByCause: map[Cause]int{}, Skipped: l.Skipped}
 	class := map[string]Class{}
 	confirmed := map[string]bool{}
 	for _, p := range l.Publishes {
@@ -68,18 +84,54 @@ func Check(l Log) Verdict {
 	successes := map[string]int{}
 	deliveries := map[string]int{}
 	seen := map[Handling]bool{}
+	// An entry is its ID and UUID: a failover may hand a rolled-back
+	// entry's ID to a new one.
+	type entry struct{ id, uuid string }
+	runs := map[entry][]Handling{}
 	for _, h := range l.Handlings {
 		v.HandlerRuns++
-		key := Handling{UUID: h.UUID, Consumer: h.Consumer, Delivery: h.Delivery}
+		key := Handling{UUID: h.UUID, Entry: h.Entry, Consumer: h.Consumer, Delivery: h.Delivery}
 		if seen[key] {
 			v.SameDelivery++
 		}
 		seen[key] = true
 		deliveries[h.UUID]++
+		e := entry{h.Entry, h.UUID}
+		runs[e] = append(runs[e], h)
 		if h.OK {
 			successes[h.UUID]++
 		} else {
 			v.FailedRuns++
+		}
+	}
+	a := newAttributor(l)
+	for _, hs := range runs {
+		n := 0
+		for _, h := range hs {
+			if h.OK {
+				n++
+			}
+		}
+		v.MaxHandled = max(v.MaxHandled, n)
+		for _, d := range a.attribute(hs) {
+			v.DeliveryDuplicates = append(v.DeliveryDuplicates, d)
+			if d.Cause == "" {
+				v.Unexplained = append(v.Unexplained, d)
+			} else {
+				v.ByCause[d.Cause]++
+			}
+		}
+	}
+	slices.SortFunc(v.Unexplained, func(x, y Duplicate) int { return x.Handling.At.Compare(y.Handling.At) })
+	v.StreamEntries = len(l.Stream)
+	entries := map[string]int{}
+	for _, e := range l.Stream {
+		entries[e.UUID]++
+	}
+	for u, n := range entries {
+		if n > 1 {
+			v.PublishDuplicates += n - 1
+			v.PublishDuplicated = append(v.PublishDuplicated, u)
 		}
 	}
 	dead := map[string]int{}
@@ -122,8 +174,6 @@ func Check(l Log) Verdict {
 		switch {
 		case n > 0:
 			v.Handled++
-			v.Duplicates += n - 1
-			v.MaxHandled = max(v.MaxHandled, n)
 		case dead[u] > 0:
 			v.GoodDeadLettered = append(v.GoodDeadLettered, u)
 		default:
@@ -131,7 +181,7 @@ func Check(l Log) Verdict {
 			v.LostByClass[string(class[u])]++
 		}
 	}
-	for _, s := range [][]string{v.Lost, v.PoisonMissing, v.PoisonHandled, v.NoReason, v.GoodDeadLettered} {
+	for _, s := range [][]string{v.Lost, v.PoisonMissing, v.PoisonHandled, v.NoReason, v.GoodDeadLettered, v.PublishDuplicated} {
 		sort.Strings(s)
 	}
 	return v
@@ -156,9 +206,9 @@ func (v Verdict) Complete() bool {
 
 // Failures lists what makes the run fail: a confirmed message lost, a
 // poison message not dead-lettered or handled, a dead letter without a
-// reason, a handled message nobody published. Duplicates, unconfirmed
-// messages and good messages dead-lettered by crashes are reported, not
-// failures.
+// reason, a handled message nobody published. Unconfirmed messages and
+// good messages dead-lettered by crashes are reported, not failures;
+// duplicates fail a strict run (StrictFailures).
 func (v Verdict) Failures() []string {
 	var f []string
 	add := func(what string, ids []string) {
@@ -175,6 +225,27 @@ func (v Verdict) Failures() []string {
 	}
 	if v.Published == 0 || v.Good == 0 {
 		f = append(f, "nothing was published and confirmed: the run checked nothing")
+	}
+	return f
+}
+
+// StrictFailures lists what fails a strict run besides Failures: an entry
+// added twice for one Publish, a duplicate handling the run's faults do not
+// explain, and a stream that could not be read to tell.
+func (v Verdict) StrictFailures() []string {
+	var f []string
+	if v.StreamEntries == 0 && v.Confirmed > 0 {
+		f = append(f, "the stream was not read after the run: publish-side duplicates unknown")
+	}
+	if v.PublishDuplicates > 0 {
+		f = append(f, fmt.Sprintf("%d publish-side duplicates (entries beyond the first of a UUID): %s", v.PublishDuplicates, sample(v.PublishDuplicated)))
+	}
+	if len(v.Unexplained) > 0 {
+		ids := make([]string, len(v.Unexplained))
+		for i, d := range v.Unexplained {
+			ids[i] = d.Entry
+		}
+		f = append(f, fmt.Sprintf("%d delivery-side duplicates without a cause (entry IDs): %s", len(ids), sample(ids)))
 	}
 	return f
 }

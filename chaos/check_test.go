@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"testing"
 	"time"
@@ -16,25 +17,63 @@ const t0 = int64(1_700_000_000_000_000_000)
 // at is the time ms milliseconds after t0, as a log field.
 func at(ms int) string { return fmt.Sprint(t0 + int64(ms)*int64(time.Millisecond)) }
 
+// pidOf is the process id of a consumer name in the synthetic logs.
+func pidOf(consumer string) int {
+	h := fnv.New32a()
+	h.Write([]byte(consumer))
+	return 1000 + int(h.Sum32()%100000)
+}
+
+// entryOf is the entry ID of a message published once.
+func entryOf(uuid string) string { return "id-" + uuid }
+
+// hrun is the H line of a handler run on uuid's entry from startMs to endMs.
+func hrun(uuid, consumer string, delivery, startMs, endMs int, outcome string) string {
+	return hentry(uuid, entryOf(uuid), consumer, delivery, startMs, endMs, outcome)
+}
+
+// hentry is hrun on a given entry.
+func hentry(uuid, entry, consumer string, delivery, startMs, endMs int, outcome string) string {
+	return fmt.Sprintf("H %s %s %s %d %d %s %s %s", uuid, entry, consumer, pidOf(consumer), delivery, at(startMs), at(endMs), outcome)
+}
+
+// kill is the F line of consumer's SIGKILL at ms, restarted at endMs.
+func kill(consumer string, ms, endMs int) string {
+	return fmt.Sprintf("F %s %s %s %s %d", KillConsumer, consumer, at(ms), at(endMs), pidOf(consumer))
+}
+
+// fault is the F line of a fault other than a consumer kill.
+func fault(kind, target string, ms, endMs int) string {
+	return fmt.Sprintf("F %s %s %s %s", kind, target, at(ms), at(endMs))
+}
+
+// runLine is the R line of a run that starts at t0 with ClaimMinIdle 2s.
+func runLine() string { return "R " + at(0) + " " + fmt.Sprint(int64(2*time.Second)) }
+
 // healthyLog is a synthetic log of a run in which nothing went wrong:
-// m1 handled twice (a consumer died before its XACK), m2 failed once and was
-// handled on its redelivery, m3 poison and dead-lettered, m4 unconfirmed
-// and handled anyway, m5 unconfirmed and never seen.
+// m1 handled twice (c2.0 was killed before its XACK), m2 failed
+// once and was handled on its redelivery, m3 poison and dead-lettered, m4
+// unconfirmed and handled anyway, m5 unconfirmed and never seen.
 func healthyLog() string {
 	return strings.Join([]string{
+		runLine(),
 		"P m1 good " + at(0) + " " + at(5) + " ok",
 		"P m2 nack-once " + at(10) + " " + at(15) + " ok",
 		"P m3 poison-panic " + at(20) + " " + at(25) + " ok",
 		"P m4 good " + at(30) + " " + at(1030) + " not-durable",
 		"P m5 good " + at(40) + " " + at(2040) + " network",
-		"H m1 c0.0 1 " + at(8) + " ok",
-		"H m1 c1.0 2 " + at(2100) + " ok",
-		"H m2 c0.0 1 " + at(18) + " fail",
-		"H m2 c0.0 2 " + at(130) + " ok",
-		"H m3 c0.0 1 " + at(28) + " fail",
-		"H m3 c1.0 2 " + at(150) + " fail",
-		"H m4 c1.0 1 " + at(1040) + " ok",
-		"F kill-consumer c0.0 " + at(2000) + " " + at(3000),
+		hrun("m1", "c2.0", 1, 6, 8, "ok"),
+		hrun("m1", "c1.0", 2, 2098, 2100, "ok"),
+		hrun("m2", "c0.0", 1, 16, 18, "fail"),
+		hrun("m2", "c0.0", 2, 128, 130, "ok"),
+		hrun("m3", "c0.0", 1, 26, 28, "fail"),
+		hrun("m3", "c1.0", 2, 148, 150, "fail"),
+		hrun("m4", "c1.0", 1, 1038, 1040, "ok"),
+		kill("c2.0", 9, 1000),
+		"E id-m1 m1",
+		"E id-m2 m2",
+		"E id-m3 m3",
+		"E id-m4 m4",
 		"D m3 3 delivered 3 times, more than MaxDeliveries 2",
 	}, "\n") + "\n"
 }
@@ -56,7 +95,12 @@ func TestCheck_HealthyRun(t *testing.T) {
 	assert.Equal(t, 1, v.UnconfirmedHandled)
 	assert.Equal(t, 2, v.Good)
 	assert.Equal(t, 2, v.Handled)
-	assert.Equal(t, 1, v.Duplicates)
+	assert.Empty(t, v.StrictFailures())
+	require.Len(t, v.DeliveryDuplicates, 1)
+	assert.Equal(t, map[Cause]int{CauseKilled: 1}, v.ByCause)
+	assert.Empty(t, v.Unexplained)
+	assert.Zero(t, v.PublishDuplicates)
+	assert.Equal(t, 4, v.StreamEntries)
 	assert.Equal(t, 2, v.MaxHandled)
 	assert.Equal(t, 1, v.Redelivered, "m1; m2's redelivery was planned")
 	assert.Equal(t, 1, v.Poison)
@@ -66,8 +110,11 @@ func TestCheck_HealthyRun(t *testing.T) {
 	assert.Equal(t, 3, v.FailedRuns)
 	assert.Zero(t, v.SameDelivery)
 
-	l := parse(t, healthyLog()+"H m2 c0.0 2 "+at(140)+" ok\n")
-	assert.Equal(t, 1, Check(l).SameDelivery, "c0.0 ran m2's delivery 2 twice")
+	l := parse(t, healthyLog()+hrun("m2", "c0.0", 2, 138, 140, "ok")+"\n")
+	v = Check(l)
+	assert.Equal(t, 1, v.SameDelivery, "c0.0 ran m2's delivery 2 twice")
+	require.Len(t, v.Unexplained, 1, "nothing explains a delivery handed out twice")
+	assert.Equal(t, "id-m2", v.Unexplained[0].Entry)
 }
 
 // TestCheck_AckFirstBuild is the log of a consumer built with the
@@ -81,10 +128,10 @@ func TestCheck_AckFirstBuild(t *testing.T) {
 		"P m2 good " + at(1) + " " + at(6) + " ok",
 		"P m3 poison-nack " + at(2) + " " + at(7) + " ok",
 		"P m4 good " + at(3) + " " + at(8) + " ok",
-		"H m3 c0.0 1 " + at(9) + " fail",
-		"H m4 c0.0 1 " + at(10) + " ok",
-		"F kill-consumer c0.0 " + at(11) + " " + at(500),
-		"H m1 c0.0 1 17000000",
+		hrun("m3", "c0.0", 1, 7, 9, "fail"),
+		hrun("m4", "c0.0", 1, 8, 10, "ok"),
+		kill("c0.0", 11, 500),
+		"H m1 id-m1 c0.0 4242 1 17000000",
 	}, "\n"))
 	assert.Equal(t, 1, l.Skipped, "the line cut by the kill")
 	v := Check(l)
@@ -105,13 +152,13 @@ func TestCheck_EachFailure(t *testing.T) {
 	}{
 		"message dropped by a handler": {
 			edit: func(s string) string {
-				return strings.ReplaceAll(s, "H m2 c0.0 2 "+at(130)+" ok", "H m2 c0.0 2 "+at(130)+" fail")
+				return strings.ReplaceAll(s, hrun("m2", "c0.0", 2, 128, 130, "ok"), hrun("m2", "c0.0", 2, 128, 130, "fail"))
 			},
 			want: "1 confirmed messages lost (neither handled nor dead-lettered): m2",
 		},
 		"poison message handled": {
 			edit: func(s string) string {
-				return strings.ReplaceAll(s, "H m3 c1.0 2 "+at(150)+" fail", "H m3 c1.0 2 "+at(150)+" ok")
+				return strings.ReplaceAll(s, hrun("m3", "c1.0", 2, 148, 150, "fail"), hrun("m3", "c1.0", 2, 148, 150, "ok"))
 			},
 			want: "1 poison messages handled successfully: m3",
 		},
@@ -122,7 +169,7 @@ func TestCheck_EachFailure(t *testing.T) {
 			want: "1 dead letters without a reason: m3",
 		},
 		"handled but never published": {
-			edit: func(s string) string { return s + "H m9 c1.0 1 " + at(50) + " ok\n" },
+			edit: func(s string) string { return s + hrun("m9", "c1.0", 1, 48, 50, "ok") + "\n" },
 			want: "1 handled messages that were never published",
 		},
 		"nothing confirmed": {
@@ -138,6 +185,7 @@ func TestCheck_EachFailure(t *testing.T) {
 
 func TestCheck_GoodMessageDeadLetteredIsReportedNotLost(t *testing.T) {
 	l := parse(t, healthyLog()+"D m1 7 delivered 7 times, more than MaxDeliveries 6\n")
+	require.Equal(t, "m1", l.Handlings[1].UUID)
 	l.Handlings = l.Handlings[2:] // m1 was never handled
 	v := Check(l)
 	assert.Empty(t, v.Failures())
@@ -157,9 +205,9 @@ func TestRecoveries(t *testing.T) {
 			h = 5500
 		}
 		lines = append(lines, fmt.Sprintf("P m%d good %s %s ok", i, at(ms), at(ms+5)),
-			fmt.Sprintf("H m%d c0.0 1 %s ok", i, at(h)))
+			hrun(fmt.Sprintf("m%d", i), "c0.0", 1, h-2, h, "ok"))
 	}
-	lines = append(lines, "F freeze-master x "+at(3000)+" "+at(5000))
+	lines = append(lines, fault(FreezeMaster, "x", 3000, 5000))
 	l := parse(t, strings.Join(lines, "\n"))
 	s := NewSeries(l, time.Unix(0, t0))
 	assert.Equal(t, 0, s.Lag(time.Unix(0, t0).Add(2050*time.Millisecond)))

@@ -118,10 +118,15 @@ func runRouter(client redis.UniversalClient, spec consumerSpec, events *eventWri
 // handle is the workload's handler: it works for spec.Work, records the
 // outcome, and then succeeds, fails or panics as the message's class says.
 func handle(msg *message.Message, spec consumerSpec, events *eventWriter) error {
+	start := time.Now()
 	time.Sleep(spec.Work) // the handler's work
 	fail, panics := outcome(msg)
 	delivery, _ := strconv.Atoi(msg.Metadata.Get(millrace.MetadataDeliveryCount))
-	h := Handling{UUID: msg.UUID, Consumer: spec.Consumer, Delivery: delivery, At: time.Now(), OK: !fail}
+	h := Handling{
+		UUID: msg.UUID, Entry: msg.Metadata.Get(millrace.MetadataEntryID),
+		Consumer: spec.Consumer, Pid: os.Getpid(), Delivery: delivery,
+		Start: start, At: time.Now(), OK: !fail,
+	}
 	if err := events.handling(h); err != nil {
 		return err
 	}

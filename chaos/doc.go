@@ -17,9 +17,16 @@
 // message keys make the handler fail or panic on a first delivery, and some
 // on every delivery (poison messages, dead-lettered after MaxDeliveries).
 //
-// Check reads the event logs and the dead-letter stream: every message whose
-// Publish returned nil was handled at least once, or, if it is poison, is in
-// the dead-letter stream with its reason. Report prints a table with the
-// duplicates and the recovery time after every fault, and Plot draws
-// throughput and lag over the run as SVG with the faults marked.
+// Check reads the event logs, the stream and the dead-letter stream: every
+// message whose Publish returned nil was handled at least once, or, if it
+// is poison, is in the dead-letter stream with its reason. It counts
+// duplicates on two sides. Publish-side: entries of the stream beyond the
+// first with one UUID, an XADD sent twice. Delivery-side: successful
+// handler runs of one entry beyond the first, each attributed to a fault
+// whose timing explains it (a consumer killed before its Ack, a failover
+// that rolled back a delivery or an XACK, a consumer cut off from the master
+// while the entry went idle for ClaimMinIdle), or else listed as
+// unexplained. Report prints a table with the duplicates and the recovery
+// time after every fault, and Plot draws throughput and lag over the run as
+// SVG with the faults marked.
 package chaos

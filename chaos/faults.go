@@ -119,12 +119,16 @@ func (e *executor) beginsLeft(end time.Time) bool {
 
 // record ends a fault that began at start.
 func (e *executor) record(kind, target string, start time.Time) {
-	f := Fault{Kind: kind, Target: target, Start: start, End: time.Now()}
+	e.add(Fault{Kind: kind, Target: target, Start: start, End: time.Now()})
+}
+
+// add records fault f, which has ended.
+func (e *executor) add(f Fault) {
 	e.faults = append(e.faults, f)
 	if err := e.events.fault(f); err != nil {
 		e.tb.Errorf("chaos: event log: %v", err)
 	}
-	e.logf("%6.1fs %-15s %-22s %v", f.Start.Sub(e.start).Seconds(), kind, target, f.End.Sub(start).Round(time.Millisecond))
+	e.logf("%6.1fs %-15s %-22s %v", f.Start.Sub(e.start).Seconds(), f.Kind, f.Target, f.End.Sub(f.Start).Round(time.Millisecond))
 }
 
 // begin starts planned fault f, or tries again later if what it needs is
@@ -143,7 +147,7 @@ func (e *executor) begin(f planned) {
 			}
 			slot = up[e.rng.IntN(len(up))]
 		}
-		name := e.cons.procs[slot].name
+		name, pid := e.cons.procs[slot].name, e.cons.procs[slot].cmd.Process.Pid
 		e.cons.kill(slot)
 		e.slotDown[slot] = true
 		e.active++
@@ -152,7 +156,7 @@ func (e *executor) begin(f planned) {
 			e.cons.start(slot)
 			e.slotDown[slot] = false
 			e.active--
-			e.record(f.Kind, name, now)
+			e.add(Fault{Kind: f.Kind, Target: name, Start: now, End: time.Now(), Pid: pid})
 		})
 	case CutConnections, Blackhole:
 		if e.netBusy {
@@ -228,7 +232,7 @@ func (e *executor) beginRedis(f planned, start time.Time) {
 			if e.killed == s && e.killedAt.Equal(start) { // no failover: start the master again
 				e.killed = nil
 				st.Rejoin(e.tb, s)
-				e.record(f.Kind, s.Addr()+" (no failover)", start)
+				e.record(f.Kind, s.Addr()+noFailover, start)
 				e.settle(time.Now())
 			}
 		})

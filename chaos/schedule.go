@@ -30,6 +30,11 @@ const (
 	Failover = "failover"
 )
 
+// noFailover ends the target of a KillMaster fault after which the sentinels
+// did not fail over: the old master started again from its AOF and lost
+// nothing. The target is one field of the event log, so it has no space.
+const noFailover = "/no-failover"
+
 // kinds lists the injected kinds; weights how often each is drawn after the
 // first round, in which every kind comes once.
 var (
