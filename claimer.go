@@ -181,7 +181,9 @@ func (c *claimer) deliver(ids []string) bool {
 
 // prune removes consumers idle for pruneAfter that hold nothing.
 func (c *claimer) prune(ctx context.Context, log *errorLog) {
-	removed, _, err := streams.PruneConsumers(ctx, c.m.client, c.m.stream, c.m.group, c.pruneAfter)
+	cctx, cancel := bounded(ctx, 0)
+	defer cancel()
+	removed, _, err := streams.PruneConsumers(cctx, c.m.client, c.m.stream, c.m.group, c.pruneAfter)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.failure("Cannot prune idle consumers", err, nil)

@@ -126,7 +126,9 @@ func (d *delayMover) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		moved, wait, err := streams.MoveDue(ctx, d.client, d.delayed, d.stream, delayMoveBatch)
+		cctx, cancel := bounded(ctx, 0)
+		moved, wait, err := streams.MoveDue(cctx, d.client, d.delayed, d.stream, delayMoveBatch)
+		cancel()
 		var next time.Duration
 		switch {
 		case err != nil:

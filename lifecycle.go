@@ -1,6 +1,9 @@
 package millrace
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // loop is the lifecycle of a background component of a subscription: start
 // runs its goroutine once, stop cancels the goroutine's context and waits
@@ -29,4 +32,13 @@ func (l *loop) goRun(f func(ctx context.Context)) {
 func (l *loop) stop() {
 	l.cancel()
 	<-l.done
+}
+
+// bounded bounds one Redis call of a background component, go-redis's own
+// retries included, to finalCallTimeout past block (the call's BLOCK, 0 for
+// none): a call in flight when the subscription ends is not interrupted
+// (go-redis does not watch a context's cancellation), and Close waits for
+// it, so that is how long an unresponsive Redis can make it wait.
+func bounded(ctx context.Context, block time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, finalCallTimeout+max(block, 0))
 }

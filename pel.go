@@ -34,6 +34,8 @@ const releaseIdle = 24 * time.Hour
 // ones, ">" for new ones), waiting up to block for new ones (no BLOCK when
 // negative).
 func (m member) read(ctx context.Context, id string, count int, block time.Duration) ([]redis.XMessage, error) {
+	ctx, cancel := bounded(ctx, block)
+	defer cancel()
 	streams, err := m.client.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group:    m.group,
 		Consumer: m.consumer,
@@ -58,6 +60,8 @@ func (m member) read(ctx context.Context, id string, count int, block time.Durat
 // read's error; endErr says the end could not be learnt (then the entries
 // read are returned all the same).
 func (m member) readWithEnd(ctx context.Context, count int) (end string, msgs []redis.XMessage, endErr, err error) {
+	ctx, cancel := bounded(ctx, 0)
+	defer cancel()
 	var rev *redis.XMessageSliceCmd
 	var read *redis.XStreamSliceCmd
 	_, _ = m.client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -165,6 +169,8 @@ func (m member) deadLetterCopy(ctx context.Context, dlq string, values []interfa
 // pendingCount is the number of entries pending in the group (XPENDING
 // summary form).
 func (m member) pendingCount(ctx context.Context) (int64, error) {
+	ctx, cancel := bounded(ctx, 0)
+	defer cancel()
 	p, err := m.client.XPending(ctx, m.stream, m.group).Result()
 	if err != nil {
 		return 0, err
@@ -175,6 +181,8 @@ func (m member) pendingCount(ctx context.Context) (int64, error) {
 // ownPending lists up to count of this consumer's pending entries after
 // start ("-" for the first), with XPENDING, which counts no delivery.
 func (m member) ownPending(ctx context.Context, start string, count int) ([]redis.XPendingExt, error) {
+	ctx, cancel := bounded(ctx, 0)
+	defer cancel()
 	return m.client.XPendingExt(ctx, &redis.XPendingExtArgs{
 		Stream:   m.stream,
 		Group:    m.group,
@@ -189,6 +197,8 @@ func (m member) ownPending(ctx context.Context, start string, count int) ([]redi
 // PEL scan position cursor (XAUTOCLAIM ... JUSTID, which counts no
 // delivery). next is "0-0" at the end of the scan.
 func (m member) autoClaim(ctx context.Context, minIdle time.Duration, cursor string, count int) (ids []string, next string, err error) {
+	ctx, cancel := bounded(ctx, 0)
+	defer cancel()
 	return m.client.XAutoClaimJustID(ctx, &redis.XAutoClaimArgs{
 		Stream:   m.stream,
 		Group:    m.group,

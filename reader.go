@@ -162,7 +162,10 @@ func (r *reader) failed(ctx context.Context, err error) {
 			start = r.knownEnd
 		}
 		r.logger.Info("Consumer group or stream is gone; recreating it", watermill.LogFields{"start_id": start})
-		if err = createGroup(ctx, r.client, r.stream, r.m.group, start); err == nil {
+		cctx, cancel := bounded(ctx, 0)
+		err = createGroup(cctx, r.client, r.stream, r.m.group, start)
+		cancel()
+		if err == nil {
 			return
 		}
 	}
@@ -301,7 +304,9 @@ func (r *reader) readBroadcast(ctx context.Context) (bool, error) {
 		}
 		block = -1
 	}
-	streams, err := r.client.XRead(ctx, &redis.XReadArgs{
+	cctx, cancel := bounded(ctx, block)
+	defer cancel()
+	streams, err := r.client.XRead(cctx, &redis.XReadArgs{
 		Streams: []string{r.stream, r.lastID},
 		Count:   int64(r.prefetch),
 		Block:   block,

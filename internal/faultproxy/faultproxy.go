@@ -1,13 +1,15 @@
 // Package faultproxy is a TCP proxy on 127.0.0.1 that tests put between
-// Redis clients and a Redis server to cut connections, refuse new ones or
-// swallow them.
+// Redis clients and a Redis server to cut connections, refuse new ones,
+// swallow them, or lose the reply to one command after Redis ran it.
 package faultproxy
 
 import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Mode is what a Proxy does with a new connection.
@@ -38,6 +40,8 @@ type Proxy struct {
 	cuts   int
 	closed bool
 
+	armed atomic.Pointer[arming] // set by LoseReply until a command matches
+
 	wg sync.WaitGroup
 }
 
@@ -46,6 +50,22 @@ type Proxy struct {
 type conn struct {
 	client, server net.Conn
 	once           sync.Once
+
+	// lose is the reply to drop, set by the command relay before it passes
+	// the matched command on, so always before that reply can arrive.
+	lose atomic.Pointer[lostReply]
+}
+
+// arming is one LoseReply call.
+type arming struct {
+	match func(args []string) bool
+	done  chan struct{}
+}
+
+// lostReply is the reply of the index-th command (from 1) of a connection.
+type lostReply struct {
+	index int64
+	done  chan struct{}
 }
 
 func (c *conn) close() {
@@ -118,6 +138,49 @@ func (p *Proxy) CutAll() int {
 	return len(all)
 }
 
+// LoseReply arms the proxy: the next command, on any forwarded connection,
+// for which match returns true is passed on to Redis, and once Redis's whole
+// reply to it has arrived the proxy cuts that connection (both sides)
+// instead of passing that reply on. Replies to earlier commands on the
+// connection reach the client; the lost reply and anything after it do not.
+// Commands the client wrote after the matched one (the rest of a pipeline)
+// are still passed on if they reached the proxy before the cut, so Redis may
+// have run them too.
+//
+// match gets the command's arguments, name first; it may be called from
+// several connections at once. The returned channel is closed once the
+// connection is cut; it stays open if the connection ends first, or if
+// LoseReply is called again before a command matched, which replaces this
+// arming. Cuts does not count this cut.
+//
+// Replies are paired with commands by counting them (RESP2 or RESP3; push
+// messages are not replies), so connections that sent SUBSCRIBE and its
+// kin, MONITOR, SYNC, PSYNC or CLIENT REPLY are never matched, nor are
+// connections whose traffic is not RESP.
+func (p *Proxy) LoseReply(match func(args []string) bool) <-chan struct{} {
+	a := &arming{match: match, done: make(chan struct{})}
+	p.armed.Store(a)
+	return a.done
+}
+
+// Command returns a matcher for LoseReply that accepts the command name
+// followed by the arguments sub, compared case-insensitively, e.g.
+// Command("XADD") or Command("CLIENT", "UNBLOCK").
+func Command(name string, sub ...string) func(args []string) bool {
+	want := append([]string{name}, sub...)
+	return func(args []string) bool {
+		if len(args) < len(want) {
+			return false
+		}
+		for i, w := range want {
+			if !strings.EqualFold(args[i], w) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
 // Cuts returns how many connections CutRandom and CutAll have closed.
 func (p *Proxy) Cuts() int {
 	p.mu.Lock()
@@ -179,12 +242,12 @@ func (p *Proxy) forward(client net.Conn) {
 	pipes.Add(2)
 	go func() {
 		defer pipes.Done()
-		_, _ = io.Copy(server, client)
+		p.relayCommands(c)
 		c.close()
 	}()
 	go func() {
 		defer pipes.Done()
-		_, _ = io.Copy(client, server)
+		relayReplies(c)
 		c.close()
 	}()
 	pipes.Wait()
