@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/millrace/millrace/internal/errlog"
 )
 
 // acker batches acknowledgements into XACKs: a batch goes out when it holds
@@ -25,9 +27,9 @@ type acker struct {
 	// set by stop before it closes ids, is that deadline: the XACKs sent
 	// after ids is closed carry it, so that a call to an unresponsive Redis
 	// ends with it too.
-	ctx    context.Context
-	cancel context.CancelFunc
-	final  context.Context
+	ctx     context.Context
+	cancel  context.CancelFunc
+	final   context.Context
 	ids     chan string
 	flushes chan chan struct{}
 	done    chan struct{}
@@ -108,7 +110,7 @@ func (a *acker) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	retry := newRetryBackoff()
-	log := errorLog{logger: a.logger}
+	log := errlog.New(a.logger)
 	closed := false
 
 	var flushed []chan struct{} // sync calls answered by the next flush
@@ -157,7 +159,7 @@ func (a *acker) run() {
 				a.giveUp(batch)
 				return
 			}
-			log.failure("Cannot acknowledge entries; retrying", err, watermill.LogFields{"entries": n})
+			log.Failure("Cannot acknowledge entries; retrying", err, watermill.LogFields{"entries": n})
 			if !sleepCtx(a.ctx, retry.next()) {
 				a.giveUp(batch)
 				return
@@ -165,7 +167,7 @@ func (a *acker) run() {
 			continue
 		}
 		retry.reset()
-		log.recovered("Acknowledging entries again", nil)
+		log.Recovered("Acknowledging entries again", nil)
 		batch = append(batch[:0], batch[n:]...)
 		if len(batch) > 0 {
 			continue

@@ -3,10 +3,7 @@ package millrace
 import (
 	"context"
 	"math/rand/v2"
-	"sync"
 	"time"
-
-	"github.com/ThreeDotsLabs/watermill"
 )
 
 // Retry pacing of background loops when Redis fails: 50ms doubling to 5s,
@@ -14,8 +11,6 @@ import (
 const (
 	retryInitial = 50 * time.Millisecond
 	retryMax     = 5 * time.Second
-	// errorLogEvery rate-limits the error log of one loop.
-	errorLogEvery = 5 * time.Second
 )
 
 // backoff is an exponential delay with full jitter. Not safe for concurrent
@@ -55,51 +50,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// errorLog logs a loop's failures at most once per errorLogEvery, with the
-// number of failures it kept quiet about, and logs the recovery once.
-// Not safe for concurrent use: each loop owns one.
-type errorLog struct {
-	logger     watermill.LoggerAdapter
-	last       time.Time
-	suppressed int
-	failing    bool
-}
-
-func (l *errorLog) failure(msg string, err error, fields watermill.LogFields) {
-	l.failing = true
-	if !l.last.IsZero() && time.Since(l.last) < errorLogEvery {
-		l.suppressed++
-		return
-	}
-	if l.suppressed > 0 {
-		fields = fields.Add(watermill.LogFields{"suppressed_errors": l.suppressed})
-	}
-	l.logger.Error(msg, err, fields)
-	l.last = time.Now()
-	l.suppressed = 0
-}
-
-func (l *errorLog) recovered(msg string, fields watermill.LogFields) {
-	if !l.failing {
-		return
-	}
-	l.failing = false
-	l.last = time.Time{}
-	l.suppressed = 0
-	l.logger.Info(msg, fields)
-}
-
-// lockedErrorLog is an errorLog shared by goroutines.
-type lockedErrorLog struct {
-	mu  sync.Mutex
-	log errorLog
-}
-
-func (l *lockedErrorLog) failure(logger watermill.LoggerAdapter, msg string, err error, fields watermill.LogFields) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.log.logger = logger
-	l.log.failure(msg, err, fields)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/rediserr"
 	"github.com/millrace/millrace/internal/streams"
 )
@@ -86,8 +87,8 @@ func (c *claimer) run(ctx context.Context) {
 		defer t.Stop()
 		pruneTick = t.C
 	}
-	log := errorLog{logger: c.logger}
-	pruneLog := errorLog{logger: c.logger}
+	log := errlog.New(c.logger)
+	pruneLog := errlog.New(c.logger)
 
 	select {
 	case <-c.ownPendingRead:
@@ -112,7 +113,7 @@ func (c *claimer) run(ctx context.Context) {
 // room in the queue beside the reader's, so new and reclaimed entries are
 // interleaved (the leaser keeps them leased meanwhile). Entries deleted
 // from the stream are dropped from the PEL by Redis 7.
-func (c *claimer) claimAll(ctx context.Context, log *errorLog) {
+func (c *claimer) claimAll(ctx context.Context, log *errlog.Log) {
 	if c.nothingToClaim(ctx) {
 		return
 	}
@@ -121,11 +122,11 @@ func (c *claimer) claimAll(ctx context.Context, log *errorLog) {
 		ids, next, err := c.m.autoClaim(ctx, c.minIdle, cursor, c.batch)
 		if err != nil {
 			if ctx.Err() == nil && !rediserr.IsNoGroup(err) {
-				log.failure("Cannot claim idle entries; retrying", err, nil)
+				log.Failure("Cannot claim idle entries; retrying", err, nil)
 			}
 			return
 		}
-		log.recovered("Claiming idle entries again", nil)
+		log.Recovered("Claiming idle entries again", nil)
 		if len(ids) > 0 && !c.deliver(ids) {
 			return
 		}
@@ -180,13 +181,13 @@ func (c *claimer) deliver(ids []string) bool {
 }
 
 // prune removes consumers idle for pruneAfter that hold nothing.
-func (c *claimer) prune(ctx context.Context, log *errorLog) {
+func (c *claimer) prune(ctx context.Context, log *errlog.Log) {
 	cctx, cancel := bounded(ctx, 0)
 	defer cancel()
 	removed, _, err := streams.PruneConsumers(cctx, c.m.client, c.m.stream, c.m.group, c.pruneAfter)
 	if err != nil {
 		if ctx.Err() == nil {
-			log.failure("Cannot prune idle consumers", err, nil)
+			log.Failure("Cannot prune idle consumers", err, nil)
 		}
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/streams"
 )
@@ -37,7 +38,7 @@ type deadLetterer struct {
 	logger    watermill.LoggerAdapter
 	// log rate-limits the failures, which workers retry every few seconds
 	// while they last.
-	log lockedErrorLog
+	log errlog.Locked
 }
 
 type deadLettererParams struct {
@@ -80,7 +81,7 @@ func (d *deadLetterer) move(e *entry, reason string) bool {
 	}
 	values, err := d.values(e, reason)
 	if err != nil {
-		d.log.failure(d.logger, "Cannot encode dead letter; retrying later", err, fields)
+		d.log.Failure(d.logger, "Cannot encode dead letter; retrying later", err, fields)
 		d.redeliver.schedule(e, retryMax)
 		return false
 	}
@@ -103,7 +104,7 @@ func (d *deadLetterer) move(e *entry, reason string) bool {
 		}
 	}
 	if err != nil {
-		d.log.failure(d.logger, "Cannot dead-letter entry; retrying later", err, fields)
+		d.log.Failure(d.logger, "Cannot dead-letter entry; retrying later", err, fields)
 		d.redeliver.schedule(e, retryMax)
 		return false
 	}

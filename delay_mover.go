@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/streams"
 )
@@ -115,7 +116,7 @@ func (d *delayMover) listening() bool {
 
 func (d *delayMover) run(ctx context.Context) {
 	retry := newRetryBackoff()
-	log := errorLog{logger: d.logger}
+	log := errlog.New(d.logger)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -135,7 +136,7 @@ func (d *delayMover) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			log.failure("Cannot move due delayed messages; retrying", err, nil)
+			log.Failure("Cannot move due delayed messages; retrying", err, nil)
 			next = retry.next()
 		case moved >= delayMoveBatch:
 			next = 0
@@ -151,7 +152,7 @@ func (d *delayMover) run(ctx context.Context) {
 		}
 		if err == nil {
 			retry.reset()
-			log.recovered("Moving delayed messages again", nil)
+			log.Recovered("Moving delayed messages again", nil)
 			if moved > 0 {
 				d.logger.Debug("Moved due delayed messages into the stream", watermill.LogFields{"messages": moved})
 			}

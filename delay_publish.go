@@ -196,7 +196,7 @@ func (p *Publisher) zaddDurably(ctx context.Context, c redis.Cmdable, topic stri
 		return fmt.Errorf("cannot add %d delayed messages to %s: %w", len(members), key, redisError(err))
 	}
 	if err := wake.Err(); err != nil {
-		p.wakeLog.failure(p.logger, "Cannot announce delayed messages (PUBLISH); subscribers find them within their next poll", err,
+		p.wakeLog.Failure(p.logger, "Cannot announce delayed messages (PUBLISH); subscribers find them within their next poll", err,
 			watermill.LogFields{"topic": topic})
 	}
 	if err := confirm(); err != nil {

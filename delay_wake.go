@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -144,7 +145,7 @@ func (w *wakeups) listening(ch string) bool {
 }
 
 func (w *wakeups) run(ctx context.Context) {
-	log := errorLog{logger: w.logger}
+	log := errlog.New(w.logger)
 	retry := newRetryBackoff()
 	for ctx.Err() == nil {
 		msg, err := w.ps.ReceiveTimeout(ctx, time.Minute)
@@ -153,12 +154,12 @@ func (w *wakeups) run(ctx context.Context) {
 				return
 			}
 			if rediserr.IsNoPerm(err) {
-				log.failure("Cannot listen for delayed messages (ACL: SUBSCRIBE and the channel \"{topic}:delayed\"); they are found by polling", err, nil)
+				log.Failure("Cannot listen for delayed messages (ACL: SUBSCRIBE and the channel \"{topic}:delayed\"); they are found by polling", err, nil)
 				continue
 			}
 			if !rediserr.IsTimeout(err) {
 				w.forgetAll() // resubscribed on reconnect: heard again once confirmed
-				log.failure("Listening for delayed messages failed; retrying", err, nil)
+				log.Failure("Listening for delayed messages failed; retrying", err, nil)
 				sleepCtx(ctx, retry.next())
 			}
 			continue

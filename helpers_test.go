@@ -3,7 +3,6 @@ package millrace_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/rediserr"
 	"github.com/millrace/millrace/internal/redistest"
 )
 
@@ -147,7 +147,7 @@ func pendingEntry(t *testing.T, c redis.UniversalClient, stream, group, id strin
 func groups(t *testing.T, c redis.UniversalClient, stream string) []redis.XInfoGroup {
 	t.Helper()
 	g, err := c.XInfoGroups(context.Background(), stream).Result()
-	if err != nil && strings.Contains(err.Error(), "no such key") {
+	if rediserr.IsNoSuchKey(err) {
 		return nil
 	}
 	require.NoError(t, err)

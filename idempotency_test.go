@@ -3,6 +3,7 @@ package millrace_test
 import (
 	"context"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,5 +182,36 @@ func TestIdempotency_Cluster(t *testing.T) {
 		require.NoError(t, pub.Publish(topic, msgs...))
 		require.NoError(t, pub.Publish(topic, msgs...))
 		assert.EqualValues(t, 2, c.XLen(context.Background(), topic).Val(), topic)
+	}
+}
+
+// A resend that succeeds reports its own WAIT, not the lost first
+// attempt's: Publish succeeds once a replica confirmed the messages.
+func TestIdempotency_RetryConfirmedByReplica(t *testing.T) {
+	t.Parallel()
+	master := redistest.Start(t, redistest.Options{NoAOF: true})
+	host, port, _ := strings.Cut(master.Addr(), ":")
+	redistest.Start(t, redistest.Options{NoAOF: true, Config: []string{"replicaof " + host + " " + port}})
+	direct := master.Client(t)
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		info, err := direct.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
+	}, 15*time.Second, 20*time.Millisecond)
+	for _, cfg := range []millrace.PublisherConfig{
+		{Durability: millrace.Durability{Replicas: 1, Timeout: 5 * time.Second}},
+		{Durability: millrace.Durability{Replicas: 1, Timeout: 5 * time.Second}, Idempotency: millrace.Idempotency{Window: time.Minute}},
+	} {
+		c := master.Client(t)
+		hook := &loseReplies{}
+		hook.n.Store(1)
+		c.AddHook(hook)
+		pub, err := millrace.NewPublisher(c, cfg, testLogger)
+		require.NoError(t, err)
+		topic := newTopic()
+		require.NoError(t, pub.Publish(topic, newMessages("1", "2")...), "the resend's WAIT confirmed them")
+		assert.EqualValues(t, 2, direct.XLen(ctx, topic).Val(), "written once")
+		assert.Less(t, hook.n.Load(), int32(0), "the first attempt's replies were lost, and it was sent again")
+		require.NoError(t, pub.Close())
 	}
 }

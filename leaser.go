@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/millrace/millrace/internal/errlog"
 )
 
 // leaser keeps the entries a subscription holds leased, and the lease on
@@ -51,8 +53,8 @@ func (l *leaser) run(ctx context.Context) {
 		defer t.Stop()
 		nameTick = t.C
 	}
-	log := errorLog{logger: l.logger}
-	nameLog := errorLog{logger: l.logger}
+	log := errlog.New(l.logger)
+	nameLog := errlog.New(l.logger)
 	for {
 		select {
 		case <-tick.C:
@@ -68,7 +70,7 @@ func (l *leaser) run(ctx context.Context) {
 // renewName extends the lease on the consumer name. A lease found held by
 // another Subscriber (taken after this one could not renew it in time)
 // is reported: both now read as the same consumer.
-func (l *leaser) renewName(ctx context.Context, log *errorLog) {
+func (l *leaser) renewName(ctx context.Context, log *errlog.Log) {
 	ok, refused, err := l.name.renew(ctx)
 	if refused != nil {
 		l.logger.Error("Cannot renew the lease on the consumer name in one command (ACL: +getex); renewing it with a script", refused, nil)
@@ -76,16 +78,16 @@ func (l *leaser) renewName(ctx context.Context, log *errorLog) {
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
-			log.failure("Cannot renew the lease on the consumer name", err, nil)
+			log.Failure("Cannot renew the lease on the consumer name", err, nil)
 		}
 	case !ok:
-		log.failure("Another live subscriber took this consumer name; both read the same pending entries", ErrConsumerInUse, nil)
+		log.Failure("Another live subscriber took this consumer name; both read the same pending entries", ErrConsumerInUse, nil)
 	default:
-		log.recovered("Holding the consumer name again", nil)
+		log.Recovered("Holding the consumer name again", nil)
 	}
 }
 
-func (l *leaser) renew(ctx context.Context, log *errorLog) {
+func (l *leaser) renew(ctx context.Context, log *errlog.Log) {
 	ids := l.held.renewable(l.every)
 	if len(ids) == 0 {
 		return
@@ -95,7 +97,7 @@ func (l *leaser) renew(ctx context.Context, log *errorLog) {
 	lost, err := l.m.claimOwned(rctx, ids, 0)
 	if err != nil {
 		if ctx.Err() == nil {
-			log.failure("Cannot extend the leases of held entries", err, nil)
+			log.Failure("Cannot extend the leases of held entries", err, nil)
 		}
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/noretry"
 	"github.com/millrace/millrace/internal/rediserr"
 )
@@ -60,7 +61,7 @@ type newsWaiter struct {
 	// ctlMu is held while ctl is in use and while it is closed: a
 	// *redis.Conn must not be closed under a command.
 	ctlMu sync.Mutex
-	kick   chan struct{} // the set of waits changed while no XREAD was in flight
+	kick  chan struct{} // the set of waits changed while no XREAD was in flight
 	// refusal is the ACL refusal of the XREAD, nil while it is allowed:
 	// readers then read on their own.
 	refusal error
@@ -239,14 +240,14 @@ func (w *newsWaiter) run(ctx context.Context) {
 		}
 	}()
 	retry := newRetryBackoff()
-	log := errorLog{logger: w.logger}
+	log := errlog.New(w.logger)
 	for ctx.Err() == nil {
 		if conn == nil {
 			conn, ctl = w.client.Conn(), w.client.Conn()
 			if err := w.identify(ctx, conn, ctl); err != nil {
 				drop()
 				if ctx.Err() == nil {
-					log.failure("Cannot wait for new entries; retrying", err, nil)
+					log.Failure("Cannot wait for new entries; retrying", err, nil)
 					sleepCtx(ctx, retry.next())
 				}
 				continue
@@ -260,13 +261,15 @@ func (w *newsWaiter) run(ctx context.Context) {
 			}
 			continue
 		}
-		streams, err := conn.XRead(ctx, &redis.XReadArgs{Streams: args, Count: 1, Block: block}).Result()
+		rctx, cancel := bounded(ctx, block)
+		streams, err := conn.XRead(rctx, &redis.XReadArgs{Streams: args, Count: 1, Block: block}).Result()
+		cancel()
 		w.disarm()
 		if err != nil && !rediserr.IsNil(err) {
 			if ctx.Err() != nil {
 				return
 			}
-			log.failure("Cannot wait for new entries; retrying", err, nil)
+			log.Failure("Cannot wait for new entries; retrying", err, nil)
 			if rediserr.IsNoPerm(err) {
 				w.mu.Lock()
 				w.refusal = err
@@ -282,7 +285,7 @@ func (w *newsWaiter) run(ctx context.Context) {
 			continue
 		}
 		retry.reset()
-		log.recovered("Waiting for new entries again", nil)
+		log.Recovered("Waiting for new entries again", nil)
 		for _, s := range streams {
 			if len(s.Messages) > 0 {
 				w.heard(s.Stream, s.Messages[0].ID)
@@ -312,6 +315,8 @@ func (w *newsWaiter) noUnblock(err error) {
 // ctl beside it: its own CLIENT ID dials it now, not at its first
 // interrupt, which may come after a restart.
 func (w *newsWaiter) identify(ctx context.Context, conn, ctl *redis.Conn) error {
+	ctx, cancel := bounded(ctx, 0)
+	defer cancel()
 	id, err := conn.ClientID(ctx).Result()
 	if err == nil {
 		err = ctl.ClientID(ctx).Err()

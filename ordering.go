@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/millrace/millrace/internal/errlog"
 )
 
 // orderer stands between the queue and the workers of a subscription with an
@@ -142,17 +144,17 @@ func (o *orderer) unresolved(e *entry) bool {
 // stopping.
 func (o *orderer) peek(ctx context.Context, es []*entry) bool {
 	retry := newRetryBackoff()
-	log := errorLog{logger: o.logger}
+	log := errlog.New(o.logger)
 	for {
 		err := o.m.peek(ctx, es)
 		if err == nil {
-			log.recovered("Reading ordering keys again", nil)
+			log.Recovered("Reading ordering keys again", nil)
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		log.failure("Cannot read the ordering keys of entries to redeliver; retrying", err, watermill.LogFields{"entries": len(es)})
+		log.Failure("Cannot read the ordering keys of entries to redeliver; retrying", err, watermill.LogFields{"entries": len(es)})
 		reloadOnNetworkError(o.m.client, err)
 		if !sleepCtx(ctx, retry.next()) {
 			return false

@@ -245,7 +245,7 @@ func (p *Publisher) pipelineOnce(ctx context.Context, c redis.UniversalClient, g
 	_, _ = pipe.Exec(ctx) // errors are read per command
 	for _, trim := range trims {
 		if err := trim.Err(); err != nil {
-			p.trimLog.failure(p.logger, "Cannot trim stream by MaxAge", err, watermill.LogFields{"stream": trim.Args()[1]})
+			p.trimLog.Failure(p.logger, "Cannot trim stream by MaxAge", err, watermill.LogFields{"stream": trim.Args()[1]})
 		}
 	}
 	return confirm()

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/streams"
 )
 
@@ -40,8 +41,8 @@ type Publisher struct {
 	shut   chan struct{} // closed once Close has finished
 
 	trimmer *trimmer // nil unless some topic's retention is KeepUnacked
-	trimLog lockedErrorLog
-	wakeLog lockedErrorLog // refused announcements of delayed messages
+	trimLog errlog.Locked
+	wakeLog errlog.Locked // refused announcements of delayed messages
 }
 
 var _ message.Publisher = (*Publisher)(nil)

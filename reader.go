@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -54,7 +55,7 @@ type reader struct {
 	// starts there, so the entry that brought the news is delivered.
 	knownEnd string
 	retry    backoff
-	log      errorLog
+	log      errlog.Log
 	// ownPendingRead is closed once this consumer's own pending entries are
 	// held (or were left to a sibling): from then on XAUTOCLAIM cannot
 	// mistake them for a dead consumer's.
@@ -104,7 +105,7 @@ func newReader(p readerParams) *reader {
 		lastID:         p.start.lastID,
 		knownEnd:       p.start.knownEnd,
 		retry:          newRetryBackoff(),
-		log:            errorLog{logger: p.logger},
+		log:            errlog.New(p.logger),
 		ownPendingRead: make(chan struct{}),
 	}
 }
@@ -145,7 +146,7 @@ func (r *reader) loopOn(ctx context.Context, read func(context.Context) (done bo
 			continue
 		}
 		r.retry.reset()
-		r.log.recovered("Reading from Redis again", nil)
+		r.log.Recovered("Reading from Redis again", nil)
 		if done {
 			return
 		}
@@ -169,7 +170,7 @@ func (r *reader) failed(ctx context.Context, err error) {
 			return
 		}
 	}
-	r.log.failure("Cannot read from Redis; retrying", err, nil)
+	r.log.Failure("Cannot read from Redis; retrying", err, nil)
 	reloadOnNetworkError(r.client, err)
 	sleepCtx(ctx, r.retry.next())
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -144,7 +145,7 @@ func (t *trimmer) touch(topic string) {
 func (t *trimmer) run(ctx context.Context) {
 	ticker := time.NewTicker(t.interval)
 	defer ticker.Stop()
-	log := errorLog{logger: t.logger}
+	log := errlog.New(t.logger)
 	for {
 		select {
 		case <-ticker.C:
@@ -156,7 +157,7 @@ func (t *trimmer) run(ctx context.Context) {
 	}
 }
 
-func (t *trimmer) round(log *errorLog) {
+func (t *trimmer) round(log *errlog.Log) {
 	var topics []string
 	t.topics.Range(func(k, _ any) bool {
 		t.topics.Delete(k) // a Publish from now on notes it again
@@ -170,7 +171,7 @@ func (t *trimmer) round(log *errorLog) {
 	for _, topic := range topics {
 		err := trimAcked(ctx, t.client, streamKey(topic), t.config.retention(topic).MaxAge)
 		if err != nil {
-			log.failure("Cannot trim acknowledged entries", err, watermill.LogFields{"topic": topic})
+			log.Failure("Cannot trim acknowledged entries", err, watermill.LogFields{"topic": topic})
 			t.touch(topic) // try again next round
 		}
 	}

@@ -78,10 +78,10 @@ func NewSubscriber(client redis.UniversalClient, config SubscriberConfig, logger
 		logger = watermill.NopLogger{}
 	}
 	return &Subscriber{
-		client:  client,
-		config:  config,
-		logger:  logger,
-		token:   watermill.NewUUID(),
+		client:    client,
+		config:    config,
+		logger:    logger,
+		token:     watermill.NewUUID(),
 		consumers: map[consumerKey]*consumerShare{},
 		names:     map[string]int{},
 		closing:   make(chan struct{}),
@@ -271,20 +271,28 @@ func (s *Subscriber) Close() error {
 	}
 	s.mu.Unlock()
 
+	// The client's shared parts are released while the subscriptions end:
+	// a wait for the news waiter's XREAD to end overlaps theirs.
+	var released sync.WaitGroup
+	if first {
+		s.mu.Lock()
+		w, news := s.wakeups, s.news
+		s.mu.Unlock()
+		released.Go(func() {
+			if w != nil {
+				releaseWakeups(s.client)
+			}
+			if news != nil {
+				releaseNewsWaiter(s.client)
+			}
+		})
+	}
 	// Every call waits, so that a Close racing the Router's own Close of this
 	// subscriber still returns only after the final XACK.
 	s.running.Wait()
+	released.Wait()
 	if !first {
 		return nil
-	}
-	s.mu.Lock()
-	w, news := s.wakeups, s.news
-	s.mu.Unlock()
-	if w != nil {
-		releaseWakeups(s.client)
-	}
-	if news != nil {
-		releaseNewsWaiter(s.client)
 	}
 	s.logger.Debug("Subscriber closed", watermill.LogFields{"consumer": s.config.Consumer})
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/membership"
 )
 
@@ -34,7 +35,7 @@ type member struct {
 	events chan event
 	owned  map[int]*owned // partitions taken, being taken or being released
 	// log and takeLog rate-limit the failures of heartbeats and takes.
-	log, takeLog errorLog
+	log, takeLog errlog.Log
 }
 
 func newMember(s *BalancedSubscriber, name, topic string, parts []string, values context.Context) *member {
@@ -59,7 +60,7 @@ func newMember(s *BalancedSubscriber, name, topic string, parts []string, values
 // hands every partition over, leaves, and closes out.
 func (m *member) run(ctx context.Context, closing <-chan struct{}) {
 	defer close(m.out)
-	m.log, m.takeLog = errorLog{logger: m.logger}, errorLog{logger: m.logger}
+	m.log, m.takeLog = errlog.New(m.logger), errlog.New(m.logger)
 	tick := time.NewTicker(m.config.Heartbeat)
 	defer tick.Stop()
 	stop, done := closing, ctx.Done()
@@ -105,10 +106,10 @@ func (m *member) beat(leaving bool) (membership.View, error) {
 	rec := membership.Record{Partitions: len(m.parts), Owned: m.ownedList(), Leaving: leaving}
 	view, err := membership.Beat(ctx, m.client, m.topic, m.group, m.name, m.config.memberTTL(), rec)
 	if err != nil {
-		m.log.failure("Cannot renew the group membership; partitions stay as they are", err, nil)
+		m.log.Failure("Cannot renew the group membership; partitions stay as they are", err, nil)
 		return view, err
 	}
-	m.log.recovered("Renewing the group membership again", nil)
+	m.log.Recovered("Renewing the group membership again", nil)
 	return view, nil
 }
 
@@ -197,31 +198,6 @@ func (m *member) leave() {
 
 // leaveTimeout bounds the last membership call of a member.
 const leaveTimeout = 5 * time.Second
-
-// errorLog logs a loop's failures at most once per errorLogEvery, and its
-// recovery once.
-type errorLog struct {
-	logger  watermill.LoggerAdapter
-	last    time.Time
-	failing bool
-}
-
-const errorLogEvery = 5 * time.Second
-
-func (l *errorLog) failure(msg string, err error, fields watermill.LogFields) {
-	l.failing = true
-	if time.Since(l.last) >= errorLogEvery {
-		l.logger.Error(msg, err, fields)
-		l.last = time.Now()
-	}
-}
-
-func (l *errorLog) recovered(msg string, fields watermill.LogFields) {
-	if l.failing {
-		l.failing, l.last = false, time.Time{}
-		l.logger.Info(msg, fields)
-	}
-}
 
 // isInUse reports whether err says another live subscriber holds the
 // partition's consumer name.

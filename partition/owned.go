@@ -87,7 +87,7 @@ func (m *member) handle(ev event) {
 		case isInUse(ev.err):
 			m.logger.Info("Partition is still held by another member; trying again", fields)
 		default:
-			m.takeLog.failure("Cannot take partition; trying again", ev.err, fields)
+			m.takeLog.Failure("Cannot take partition; trying again", ev.err, fields)
 		}
 	case taken:
 		o.state = running
@@ -96,7 +96,7 @@ func (m *member) handle(ev event) {
 			m.release(o) // given up while Subscribe was returning
 			return
 		}
-		m.takeLog.recovered("Taking partitions again", nil)
+		m.takeLog.Recovered("Taking partitions again", nil)
 		m.logger.Info("Took partition", fields)
 	case released:
 		delete(m.owned, ev.p)
