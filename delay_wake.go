@@ -19,7 +19,9 @@ import (
 // wakes the movers of the topic. Plain Pub/Sub, not sharded: on Redis
 // Cluster one connection to any node hears every channel. An announcement missed (a reconnect, a refused
 // SUBSCRIBE, a publisher that does not announce) costs a mover its next
-// poll, never a message.
+// poll, never a message. Being one loop for several Subscribers, it logs
+// with the logger of the Subscriber that started it; BlockTime does not
+// concern it (a Pub/Sub receive has no BLOCK).
 type wakeups struct {
 	loop
 	client redis.UniversalClient

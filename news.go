@@ -31,6 +31,11 @@ import (
 // Only a single-node client (standalone or Sentinel) has one: on Cluster a
 // multi-key XREAD must stay in one slot and every topic has its own, so
 // there each reader blocks on its own read.
+//
+// Being one loop for several Subscribers, it logs with the logger of the
+// Subscriber that started it (its failures concern every Subscriber of the
+// client alike), and blocks for the shortest BlockTime among them, which
+// bounds how long any of them waits for a wait it cannot interrupt.
 type newsWaiter struct {
 	loop
 	client *redis.Client
