@@ -404,3 +404,100 @@ func usedMemory(t *testing.T, info string) int64 {
 	t.Fatal("no used_memory in INFO memory")
 	return 0
 }
+
+// blockedClient returns the ID of the client of srv blocked in cmd, 0 when
+// none is.
+func blockedClient(t *testing.T, c *redis.Client, cmd string) int64 {
+	t.Helper()
+	list, err := c.ClientList(context.Background()).Result()
+	require.NoError(t, err)
+	for _, line := range strings.Split(list, "\n") {
+		f := map[string]string{}
+		for _, kv := range strings.Fields(line) {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				f[k] = v
+			}
+		}
+		if f["cmd"] == cmd && strings.Contains(f["flags"], "b") {
+			id, err := strconv.ParseInt(f["id"], 10, 64)
+			require.NoError(t, err)
+			return id
+		}
+	}
+	return 0
+}
+
+// After a failover behind a stable address, the news waiter's CLIENT
+// UNBLOCK never reaches the new server, where its XREAD connection's ID may
+// be another client's: an unrelated BLPOP holding that ID stays blocked.
+func TestContract_StaleClientIDUnblocksNobody(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	old := redistest.Start(t, redistest.Options{NoAOF: true})
+	next := redistest.Start(t, redistest.Options{NoAOF: true})
+	oldDirect, nextDirect := old.Client(t), next.Client(t)
+	// The old server has handed out more client IDs than the new one.
+	for range 30 {
+		c := redis.NewClient(old.Options(t))
+		require.NoError(t, c.Ping(ctx).Err())
+		c.Close()
+	}
+	proxy := startFaultProxy(t, old.Addr())
+	c := proxiedClient(t, old, proxy)
+	sub, err := millrace.NewSubscriber(c, millrace.SubscriberConfig{ConsumerGroup: "g"}, testLogger)
+	require.NoError(t, err)
+	defer sub.Close()
+	subscribe(t, sub, "first")
+	var waiterID int64
+	require.Eventually(t, func() bool { waiterID = blockedClient(t, oldDirect, "xread"); return waiterID > 0 }, 10*time.Second, 10*time.Millisecond)
+
+	// On the new server a client with the same ID blocks in BLPOP.
+	var holder *redis.Client
+	for holder == nil {
+		o := next.Options(t)
+		o.PoolSize = 1
+		h := redis.NewClient(o)
+		t.Cleanup(func() { h.Close() })
+		id, err := h.ClientID(ctx).Result()
+		require.NoError(t, err)
+		require.LessOrEqual(t, id, waiterID, "the new server gave out ID %d already", waiterID)
+		if id == waiterID {
+			holder = h
+		}
+	}
+	popped := make(chan []string, 1)
+	go func() {
+		v, _ := holder.BLPop(ctx, 0, "jobs").Result()
+		popped <- v
+	}()
+	require.Eventually(t, func() bool { return blockedClient(t, nextDirect, "blpop") == waiterID }, 10*time.Second, 10*time.Millisecond)
+
+	// The address now leads to the new server; the idle connections are
+	// dropped, the XREAD's stays with the old server.
+	proxy.SetTarget(next.Addr())
+	proxy.CutIdle()
+	// A subscription to another topic interrupts the wait in flight.
+	ch := subscribe(t, sub, "second")
+	// The waiter moves to the new server: after its interrupt failed, it
+	// drops both connections once the old XREAD ends.
+	require.Eventually(t, func() bool { return blockedClient(t, nextDirect, "xread") > 0 }, 15*time.Second, 10*time.Millisecond)
+
+	stats, err := nextDirect.Info(ctx, "commandstats").Result()
+	require.NoError(t, err)
+	assert.NotContains(t, stats, "cmdstat_client|unblock", "no CLIENT UNBLOCK reached the new server")
+	assert.Equal(t, waiterID, blockedClient(t, nextDirect, "blpop"), "the BLPOP is still blocked")
+	require.NoError(t, nextDirect.RPush(ctx, "jobs", "job-1").Err())
+	select {
+	case v := <-popped:
+		assert.Equal(t, []string{"jobs", "job-1"}, v, "BLPOP got its job, not an UNBLOCK's nil")
+	case <-time.After(5 * time.Second):
+		t.Fatal("BLPOP did not return")
+	}
+
+	// The subscription works on the new server.
+	pub, err := millrace.NewPublisher(nextDirect, millrace.PublisherConfig{}, testLogger)
+	require.NoError(t, err)
+	defer pub.Close()
+	publish(t, pub, "second", "after")
+	assert.Equal(t, "after", string(receive(t, ch).Payload))
+}

@@ -53,11 +53,13 @@ type newsWaiter struct {
 	// connID is the CLIENT ID of the XREAD's connection: 0 while unknown,
 	// -1 when CLIENT ID is refused (then a wait not covered waits for the
 	// XREAD in flight to end, at most BlockTime). ctl is the connection
-	// that sends CLIENT UNBLOCK: opened with the XREAD's and closed with it,
-	// never dialled again on its own and never retried, so that the ID
-	// reaches the server that gave it and no other (after a restart or a
-	// failover the same ID may be another client's, whose blocking command
-	// an UNBLOCK would end). Both are forgotten when either fails.
+	// that sends CLIENT UNBLOCK. Both are dialled together, back to back,
+	// by a client of their own (never taken from the pool, where a
+	// connection may still lead to a server the address no longer does),
+	// are never dialled again on their own, and are closed together when
+	// either fails; UNBLOCK is never retried. So the ID reaches the server
+	// that gave it and no other: after a restart or a failover the same ID
+	// may be another client's, whose blocking command an UNBLOCK would end.
 	connID int64
 	ctl    *redis.Conn
 	// ctlFailed is set when ctl failed: the run loop closes both
@@ -228,6 +230,7 @@ func (w *newsWaiter) unblockFailed(ctl *redis.Conn, err error) {
 }
 
 func (w *newsWaiter) run(ctx context.Context) {
+	var own *redis.Client // dials conn and ctl
 	var conn, ctl *redis.Conn
 	drop := func() {
 		w.mu.Lock()
@@ -237,7 +240,8 @@ func (w *newsWaiter) run(ctx context.Context) {
 		w.ctlMu.Lock()
 		_ = ctl.Close()
 		w.ctlMu.Unlock()
-		conn, ctl = nil, nil
+		_ = own.Close()
+		own, conn, ctl = nil, nil, nil
 	}
 	defer func() {
 		if conn != nil {
@@ -248,7 +252,8 @@ func (w *newsWaiter) run(ctx context.Context) {
 	log := errlog.New(w.logger)
 	for ctx.Err() == nil {
 		if conn == nil {
-			conn, ctl = w.client.Conn(), w.client.Conn()
+			own = w.ownClient()
+			conn, ctl = own.Conn(), own.Conn()
 			if err := w.identify(ctx, conn, ctl); err != nil {
 				drop()
 				if ctx.Err() == nil {
@@ -314,6 +319,14 @@ func (w *newsWaiter) noUnblock(err error) {
 	}
 	w.logger.Info("The server cannot interrupt a blocked read (CLIENT ID, CLIENT UNBLOCK); "+
 		"a new subscription may wait up to BlockTime for its first entries", watermill.LogFields{"err": err.Error()})
+}
+
+// ownClient is a client of two connections with the options of the
+// Subscribers' client: what the waiter's XREAD and its interrupts use.
+func (w *newsWaiter) ownClient() *redis.Client {
+	o := *w.client.Options()
+	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 2, 0, 2, 2
+	return redis.NewClient(&o)
 }
 
 // identify learns the CLIENT ID of conn, which interrupt needs, and opens

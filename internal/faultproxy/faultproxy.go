@@ -31,11 +31,11 @@ const (
 // or network failure drops them) and switch what it does with new ones.
 // Its methods are safe for concurrent use.
 type Proxy struct {
-	target string
-	ln     net.Listener
+	ln net.Listener
 
 	mu     sync.Mutex
 	mode   Mode
+	target string
 	conns  map[*conn]struct{}
 	cuts   int
 	closed bool
@@ -54,7 +54,22 @@ type conn struct {
 	// lose is the reply to drop, set by the command relay before it passes
 	// the matched command on, so always before that reply can arrive.
 	lose atomic.Pointer[lostReply]
+
+	// busy counts the commands passed on whose whole reply has not yet been
+	// passed back: the command relay adds 1 before it passes a command on,
+	// the reply relay subtracts once the reply is written to the client.
+	// Each relay adds keep at most once, when replies stop pairing with
+	// commands; closing the connection sets closedMark. So busy is 0 only
+	// while the connection is idle, and a command relay that gets a negative
+	// sum passes nothing more on.
+	busy atomic.Int64
 }
+
+// Values added to conn.busy; see there.
+const (
+	keep       = 1 << 40
+	closedMark = -1 << 62
+)
 
 // arming is one LoseReply call.
 type arming struct {
@@ -70,6 +85,7 @@ type lostReply struct {
 
 func (c *conn) close() {
 	c.once.Do(func() {
+		c.busy.Store(closedMark)
 		c.client.Close()
 		if c.server != nil {
 			c.server.Close()
@@ -91,6 +107,15 @@ func Start(target string) (*Proxy, error) {
 
 // Addr is where clients connect.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// SetTarget makes the connections accepted from now on go to addr; live
+// ones keep their server, as after a failover or restart behind a stable
+// address (a virtual IP, a DNS name).
+func (p *Proxy) SetTarget(addr string) {
+	p.mu.Lock()
+	p.target = addr
+	p.mu.Unlock()
+}
 
 // SetMode changes what happens to new connections; live ones are kept.
 // Default: Forward.
@@ -138,6 +163,28 @@ func (p *Proxy) CutAll() int {
 	return len(all)
 }
 
+// CutIdle closes, both sides, every forwarded connection with no command in
+// flight (each command passed on has had its whole reply passed back), as a
+// NAT or load balancer drops idle connections, and returns how many it
+// closed. Connections whose replies do not pair with commands (see
+// LoseReply) are never idle. A command the proxy starts reading from a
+// connection that CutIdle has picked is not passed on.
+func (p *Proxy) CutIdle() int {
+	p.mu.Lock()
+	var idle []*conn
+	for c := range p.conns {
+		if c.server != nil && c.busy.CompareAndSwap(0, closedMark) {
+			idle = append(idle, c)
+		}
+	}
+	p.cuts += len(idle)
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.close()
+	}
+	return len(idle)
+}
+
 // LoseReply arms the proxy: the next command, on any forwarded connection,
 // for which match returns true is passed on to Redis, and once Redis's whole
 // reply to it has arrived the proxy cuts that connection (both sides)
@@ -181,7 +228,8 @@ func Command(name string, sub ...string) func(args []string) bool {
 	}
 }
 
-// Cuts returns how many connections CutRandom and CutAll have closed.
+// Cuts returns how many connections CutRandom, CutAll and CutIdle have
+// closed.
 func (p *Proxy) Cuts() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -207,7 +255,7 @@ func (p *Proxy) accept() {
 			return
 		}
 		p.mu.Lock()
-		mode := p.mode
+		mode, target := p.mode, p.target
 		p.mu.Unlock()
 		switch mode {
 		case Reject:
@@ -223,14 +271,14 @@ func (p *Proxy) accept() {
 			}()
 		default:
 			p.wg.Add(1)
-			go p.forward(client)
+			go p.forward(client, target)
 		}
 	}
 }
 
-func (p *Proxy) forward(client net.Conn) {
+func (p *Proxy) forward(client net.Conn, target string) {
 	defer p.wg.Done()
-	server, err := net.Dial("tcp", p.target)
+	server, err := net.Dial("tcp", target)
 	if err != nil {
 		client.Close()
 		return

@@ -530,3 +530,192 @@ func TestLoseReplySkipsSubscribed(t *testing.T) {
 	requireNetworkError(t, c.Ping(ctx).Err())
 	requireClosed(t, done)
 }
+
+// live returns how many connections p holds.
+func live(p *Proxy) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// port returns the port of addr.
+func port(t *testing.T, addr string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	return port
+}
+
+// serverPort returns the tcp_port in INFO server of the server that c's
+// connection reaches.
+func serverPort(t *testing.T, c interface {
+	Info(context.Context, ...string) *redis.StringCmd
+}) string {
+	t.Helper()
+	info, err := c.Info(context.Background(), "server").Result()
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^tcp_port:(\d+)\r?$`).FindStringSubmatch(info)
+	require.NotNil(t, m, "tcp_port in INFO server")
+	return m[1]
+}
+
+func TestSetTarget(t *testing.T) {
+	ctx := context.Background()
+	a := redistest.Start(t, redistest.Options{NoAOF: true})
+	b := redistest.Start(t, redistest.Options{NoAOF: true})
+	p, err := Start(a.Addr())
+	require.NoError(t, err)
+	defer p.Close()
+	key := "faultproxy:TestSetTarget"
+	require.NoError(t, b.Client(t).Set(ctx, key, "on b", 0).Err())
+
+	o := a.Options(t)
+	o.Addr = p.Addr()
+	o.MaxRetries = -1
+	old := redis.NewClient(o)
+	defer old.Close()
+	require.Equal(t, port(t, a.Addr()), serverPort(t, old))
+	require.Equal(t, uint32(1), old.PoolStats().TotalConns, "one idle connection to a in the pool")
+
+	p.SetTarget(b.Addr())
+
+	fresh := redis.NewClient(o)
+	defer fresh.Close()
+	assert.Equal(t, port(t, b.Addr()), serverPort(t, fresh), "a new client reaches b")
+	assert.Equal(t, "on b", fresh.Get(ctx, key).Val())
+
+	held := old.Conn()
+	defer held.Close()
+	assert.Equal(t, port(t, a.Addr()), serverPort(t, held), "the live connection still reaches a")
+	assert.ErrorIs(t, held.Get(ctx, key).Err(), redis.Nil)
+	assert.Equal(t, port(t, b.Addr()), serverPort(t, old), "a new connection of the same client reaches b")
+	assert.Equal(t, "on b", old.Get(ctx, key).Val())
+	assert.Equal(t, uint32(2), old.PoolStats().TotalConns)
+	assert.Equal(t, 3, live(p))
+}
+
+// clientInfo returns the line of CLIENT LIST about the client with id, or
+// "" when there is none.
+func clientInfo(t *testing.T, direct *redis.Client, id int64) string {
+	t.Helper()
+	list, err := direct.ClientList(context.Background()).Result()
+	require.NoError(t, err)
+	for _, line := range strings.Split(list, "\n") {
+		if strings.HasPrefix(line, fmt.Sprintf("id=%d ", id)) {
+			return line
+		}
+	}
+	return ""
+}
+
+func TestCutIdle(t *testing.T) {
+	ctx := context.Background()
+	p, c, direct, key := proxied(t, -1)
+	k := key + "list"
+
+	blocker := c.Conn()
+	defer blocker.Close()
+	blockerID, err := blocker.ClientID(ctx).Result()
+	require.NoError(t, err)
+	popped := make(chan *redis.StringSliceCmd, 1)
+	go func() { popped <- blocker.BLPop(ctx, 0, k) }()
+	blocked := func() bool {
+		info := clientInfo(t, direct, blockerID)
+		return strings.Contains(info, " flags=b ") && strings.Contains(info, " cmd=blpop ")
+	}
+	require.Eventually(t, blocked, 5*time.Second, 5*time.Millisecond, "BLPOP is blocked")
+
+	idleID, err := c.ClientID(ctx).Result()
+	require.NoError(t, err)
+	require.Equal(t, uint32(2), c.PoolStats().TotalConns, "the blocked connection and an idle one")
+	require.Equal(t, 2, live(p))
+
+	assert.Equal(t, 1, p.CutIdle())
+	assert.Equal(t, 1, p.Cuts())
+	require.Eventually(t, func() bool { return live(p) == 1 }, 5*time.Second, 5*time.Millisecond, "the idle connection is gone")
+	require.Eventually(t, func() bool { return clientInfo(t, direct, idleID) == "" }, 5*time.Second, 5*time.Millisecond, "Redis saw the idle connection close")
+	assert.True(t, blocked(), "BLPOP is still blocked")
+	select {
+	case cmd := <-popped:
+		t.Fatalf("BLPOP returned: %v", cmd)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	require.NoError(t, direct.RPush(ctx, k, "v").Err())
+	select {
+	case cmd := <-popped:
+		require.NoError(t, cmd.Err())
+		assert.Equal(t, []string{k, "v"}, cmd.Val())
+	case <-time.After(5 * time.Second):
+		t.Fatal("BLPOP did not return")
+	}
+
+	id, err := c.ClientID(ctx).Result()
+	require.NoError(t, err, "the pool drops the cut connection and dials a new one")
+	assert.NotEqual(t, idleID, id)
+	assert.Equal(t, 1, p.Cuts())
+}
+
+// Connections whose replies do not pair with commands are never idle.
+func TestCutIdleKeepsUntracked(t *testing.T) {
+	ctx := context.Background()
+	p, c, direct, key := proxied(t, -1)
+	ch := key + "ch"
+
+	ps := c.Subscribe(ctx, ch)
+	defer ps.Close()
+	_, err := ps.Receive(ctx)
+	require.NoError(t, err)
+
+	mon, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err)
+	defer mon.Close()
+	require.NoError(t, mon.SetDeadline(time.Now().Add(5*time.Second)))
+	monr := bufio.NewReader(mon)
+	_, err = io.WriteString(mon, "MONITOR\r\n")
+	require.NoError(t, err)
+	line, err := monr.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "+OK\r\n", line)
+
+	require.NoError(t, c.Ping(ctx).Err())
+	require.Equal(t, 3, live(p))
+	assert.Equal(t, 1, p.CutIdle(), "the pooled connection after its PING")
+	require.Eventually(t, func() bool { return live(p) == 2 }, 5*time.Second, 5*time.Millisecond)
+
+	require.NoError(t, direct.Publish(ctx, ch, "m").Err())
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msg, err := ps.ReceiveMessage(rctx)
+	require.NoError(t, err, "the subscribed connection was kept")
+	assert.Equal(t, "m", msg.Payload)
+	for !strings.Contains(line, "publish") {
+		line, err = monr.ReadString('\n')
+		require.NoError(t, err, "the MONITOR connection was kept")
+	}
+
+	e, err := Start(echoServer(t))
+	require.NoError(t, err)
+	defer e.Close()
+	raw, err := net.Dial("tcp", e.Addr())
+	require.NoError(t, err)
+	defer raw.Close()
+	got, err := roundTrip(raw, "hello")
+	require.NoError(t, err)
+	require.Equal(t, "hello\n", got)
+	silent, err := net.Dial("tcp", e.Addr())
+	require.NoError(t, err)
+	defer silent.Close()
+	require.Eventually(t, func() bool { return live(e) == 2 }, 5*time.Second, 5*time.Millisecond)
+	e.SetMode(Blackhole)
+	hole, err := net.Dial("tcp", e.Addr())
+	require.NoError(t, err)
+	defer hole.Close()
+	require.Eventually(t, func() bool { return live(e) == 3 }, 5*time.Second, 5*time.Millisecond)
+
+	assert.Equal(t, 1, e.CutIdle(), "only the connection that sent nothing: non-RESP traffic and swallowed connections are kept")
+	assert.Empty(t, readAll(t, silent))
+	got, err = roundTrip(raw, "again")
+	require.NoError(t, err)
+	assert.Equal(t, "again\n", got)
+}

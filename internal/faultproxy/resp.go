@@ -17,6 +17,10 @@ const bufSize = 32 << 10
 // relayed unparsed.
 var errNotRESP = errors.New("faultproxy: not RESP")
 
+// errClosed stops a command relay whose connection is closed or picked by
+// CutIdle.
+var errClosed = errors.New("faultproxy: connection closed")
+
 // flushFirst is the source of a relay's reader: before every read from the
 // network it flushes the relay's writer, so nothing the relay has consumed
 // waits in the writer while it waits for more.
@@ -54,7 +58,7 @@ type commandRelay struct {
 	w *bufio.Writer
 
 	n         int64 // commands so far
-	untracked bool  // replies no longer pair one to one with commands
+	untracked bool  // replies no longer pair one to one with commands; see untrack
 
 	name, sub []byte // the first two arguments of the command, if short
 
@@ -69,7 +73,11 @@ func (p *Proxy) relayCommands(c *conn) {
 	for {
 		err := cr.next()
 		if errors.Is(err, errNotRESP) {
+			cr.untrack()
 			relayRaw(cr.r, w, c.server, c.client)
+			return
+		}
+		if errors.Is(err, errClosed) {
 			return
 		}
 		if err != nil {
@@ -107,7 +115,9 @@ func (cr *commandRelay) next() error {
 	if n <= 0 { // Redis runs nothing and sends no reply
 		return nil
 	}
-	cr.n++
+	if err := cr.count(); err != nil {
+		return err
+	}
 	cr.name, cr.sub = cr.name[:0], cr.sub[:0]
 	for i := range n {
 		hdr, err := readLine(cr.r, cr.w)
@@ -133,8 +143,31 @@ func (cr *commandRelay) next() error {
 			return err
 		}
 	}
-	cr.untracked = cr.untracked || untracking(cr.name, cr.sub)
+	// Still before Redis can reply: a write to cr.w leaves at least its last
+	// byte buffered, until the next read from the client flushes it.
+	if untracking(cr.name, cr.sub) {
+		cr.untrack()
+	}
 	return nil
+}
+
+// count counts the command being relayed, one that Redis answers, before it
+// is passed on.
+func (cr *commandRelay) count() error {
+	cr.n++
+	if cr.c.busy.Add(1) < 0 {
+		return errClosed
+	}
+	return nil
+}
+
+// untrack marks the connection as one whose replies no longer pair with its
+// commands, so it is never matched and never idle.
+func (cr *commandRelay) untrack() {
+	if !cr.untracked {
+		cr.untracked = true
+		cr.c.busy.Add(keep)
+	}
 }
 
 // match reads a whole command, marks it as the one whose reply is lost if a
@@ -153,7 +186,9 @@ func (cr *commandRelay) match(a *arming) error {
 		}
 		return err
 	}
-	cr.n++
+	if err := cr.count(); err != nil {
+		return err
+	}
 	cr.spans = cr.spans[:0]
 	for range n {
 		line, err := readLine(cr.r, io.Discard)
@@ -196,11 +231,13 @@ func (cr *commandRelay) inline() error {
 	}
 	cr.args = append(cr.args[:0], strings.Fields(string(line))...)
 	if len(cr.args) > 0 {
-		cr.n++
+		if err := cr.count(); err != nil {
+			return err
+		}
 		if a := cr.p.armed.Load(); a != nil && !cr.untracked {
 			cr.claim(a)
-		} else {
-			cr.untracked = cr.untracked || untracking(cr.argBytes(0), cr.argBytes(1))
+		} else if untracking(cr.argBytes(0), cr.argBytes(1)) {
+			cr.untrack()
 		}
 	}
 	_, err = cr.w.Write(line)
@@ -211,7 +248,7 @@ func (cr *commandRelay) inline() error {
 // lost if a is still armed and matches it.
 func (cr *commandRelay) claim(a *arming) {
 	if untracking(cr.argBytes(0), cr.argBytes(1)) {
-		cr.untracked = true
+		cr.untrack()
 		return
 	}
 	if a.match(cr.args) && cr.p.armed.CompareAndSwap(a, nil) {
@@ -246,6 +283,7 @@ func relayReplies(c *conn) {
 	w := bufio.NewWriterSize(c.client, bufSize)
 	r := bufio.NewReaderSize(flushFirst{c.server, w}, bufSize)
 	var n int64
+	var unflushed int64 // replies in w, not yet subtracted from c.busy
 	for {
 		b, err := r.Peek(1)
 		if err != nil {
@@ -253,12 +291,14 @@ func relayReplies(c *conn) {
 			return
 		}
 		if !isRESPType(b[0]) {
+			c.busy.Add(keep)
 			relayRaw(r, w, c.client, c.server)
 			return
 		}
 		out := io.Writer(w)
 		var lost *lostReply
-		if b[0] != '>' { // a push is not a reply
+		reply := b[0] != '>' // a push is not a reply
+		if reply {
 			n++
 			if l := c.lose.Load(); l != nil && l.index == n {
 				lost, out = l, io.Discard
@@ -266,6 +306,7 @@ func relayReplies(c *conn) {
 		}
 		err = copyValue(r, out)
 		if errors.Is(err, errNotRESP) {
+			c.busy.Add(keep)
 			relayRaw(r, w, c.client, c.server)
 			return
 		}
@@ -278,6 +319,18 @@ func relayReplies(c *conn) {
 			c.close()
 			close(lost.done)
 			return
+		}
+		if reply {
+			unflushed++
+		}
+		// With nothing more received, the flush is the one the next read
+		// would do; the replies count as passed back only once flushed.
+		if unflushed > 0 && r.Buffered() == 0 {
+			if w.Flush() != nil {
+				return
+			}
+			c.busy.Add(-unflushed)
+			unflushed = 0
 		}
 	}
 }
