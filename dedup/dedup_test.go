@@ -158,6 +158,11 @@ func startRouter(t *testing.T, client redis.UniversalClient, topic string, repo 
 	// published before the router subscribes are handled too.
 	stopped := make(chan error, 1)
 	go func() { stopped <- router.Run(context.Background()) }()
+	select {
+	case <-router.Running(): // subscribed: the group exists
+	case err := <-stopped:
+		t.Fatalf("router stopped: %v", err)
+	}
 	t.Cleanup(func() {
 		require.NoError(t, router.Close())
 		require.NoError(t, <-stopped)
