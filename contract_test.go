@@ -37,6 +37,31 @@ func proxiedClient(t *testing.T, srv *redistest.Server, p *faultProxy) *redis.Cl
 	return c
 }
 
+// proxiedFlow is a subscriber whose connections go through a fault proxy
+// to a server of the test's own, subscribed to a new topic, and a
+// publisher that goes straight to that server.
+type proxiedFlow struct {
+	direct *redis.Client
+	proxy  *faultProxy
+	topic  string
+	ch     <-chan *message.Message
+	pub    *millrace.Publisher
+}
+
+func startProxiedFlow(t *testing.T, cfg millrace.SubscriberConfig) *proxiedFlow {
+	t.Helper()
+	srv := redistest.Start(t, redistest.Options{NoAOF: true})
+	f := &proxiedFlow{direct: srv.Client(t), proxy: startFaultProxy(t, srv.Addr()), topic: newTopic()}
+	sub, err := millrace.NewSubscriber(proxiedClient(t, srv, f.proxy), cfg, testLogger)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, sub.Close()) })
+	f.ch = subscribe(t, sub, f.topic)
+	f.pub, err = millrace.NewPublisher(f.direct, millrace.PublisherConfig{}, testLogger)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, f.pub.Close()) })
+	return f
+}
+
 // awaitLost waits for the proxy to have lost the reply it was armed for.
 func awaitLost(t *testing.T, lost <-chan struct{}, what string) {
 	t.Helper()
@@ -205,68 +230,42 @@ func TestContract_PublishReplyLost(t *testing.T) {
 // dead-lettered as delivered 3 times.
 func TestContract_ClaimReplyLost(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t, redistest.Options{NoAOF: true})
-	direct := srv.Client(t)
-	proxy := startFaultProxy(t, srv.Addr())
-	c := proxiedClient(t, srv, proxy)
-	topic := newTopic()
-	sub, err := millrace.NewSubscriber(c, millrace.SubscriberConfig{
-		ConsumerGroup: "g", MaxDeliveries: 2, NackBackoff: 10 * time.Millisecond,
-	}, testLogger)
-	require.NoError(t, err)
-	defer sub.Close()
-	ch := subscribe(t, sub, topic)
-	pub, err := millrace.NewPublisher(direct, millrace.PublisherConfig{}, testLogger)
-	require.NoError(t, err)
-	defer pub.Close()
+	f := startProxiedFlow(t, millrace.SubscriberConfig{ConsumerGroup: "g", MaxDeliveries: 2, NackBackoff: 10 * time.Millisecond})
 	// The claim script: EVALSHA with the stream as its one key and the
 	// group as its first argument.
-	lost := proxy.LoseReply(func(args []string) bool {
-		return len(args) == 9 && strings.EqualFold(args[0], "evalsha") && args[3] == topic && args[4] == "g"
+	lost := f.proxy.LoseReply(func(args []string) bool {
+		return len(args) == 9 && strings.EqualFold(args[0], "evalsha") && args[3] == f.topic && args[4] == "g"
 	})
-	publish(t, pub, topic, "poison")
+	publish(t, f.pub, f.topic, "poison")
 	var runs []string
-	first := receive(t, ch)
+	first := receive(t, f.ch)
 	runs = append(runs, first.Metadata.Get(millrace.MetadataDeliveryCount))
 	first.Nack()
 	awaitLost(t, lost, "the claim")
-	second := receive(t, ch)
+	second := receive(t, f.ch)
 	runs = append(runs, second.Metadata.Get(millrace.MetadataDeliveryCount))
 	second.Nack()
-	dead := awaitDeadLetters(t, direct, millrace.DeadLetterTopic(topic), 1)
+	dead := awaitDeadLetters(t, f.direct, millrace.DeadLetterTopic(f.topic), 1)
 	assert.Equal(t, []string{"1", "2"}, runs, "the handler runs twice, and sees each delivery counted once")
 	assert.Equal(t, "3", dead[0].Metadata.Get(millrace.MetadataDeadLetterDeliveries))
-	requireNoMessage(t, ch, 300*time.Millisecond)
+	requireNoMessage(t, f.ch, 300*time.Millisecond)
 }
 
 // A dead letter whose script's reply is lost is written once.
 func TestContract_DeadLetterReplyLost(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t, redistest.Options{NoAOF: true})
-	direct := srv.Client(t)
-	proxy := startFaultProxy(t, srv.Addr())
-	c := proxiedClient(t, srv, proxy)
-	topic := newTopic()
-	dlq := millrace.DeadLetterTopic(topic)
-	sub, err := millrace.NewSubscriber(c, millrace.SubscriberConfig{
-		ConsumerGroup: "g", MaxDeliveries: 1, NackBackoff: 10 * time.Millisecond,
-	}, testLogger)
-	require.NoError(t, err)
-	defer sub.Close()
-	ch := subscribe(t, sub, topic)
+	f := startProxiedFlow(t, millrace.SubscriberConfig{ConsumerGroup: "g", MaxDeliveries: 1, NackBackoff: 10 * time.Millisecond})
+	dlq := millrace.DeadLetterTopic(f.topic)
 	// The dead-letter script: EVALSHA with the dead-letter stream and the
 	// topic's stream as its keys.
-	lost := proxy.LoseReply(func(args []string) bool {
-		return len(args) > 5 && strings.EqualFold(args[0], "evalsha") && args[2] == "2" && args[3] == dlq && args[4] == topic
+	lost := f.proxy.LoseReply(func(args []string) bool {
+		return len(args) > 5 && strings.EqualFold(args[0], "evalsha") && args[2] == "2" && args[3] == dlq && args[4] == f.topic
 	})
-	pub, err := millrace.NewPublisher(direct, millrace.PublisherConfig{}, testLogger)
-	require.NoError(t, err)
-	defer pub.Close()
-	publish(t, pub, topic, "poison")
-	receive(t, ch).Nack()
+	publish(t, f.pub, f.topic, "poison")
+	receive(t, f.ch).Nack()
 	awaitLost(t, lost, "the dead letter")
-	require.Eventually(t, func() bool { return pendingCount(t, direct, topic, "g") == 0 }, 15*time.Second, 10*time.Millisecond)
-	assert.EqualValues(t, 1, xlen(t, direct, dlq), "one dead letter")
+	require.Eventually(t, func() bool { return pendingCount(t, f.direct, f.topic, "g") == 0 }, 15*time.Second, 10*time.Millisecond)
+	assert.EqualValues(t, 1, xlen(t, f.direct, dlq), "one dead letter")
 }
 
 // A consumer restarted under its name right after Close, beside a live

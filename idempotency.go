@@ -54,25 +54,14 @@ func (i Idempotency) validate() error {
 // window in ms, ARGV[2] MAXLEN ~ (0: none), ARGV[3] MINID ~ ("": none),
 // then per message the number of its field and value arguments followed by
 // them.
-var idempotentAddScript = noretry.NewScript(`
+var idempotentAddScript = noretry.NewScript(luaXAddArgs + `
 local ids, added, i, n = {}, 0, 4, #ARGV
 for m = 2, #KEYS do
   local k = tonumber(ARGV[i])
   if redis.call('EXISTS', KEYS[m]) == 1 then
     ids[m - 1] = false
   else
-    local args
-    if m == #KEYS and ARGV[2] ~= '0' then
-      args = {KEYS[1], 'MAXLEN', '~', ARGV[2], '*'}
-    elseif m == #KEYS and ARGV[3] ~= '' then
-      args = {KEYS[1], 'MINID', '~', ARGV[3], '*'}
-    else
-      args = {KEYS[1], '*'}
-    end
-    for j = i + 1, i + k do
-      args[#args + 1] = ARGV[j]
-    end
-    local id = redis.pcall('XADD', unpack(args))
+    local id = redis.pcall('XADD', unpack(xaddArgs(KEYS[1], i, k, m == #KEYS, ARGV[2], ARGV[3])))
     if type(id) == 'table' and id.err then
       if added > 0 then
         return redis.error_reply('PARTIAL ' .. added .. ' added, then: ' .. id.err)

@@ -14,6 +14,27 @@ import (
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
+// luaXAddArgs defines xaddArgs for the publishing scripts: the arguments of
+// the XADD of the message whose k field and value arguments follow ARGV[i]
+// to stream, with the trimming clause (MAXLEN ~ maxlen unless "0", else
+// MINID ~ minid unless "") when last.
+const luaXAddArgs = `
+local function xaddArgs(stream, i, k, last, maxlen, minid)
+  local args
+  if last and maxlen ~= '0' then
+    args = {stream, 'MAXLEN', '~', maxlen, '*'}
+  elseif last and minid ~= '' then
+    args = {stream, 'MINID', '~', minid, '*'}
+  else
+    args = {stream, '*'}
+  end
+  for j = i + 1, i + k do
+    args[#args + 1] = ARGV[j]
+  end
+  return args
+end
+`
+
 // topicGroup is the messages of one topic in a pipeline: every request of
 // the batch to that topic, added by one script (the producer sequence's or,
 // with Idempotency, the UUID window's), so that a call is added whole or

@@ -46,7 +46,7 @@ type producer struct {
 // ARGV[2] key TTL in ms, ARGV[3] MAXLEN ~ (0: none), ARGV[4] MINID ~ (""
 // none), then per message the number of its field and value arguments
 // followed by them. The trimming clause goes with the last XADD.
-var sequencedAddScript = noretry.NewScript(`
+var sequencedAddScript = noretry.NewScript(luaXAddArgs + `
 local prev = redis.call('GET', KEYS[2])
 if prev and tonumber(prev) >= tonumber(ARGV[1]) then
   return false
@@ -55,18 +55,7 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 local ids, i, n = {}, 5, #ARGV
 while i <= n do
   local k = tonumber(ARGV[i])
-  local args
-  if i + k >= n and ARGV[3] ~= '0' then
-    args = {KEYS[1], 'MAXLEN', '~', ARGV[3], '*'}
-  elseif i + k >= n and ARGV[4] ~= '' then
-    args = {KEYS[1], 'MINID', '~', ARGV[4], '*'}
-  else
-    args = {KEYS[1], '*'}
-  end
-  for j = i + 1, i + k do
-    args[#args + 1] = ARGV[j]
-  end
-  local id = redis.pcall('XADD', unpack(args))
+  local id = redis.pcall('XADD', unpack(xaddArgs(KEYS[1], i, k, i + k >= n, ARGV[3], ARGV[4])))
   if type(id) == 'table' and id.err then
     if #ids > 0 then
       return redis.error_reply('PARTIAL ' .. #ids .. ' added, then: ' .. id.err)
