@@ -127,15 +127,14 @@ func (p *Publisher) send(batch []*publishRequest, prod *producer) {
 // groupByTopic groups batch by topic, in the order of the topics' first
 // requests, and numbers the groups of the producer sequence.
 func (p *Publisher) groupByTopic(batch []*publishRequest, prod *producer) []*topicGroup {
-	plain := p.config.PlainXAdd || p.scriptsRefused.Load()
-	sequenced := !plain && !p.config.Idempotency.enabled()
 	var groups []*topicGroup
 	byTopic := map[string]*topicGroup{}
 	for _, req := range batch {
 		g := byTopic[req.topic]
 		if g == nil {
-			g = &topicGroup{topic: req.topic, plain: plain}
-			if sequenced {
+			_, refused := p.scriptsRefused.Load(req.topic)
+			g = &topicGroup{topic: req.topic, plain: p.config.PlainXAdd || refused}
+			if !g.plain && !p.config.Idempotency.enabled() {
 				prod.seq++
 				g.producer, g.seq = prod.id, prod.seq
 			}
@@ -204,8 +203,10 @@ func (p *Publisher) pipeline(ctx context.Context, c redis.UniversalClient, group
 			case rediserr.IsNoScript(err) && !g.eval:
 				g.eval = true
 				again = append(again, g)
-			case rediserr.IsScriptRefused(err):
-				p.refuseScripts(err)
+			case rediserr.IsScriptRefused(err) && !p.config.Idempotency.enabled():
+				// With Idempotency the refusal is the caller's to see:
+				// plain XADDs would not deduplicate.
+				p.refuseScripts(g.topic, err)
 				g.plain = true
 				again = append(again, g)
 			case !rediserr.IsServer(err) && attempt < p.config.Retries:
@@ -226,15 +227,20 @@ func (p *Publisher) pipeline(ctx context.Context, c redis.UniversalClient, group
 	}
 }
 
-// refuseScripts turns to plain XADDs for good when the scripts are
-// refused, and says what that costs.
-func (p *Publisher) refuseScripts(err error) {
-	if p.scriptsRefused.Swap(true) {
+// refuseScripts turns to plain XADDs for good on topic, whose script the
+// server refused before it wrote anything (an ACL without EVALSHA, EVAL,
+// GET or SET on the topic's keys, or a server without scripting), and says
+// once what that costs. A refusal of the topic's keys or of XADD itself
+// fails the plain XADD too, with its own error.
+func (p *Publisher) refuseScripts(topic string, err error) {
+	p.scriptsRefused.Store(topic, struct{}{})
+	if p.refusalLogged.Swap(true) {
 		return
 	}
-	p.logger.Error("Cannot publish with the retry-safe script (ACL: EVALSHA, EVAL, GET, SET, EXISTS on the "+
-		"topics' keys, or scripting disabled); publishing with plain XADD: a Publish whose reply is lost "+
-		"fails with ErrOutcomeUnknown instead of being sent again", err, nil)
+	p.logger.Error("Cannot publish with the retry-safe script (ACL: EVALSHA, EVAL, GET, SET on the "+
+		"topic's keys, or scripting disabled); publishing to the topic with "+
+		"plain XADD: a Publish whose reply is lost fails with ErrOutcomeUnknown instead of being sent again",
+		err, watermill.LogFields{"topic": topic})
 }
 
 // pipelineOnce sends groups through c in one pipeline, followed by WAIT or

@@ -31,9 +31,11 @@ type Publisher struct {
 	// pipeline slots not in use, each a producer of the retry-safe sequence.
 	queue chan *publishRequest
 	free  chan *producer
-	// scriptsRefused is set once the server refused the publishing scripts:
-	// plain XADDs from then on.
-	scriptsRefused atomic.Bool
+	// scriptsRefused holds the topics whose publishing script the server
+	// refused (ACL, no scripting): plain XADDs to them from then on.
+	// refusalLogged says the first refusal was logged.
+	scriptsRefused sync.Map // topic → struct{}
+	refusalLogged  atomic.Bool
 	// mu is held shared by every Publish in progress and exclusively by
 	// Close, so Close waits for them.
 	mu     sync.RWMutex
