@@ -47,21 +47,19 @@ func (i Idempotency) validate() error {
 // the window: XADD first, then the UUID's key, so that a refused XADD (a
 // full Redis, a key of another type) remembers nothing. The first write of
 // a script is where Redis refuses it for OOM; once one XADD succeeded the
-// rest follow. Returns per message the new entry ID, or false when its UUID
-// was already added.
+// rest follow. Returns the number of messages added (those whose UUID was
+// not added before).
 //
 // KEYS[1] stream, KEYS[2...] the UUIDs' keys, one per message; ARGV[1]
 // window in ms, ARGV[2] MAXLEN ~ (0: none), ARGV[3] MINID ~ ("": none),
 // then per message the number of its field and value arguments followed by
 // them.
-var idempotentAddScript = noretry.NewScript(luaXAddArgs + `
-local ids, added, i, n = {}, 0, 4, #ARGV
+var idempotentAddScript = noretry.NewScript(luaXAdd + `
+local added, i = 0, 4
 for m = 2, #KEYS do
   local k = tonumber(ARGV[i])
-  if redis.call('EXISTS', KEYS[m]) == 1 then
-    ids[m - 1] = false
-  else
-    local id = redis.pcall('XADD', unpack(xaddArgs(KEYS[1], i, k, m == #KEYS, ARGV[2], ARGV[3])))
+  if redis.call('EXISTS', KEYS[m]) == 0 then
+    local id = xadd(KEYS[1], i, k, m == #KEYS, ARGV[2], ARGV[3])
     if type(id) == 'table' and id.err then
       if added > 0 then
         return redis.error_reply('PARTIAL ' .. added .. ' added, then: ' .. id.err)
@@ -69,12 +67,11 @@ for m = 2, #KEYS do
       return id
     end
     redis.call('SET', KEYS[m], id, 'PX', ARGV[1])
-    ids[m - 1] = id
     added = added + 1
   end
   i = i + k + 1
 end
-return ids
+return added
 `)
 
 // idempotentArgs is idempotentAddScript with the keys and arguments that

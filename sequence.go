@@ -39,34 +39,34 @@ type producer struct {
 // a script) or an ACL refusal leaves nothing; a refused first XADD (a key
 // of another type) puts the previous number back. Once one XADD succeeded
 // the rest follow: they write to the same key and Redis lets a script that
-// has written go on. Returns the entry IDs, or false when an earlier send
-// added them.
+// has written go on. Returns the number of entries added, or false when an
+// earlier send added them.
 //
 // KEYS[1] stream, KEYS[2] the producer's key; ARGV[1] sequence number,
 // ARGV[2] key TTL in ms, ARGV[3] MAXLEN ~ (0: none), ARGV[4] MINID ~ (""
 // none), then per message the number of its field and value arguments
 // followed by them. The trimming clause goes with the last XADD.
-var sequencedAddScript = noretry.NewScript(luaXAddArgs + `
+var sequencedAddScript = noretry.NewScript(luaXAdd + `
 local prev = redis.call('GET', KEYS[2])
 if prev and tonumber(prev) >= tonumber(ARGV[1]) then
   return false
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-local ids, i, n = {}, 5, #ARGV
+local added, i, n = 0, 5, #ARGV
 while i <= n do
   local k = tonumber(ARGV[i])
-  local id = redis.pcall('XADD', unpack(xaddArgs(KEYS[1], i, k, i + k >= n, ARGV[3], ARGV[4])))
+  local id = xadd(KEYS[1], i, k, i + k >= n, ARGV[3], ARGV[4])
   if type(id) == 'table' and id.err then
-    if #ids > 0 then
-      return redis.error_reply('PARTIAL ' .. #ids .. ' added, then: ' .. id.err)
+    if added > 0 then
+      return redis.error_reply('PARTIAL ' .. added .. ' added, then: ' .. id.err)
     end
     redis.call('SET', KEYS[2], prev or '0', 'PX', ARGV[2])
     return id
   end
-  ids[#ids + 1] = id
+  added = added + 1
   i = i + k + 1
 end
-return ids
+return added
 `)
 
 // sequencedArgs is sequencedAddScript with the keys and arguments that add

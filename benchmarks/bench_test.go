@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -66,11 +67,12 @@ func BenchmarkSubscriber(b *testing.B) {
 
 // BenchmarkPublish publishes one message per Publish call from
 // b.RunParallel goroutines sharing one publisher, with GOMAXPROCS and with
-// 64 goroutines, 16 B and 1 KB payloads.
+// 64 goroutines, 16 B and 1 KB payloads; Millrace also with PlainXAdd and
+// with an Idempotency window.
 func BenchmarkPublish(b *testing.B) {
 	srv := startRedis(b)
 	admin := newClient(b, srv.Addr())
-	for _, name := range append(watermillImpls, harness.MillraceIdempotent) {
+	for _, name := range slices.Concat(watermillImpls, harness.PublishNames) {
 		for _, size := range []int{16, 1024} {
 			for _, goroutines := range []int{runtime.GOMAXPROCS(0), 64} {
 				b.Run(fmt.Sprintf("%s/%dB/goroutines=%d", name, size, goroutines), func(b *testing.B) {

@@ -19,6 +19,8 @@ type cell = matrix.Cell
 // Implementation sets of the cells.
 var (
 	redisImpls   = harness.Names // Millrace, peer, raw
+	publishImpls = slices.Concat([]string{harness.Millrace}, harness.PublishNames, harness.Names[1:])
+	latencyImpls = slices.Concat([]string{harness.Millrace, harness.MillracePlain}, harness.Names[1:])
 	consumeImpls = append(slices.Clone(harness.Names), harness.MillraceDirect)
 	routerImpls  = append(slices.Clone(consumeImpls), harness.GoChannel)
 	groupImpls   = []string{harness.Millrace, harness.Peer} // Subscriber and group per topic
@@ -40,7 +42,7 @@ func (b *bench) cells() []cell {
 		cs = append(cs, b.consumeCell(b.opts.Sizes[0], 1, b.opts.busyTopics))
 	}
 	if b.opts.Figures["latency"] {
-		cs = append(cs, b.opts.LatencyCell(b.opts.addr, redisImpls, b.rep.latency, b.rep.cpu, b.deleteImplTopic))
+		cs = append(cs, b.opts.LatencyCell(b.opts.addr, latencyImpls, b.rep.latency, b.rep.cpu, b.deleteImplTopic))
 	}
 	if b.opts.Figures["idle"] {
 		for _, n := range b.opts.topics {
@@ -63,7 +65,7 @@ func (b *bench) cells() []cell {
 
 func (b *bench) publishCell(size, pubs int) cell {
 	row := fmt.Sprintf("%s, %d publisher%s", report.SizeLabel(size), pubs, report.Plural(pubs))
-	return cell{Label: "publish " + row, Impls: redisImpls, Measure: func(ctx context.Context, impl harness.Impl) (string, error) {
+	return cell{Label: "publish " + row, Impls: publishImpls, Measure: func(ctx context.Context, impl harness.Impl) (string, error) {
 		topic := harness.NewTopic()
 		defer b.deleteTopic(topic)
 		res, err := harness.Publish(ctx, impl, harness.PublishConfig{
@@ -75,7 +77,8 @@ func (b *bench) publishCell(size, pubs int) cell {
 		}
 		b.rep.publish.Add(row, impl.Name(), res.Rate())
 		b.rep.cpu.Add("publish "+row, impl.Name(), micros(res.CPUPerMessage()))
-		return throughputSummary(res), nil
+		b.rep.serverCPU.Add("publish "+row, impl.Name(), micros(res.ServerCPUPerMessage()))
+		return fmt.Sprintf("%s, %.1f µs/msg server CPU", throughputSummary(res), micros(res.ServerCPUPerMessage())), nil
 	}}
 }
 

@@ -10,10 +10,15 @@ import (
 )
 
 // chartImpls are the series of the chart, in the order of chartSeries.
-var chartImpls = []string{harness.Millrace, harness.Peer, harness.Raw, harness.GoChannel, harness.MillraceDirect}
+var chartImpls = []string{
+	harness.Millrace, harness.MillracePlain, harness.MillraceIdempotent,
+	harness.Peer, harness.Raw, harness.GoChannel, harness.MillraceDirect,
+}
 
 var chartSeries = []report.Series{
 	{Name: "Millrace", Color: "#1f77b4"},
+	{Name: "Millrace PlainXAdd", Color: "#17becf"},
+	{Name: "Millrace Idempotency 10m", Color: "#9467bd"},
 	{Name: "watermill-redisstream", Color: "#ff7f0e"},
 	{Name: "raw go-redis", Color: "#7f7f7f"},
 	{Name: "GoChannel (Router ceiling)", Color: "#2ca02c"},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/millrace/millrace/benchmarks/internal/harness"
@@ -12,6 +13,12 @@ import (
 
 // figureNames are the figures -figures selects from, in report order.
 var figureNames = []string{"publish", "consume", "busy", "latency", "idle", "delay", "rss"}
+
+// allImpls are every implementation, in the order they alternate: the
+// three configurations of Millrace's publishing side by side (default,
+// PlainXAdd, Idempotency), then the peer and raw go-redis, then the
+// consume-only ones.
+var allImpls = slices.Concat([]string{harness.Millrace}, harness.PublishNames, harness.Names[1:], harness.ConsumeNames)
 
 // options are the command-line settings of a run.
 type options struct {
@@ -41,9 +48,10 @@ func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	o.Register(fs, matrix.Defaults{
-		N: 100_000, Pubs: "1,8,64", Impls: append(slices.Clone(harness.Names), harness.ConsumeNames...),
-		ImplsHelp: " (" + harness.GoChannel + " and " + harness.MillraceDirect + " consume only)",
-		Figures:   figureNames, Timeout: 2 * time.Minute, Deadline: 45 * time.Minute,
+		N: 100_000, Pubs: "1,8,64", Impls: allImpls,
+		ImplsHelp: " (" + strings.Join(harness.PublishNames, " and ") + " publish and latency only, " +
+			harness.GoChannel + " and " + harness.MillraceDirect + " consume only)",
+		Figures: figureNames, Timeout: 2 * time.Minute, Deadline: 45 * time.Minute,
 	})
 	fs.DurationVar(&o.idleDuration, "idle-duration", 5*time.Second, "idle figure: how long commands are counted")
 	fs.DurationVar(&o.idleSettle, "idle-settle", 8*time.Second, "idle figure: quiet time after the warm-up messages before counting (longer than a claim interval, 5s, so that what follows the last message is over)")

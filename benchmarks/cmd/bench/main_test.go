@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/millrace/millrace/benchmarks/internal/harness"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -39,6 +41,9 @@ func TestRunTinyMatrix(t *testing.T) {
 		"| 16 B, 4 publishers |", "| 16 B, 1 subscriber |", "GoChannel (Router ceiling)", "Millrace, no Router",
 		"| 16 B, 3 busy topics, 1 subscriber |", "| p99.9 |", "| 3 topics, a Subscriber and group per topic |",
 		"Idle: Redis connections held", "| delay 100ms, idle topics | 2 |", "Failed runs: 0.",
+		"Millrace PlainXAdd", "Millrace default (retry-safe)", "Millrace Idempotency 10m", "default, % of plain",
+		"Idempotency, % of plain", "Server CPU (redis-server), µs/msg", "| publish 16 B, 4 publishers |",
+		"default (retry-safe) ≥ 85% of PlainXAdd | not measured",
 	} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("report lacks %q:\n%s", want, rep)
@@ -64,6 +69,30 @@ func TestParseFlagsRejects(t *testing.T) {
 	} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
+		}
+	}
+}
+
+// TestPublishTarget checks the retry-safe goal against medians: met at
+// 85% of PlainXAdd, missed below, unmeasured without the row.
+func TestPublishTarget(t *testing.T) {
+	for _, c := range []struct {
+		def, plain float64
+		want       string
+	}{
+		{85_000, 100_000, "| 85% (85,000 vs 100,000 msg/s) | met |"},
+		{84_000, 100_000, "| 84% (84,000 vs 100,000 msg/s) | missed |"},
+		{0, 0, "| not measured"},
+	} {
+		tab := newFigures(options{}).publish
+		if c.plain > 0 {
+			tab.Add(retrySafeRow, harness.Millrace, c.def)
+			tab.Add(retrySafeRow, harness.MillracePlain, c.plain)
+		}
+		var out strings.Builder
+		writeTargets(&out, []target{publishTarget(tab)})
+		if !strings.Contains(out.String(), c.want) {
+			t.Errorf("default %v, plain %v: got\n%s\nwant %q", c.def, c.plain, out.String(), c.want)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/millrace/millrace/benchmarks/internal/harness"
@@ -17,12 +18,23 @@ var (
 	colRaw       = report.Column{Key: harness.Raw, Header: "raw"}
 	colGoChannel = report.Column{Key: harness.GoChannel, Header: "GoChannel (Router ceiling)"}
 	colDirect    = report.Column{Key: harness.MillraceDirect, Header: "Millrace, no Router"}
+	colPlain     = report.Column{Key: harness.MillracePlain, Header: "Millrace PlainXAdd"}
+	colWindow    = report.Column{Key: harness.MillraceIdempotent, Header: "Millrace Idempotency 10m"}
+	// colDefault is Millrace in the tables that also have its other
+	// configurations of publishing.
+	colDefault = report.Column{Key: harness.Millrace, Header: "Millrace default (retry-safe)"}
 
-	redisColumns = []report.Column{colMillrace, colPeer, colRaw}
-	allColumns   = []report.Column{colMillrace, colPeer, colRaw, colGoChannel, colDirect}
+	redisColumns   = []report.Column{colMillrace, colPeer, colRaw}
+	publishColumns = []report.Column{colPlain, colDefault, colWindow, colPeer, colRaw}
+	latencyColumns = []report.Column{colPlain, colDefault, colPeer, colRaw}
+	consumeColumns = []report.Column{colMillrace, colPeer, colRaw, colGoChannel, colDirect}
+	allColumns     = []report.Column{colPlain, colDefault, colWindow, colPeer, colRaw, colGoChannel, colDirect}
 
 	vsPeer = report.Ratio{Num: harness.Millrace, Den: harness.Peer, Header: "Millrace/peer"}
 	vsRaw  = report.Ratio{Num: harness.Millrace, Den: harness.Raw, Header: "Millrace/raw"}
+	// The configurations of publishing against PlainXAdd.
+	defaultVsPlain = report.Ratio{Num: harness.Millrace, Den: harness.MillracePlain, Header: "default/plain"}
+	windowVsPlain  = report.Ratio{Num: harness.MillraceIdempotent, Den: harness.MillracePlain, Header: "Idempotency/plain"}
 )
 
 // Formats of the figures.
@@ -37,19 +49,26 @@ var (
 
 // figures are every figure of a run.
 type figures struct {
-	publish, consume, cpu, latency, rss *report.Table
-	idleConns, idlePool, idleCommands   *report.Table
-	delay                               *report.Distributions
+	publish, consume, cpu, serverCPU, latency, rss *report.Table
+	idleConns, idlePool, idleCommands              *report.Table
+	delay                                          *report.Distributions
 }
 
 func newFigures(o options) *figures {
 	return &figures{
 		publish: &report.Table{
-			Title: "Publish, msg/s (higher is better)", Format: fmtRate, Columns: redisColumns,
-			Ratios: []report.Ratio{vsPeer, {Num: harness.Millrace, Den: harness.Raw, Header: "Millrace, % of raw", Percent: true}},
+			Title: "Publish, msg/s (higher is better)", Format: fmtRate, Columns: publishColumns,
+			Ratios: []report.Ratio{
+				{Num: harness.Millrace, Den: harness.MillracePlain, Header: "default, % of plain", Percent: true},
+				{Num: harness.MillraceIdempotent, Den: harness.MillracePlain, Header: "Idempotency, % of plain", Percent: true},
+				{Num: harness.Peer, Den: harness.MillracePlain, Header: "peer/plain"},
+				{Num: harness.Raw, Den: harness.MillracePlain, Header: "raw/plain"},
+				vsPeer,
+				{Num: harness.Millrace, Den: harness.Raw, Header: "Millrace, % of raw", Percent: true},
+			},
 		},
 		consume: &report.Table{
-			Title: "Consume, msg/s (higher is better)", Format: fmtRate, Columns: allColumns,
+			Title: "Consume, msg/s (higher is better)", Format: fmtRate, Columns: consumeColumns,
 			Ratios: []report.Ratio{
 				{Num: harness.Millrace, Den: harness.GoChannel, Header: "Millrace, % of GoChannel", Percent: true},
 				vsPeer,
@@ -57,8 +76,18 @@ func newFigures(o options) *figures {
 				{Num: harness.MillraceDirect, Den: harness.Raw, Header: "no Router, % of raw", Percent: true},
 			},
 		},
-		cpu:     &report.Table{Title: "Client CPU, µs/msg (lower is better)", Format: fmtMicros, Columns: allColumns, Ratios: []report.Ratio{vsPeer}},
-		latency: &report.Table{Title: fmt.Sprintf("End-to-end latency at %d msg/s, ms (lower is better)", o.Rate), Format: fmtMillis, Columns: redisColumns, Ratios: []report.Ratio{vsPeer, vsRaw}},
+		cpu: &report.Table{
+			Title: "Client CPU, µs/msg (lower is better)", Format: fmtMicros, Columns: allColumns,
+			Ratios: []report.Ratio{defaultVsPlain, windowVsPlain, vsPeer},
+		},
+		serverCPU: &report.Table{
+			Title: "Server CPU (redis-server), µs/msg (lower is better)", Format: fmtMicros, Columns: publishColumns,
+			Ratios: []report.Ratio{defaultVsPlain, windowVsPlain, vsPeer},
+		},
+		latency: &report.Table{
+			Title: fmt.Sprintf("End-to-end latency at %d msg/s, ms (lower is better)", o.Rate), Format: fmtMillis, Columns: latencyColumns,
+			Ratios: []report.Ratio{defaultVsPlain, vsPeer, vsRaw},
+		},
 		rss: &report.Table{
 			Title:  fmt.Sprintf("Peak RSS draining a %d × %s backlog, MB (lower is better)", o.rssN, report.SizeLabel(o.rssSize)),
 			Format: fmtMB, Columns: redisColumns, Ratios: []report.Ratio{vsPeer, vsRaw},
@@ -74,13 +103,16 @@ func newFigures(o options) *figures {
 func (r *figures) write(w io.Writer, m matrix.Machine, o options, h header) {
 	fmt.Fprintf(w, "## Millrace vs watermill-redisstream vs raw go-redis\n\n")
 	m.Write(w, h.started, h.args, "bench", "one redis-server on loopback, no persistence")
-	for _, t := range []*report.Table{r.publish, r.consume, r.cpu, r.latency, r.rss, r.idleConns, r.idlePool, r.idleCommands} {
+	for _, t := range []*report.Table{r.publish, r.consume, r.cpu, r.serverCPU, r.latency, r.rss, r.idleConns, r.idlePool, r.idleCommands} {
 		t.Write(w)
 	}
 	r.delay.Write(w)
-	fmt.Fprintf(w, "Each cell is the median of %d run%s (idle: %d); implementations alternate run by run (Millrace, peer, raw, ...). ", o.Runs, report.Plural(o.Runs), o.idleRuns)
+	if o.Figures["publish"] {
+		writeTargets(w, r.targets())
+	}
+	fmt.Fprintf(w, "Each cell is the median of %d run%s (idle: %d); implementations alternate run by run, in the order %s. ", o.Runs, report.Plural(o.Runs), o.idleRuns, strings.Join(o.Impls, ", "))
 	fmt.Fprintf(w, "Messages: %d per throughput run, one random payload reused, ULID IDs, a fresh topic per run. ", o.N)
-	fmt.Fprintf(w, "Publish: one shared publisher used by P goroutines, one message per Publish call (raw: pipelines of %d XADDs). ", o.rawBatch)
+	fmt.Fprintf(w, "Publish: one shared publisher used by P goroutines, one message per Publish call (raw: pipelines of %d XADDs); Millrace in three configurations: default (retry-safe: one EVALSHA per topic and pipeline records the producer's sequence number with the XADDs), PlainXAdd (one plain XADD per message, never resent) and Idempotency{Window: 10m} (one script per topic and pipeline, a key per message UUID); elsewhere Millrace is the default. Server CPU: INFO cpu (used_cpu_user + used_cpu_sys) before and after, per message. ", o.rawBatch)
 	fmt.Fprintf(w, "Consume: a pre-filled stream drained by S subscribers of one group through a Router whose handler acks, timed from Router start to the last message handled (raw: XREADGROUP COUNT 100 + one XACK per batch; GoChannel: Watermill's persistent in-memory GoChannel, pre-filled, through the same Router and handler, one subscriber only since it has no groups; no Router: Millrace's subscription channels read directly, each message acked). ")
 	fmt.Fprintf(w, "Busy topics: the same backlog spread over %d topics, one subscriber reading them all (raw: one XREADGROUP over every stream). ", o.busyTopics)
 	fmt.Fprintf(w, "CPU: getrusage user+sys of the benchmark process over the same span, per message. ")

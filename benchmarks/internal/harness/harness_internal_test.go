@@ -40,6 +40,29 @@ func TestServerInfoCountsItself(t *testing.T) {
 	}
 }
 
+// TestServerCPU checks that INFO cpu is read and grows with work.
+func TestServerCPU(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{NoAOF: true})
+	c := NewClient(srv.Addr())
+	defer c.Close()
+	before, err := ServerCPU(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2000 {
+		if err := c.Ping(t.Context()).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := ServerCPU(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before <= 0 || after <= before {
+		t.Errorf("server CPU %s, then %s after 2000 PINGs", before, after)
+	}
+}
+
 // TestTopicNames checks the names of multi-topic runs.
 func TestTopicNames(t *testing.T) {
 	if got := TopicNames("t", 1); len(got) != 1 || got[0] != "t" {

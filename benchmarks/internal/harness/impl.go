@@ -16,8 +16,13 @@ const (
 	Millrace = "millrace"
 	Peer     = "peer"
 	Raw      = "raw"
-	// MillraceIdempotent is Millrace with PublisherConfig.Idempotency, for
-	// the Go benchmarks of publishing only.
+	// MillracePlain is Millrace with PublisherConfig.PlainXAdd: one plain
+	// XADD per message, never sent again (not retry-safe). It differs from
+	// Millrace in publishing only.
+	MillracePlain = "millrace-plain"
+	// MillraceIdempotent is Millrace with PublisherConfig.Idempotency
+	// (a 10-minute window of message UUIDs). It differs from Millrace in
+	// publishing only.
 	MillraceIdempotent = "millrace-idempotent"
 	// GoChannel is Watermill's in-memory GoChannel (persistent, pre-filled)
 	// drained through the same Router and handler: the Router's own
@@ -32,6 +37,11 @@ const (
 // Names lists the implementations over Redis that every figure measures, in
 // the order cmd/bench alternates them.
 var Names = []string{Millrace, Peer, Raw}
+
+// PublishNames are the Millrace configurations of publishing that only the
+// publish figure (and latency, for PlainXAdd) measures beside [Millrace],
+// whose publishing is retry-safe by default.
+var PublishNames = []string{MillracePlain, MillraceIdempotent}
 
 // ConsumeNames are the implementations only the consume figure measures.
 var ConsumeNames = []string{GoChannel, MillraceDirect}
@@ -128,6 +138,10 @@ func NewImpl(name string, rawBatch int) (Impl, error) {
 	switch name {
 	case Millrace:
 		return newMillrace(), nil
+	case MillracePlain:
+		return newMillracePlain(), nil
+	case MillraceIdempotent:
+		return newMillraceIdempotent(), nil
 	case Peer:
 		return newPeer(), nil
 	case Raw:
@@ -137,7 +151,7 @@ func NewImpl(name string, rawBatch int) (Impl, error) {
 	case MillraceDirect:
 		return newMillraceDirect(), nil
 	}
-	return nil, fmt.Errorf("unknown implementation %q (want one of %v or %v)", name, Names, ConsumeNames)
+	return nil, fmt.Errorf("unknown implementation %q (want one of %v, %v or %v)", name, Names, PublishNames, ConsumeNames)
 }
 
 // NewClient returns a go-redis client for addr with a pool large enough for

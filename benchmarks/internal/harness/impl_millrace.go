@@ -10,7 +10,9 @@ import (
 	"github.com/millrace/millrace"
 )
 
-// newMillrace returns Millrace with its default configuration.
+// newMillrace returns Millrace with its default configuration: retry-safe
+// publishing, each pipeline's messages of a topic added by one script that
+// records the producer's sequence number.
 func newMillrace() *watermillImpl {
 	return &watermillImpl{
 		name: Millrace,
@@ -33,6 +35,17 @@ func newMillraceIdempotent() *watermillImpl {
 		return millrace.NewPublisher(c, millrace.PublisherConfig{
 			Idempotency: millrace.Idempotency{Window: 10 * time.Minute},
 		}, watermill.NopLogger{})
+	}
+	return w
+}
+
+// newMillracePlain is Millrace publishing with PlainXAdd: one plain XADD
+// per message, as before retry-safe publishing became the default.
+func newMillracePlain() *watermillImpl {
+	w := newMillrace()
+	w.name = MillracePlain
+	w.newPublisher = func(c redis.UniversalClient) (message.Publisher, error) {
+		return millrace.NewPublisher(c, millrace.PublisherConfig{PlainXAdd: true}, watermill.NopLogger{})
 	}
 	return w
 }

@@ -34,11 +34,14 @@ type WatermillImpl interface {
 	NewSubscriber(client redis.UniversalClient, group string) (message.Subscriber, error)
 }
 
-// NewWatermillImpl returns Millrace or the peer.
+// NewWatermillImpl returns Millrace (in any configuration of [PublishNames])
+// or the peer.
 func NewWatermillImpl(name string) (WatermillImpl, error) {
 	switch name {
 	case Millrace:
 		return newMillrace(), nil
+	case MillracePlain:
+		return newMillracePlain(), nil
 	case MillraceIdempotent:
 		return newMillraceIdempotent(), nil
 	case Peer:

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
 )
 
 // Throughput is the result of one publish or consume run.
@@ -16,6 +19,9 @@ type Throughput struct {
 	N       int           // messages published or handled
 	Elapsed time.Duration // wall time from start to the N-th message
 	CPU     time.Duration // this process's user+sys CPU over the same span
+	// ServerCPU is redis-server's user+sys CPU over about the same span
+	// (INFO cpu before and after; publish runs only, 0 otherwise).
+	ServerCPU time.Duration
 }
 
 // Rate is messages per second.
@@ -23,6 +29,9 @@ func (t Throughput) Rate() float64 { return float64(t.N) / t.Elapsed.Seconds() }
 
 // CPUPerMessage is client CPU per message.
 func (t Throughput) CPUPerMessage() time.Duration { return t.CPU / time.Duration(t.N) }
+
+// ServerCPUPerMessage is redis-server CPU per message.
+func (t Throughput) ServerCPUPerMessage() time.Duration { return t.ServerCPU / time.Duration(t.N) }
 
 // PublishConfig is one publish run.
 type PublishConfig struct {
@@ -61,6 +70,10 @@ func Publish(ctx context.Context, impl Impl, cfg PublishConfig) (Throughput, err
 		errOnce sync.Once
 		firstEr error
 	)
+	server0, err := ServerCPU(ctx, client)
+	if err != nil {
+		return Throughput{}, err
+	}
 	runtime.GC()
 	cpu0, t0 := CPUTime(), time.Now()
 	for range cfg.Publishers {
@@ -95,7 +108,40 @@ func Publish(ctx context.Context, impl Impl, cfg PublishConfig) (Throughput, err
 	if ctx.Err() != nil {
 		return Throughput{}, fmt.Errorf("publish: %w", ctx.Err())
 	}
+	server1, err := ServerCPU(ctx, client)
+	if err != nil {
+		return Throughput{}, err
+	}
+	res.ServerCPU = server1 - server0
 	return res, nil
+}
+
+// ServerCPU is the user+sys CPU redis-server has used so far, every thread
+// of it (INFO cpu: used_cpu_user and used_cpu_sys, getrusage of the
+// process, in microseconds).
+func ServerCPU(ctx context.Context, c *redis.Client) (time.Duration, error) {
+	text, err := c.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, fmt.Errorf("INFO cpu: %w", err)
+	}
+	var total time.Duration
+	found := 0
+	for line := range strings.Lines(text) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k != "used_cpu_user" && k != "used_cpu_sys" {
+			continue
+		}
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("INFO cpu: %s: %w", k, err)
+		}
+		total += time.Duration(secs * float64(time.Second))
+		found++
+	}
+	if found != 2 {
+		return 0, fmt.Errorf("INFO cpu lacks used_cpu_user or used_cpu_sys:\n%s", text)
+	}
+	return total, nil
 }
 
 // waitGroup waits for wg until ctx is done; it reports whether wg finished.
