@@ -79,9 +79,17 @@ func (a *acker) stop(deadline context.Context) int {
 	return a.unsent
 }
 
-// add queues id for acknowledgement. It blocks only while a full queue of
-// acknowledgements waits for Redis.
-func (a *acker) add(id string) { a.ids <- id }
+// add queues id for acknowledgement and reports true. It blocks only while
+// a full queue of acknowledgements waits for Redis, and gives up (false)
+// when ctx ends first: the entry then stays pending and is delivered again.
+func (a *acker) add(ctx context.Context, id string) bool {
+	select {
+	case a.ids <- id:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // sync sends every acknowledgement added so far before it returns true;
 // false when ctx ends first. Workers call it before handing out an entry
@@ -164,6 +172,7 @@ func (a *acker) run() {
 				a.giveUp(batch)
 				return
 			}
+			timer.Reset(0) // send again now, not when the batch fills
 			continue
 		}
 		retry.reset()

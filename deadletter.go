@@ -87,8 +87,9 @@ func (d *deadLetterer) move(e *entry, reason string) bool {
 	}
 	ctx, cancel := context.WithTimeout(d.hard, finalCallTimeout)
 	defer cancel()
+	moved := true
 	if d.atomic {
-		err = d.m.deadLetter(ctx, streamKey(d.deadLetter), values, e.id)
+		moved, err = d.m.deadLetter(ctx, streamKey(d.deadLetter), values, e.id)
 		if err == nil {
 			d.held.remove(e.id)
 		}
@@ -100,13 +101,17 @@ func (d *deadLetterer) move(e *entry, reason string) bool {
 		// between can lose the XADD alone.
 		err = d.m.deadLetterCopy(ctx, streamKey(d.deadLetter), values, e.id)
 		if err == nil {
-			d.acker.add(e.id)
+			d.acker.add(d.hard, e.id)
 		}
 	}
 	if err != nil {
 		d.log.Failure(d.logger, "Cannot dead-letter entry; retrying later", err, fields)
 		d.redeliver.schedule(e, retryMax)
 		return false
+	}
+	if !moved {
+		d.logger.Info("Entry is no longer pending at this consumer (taken over, or moved before); not dead-lettered here", fields)
+		return true
 	}
 	d.logger.Info("Moved entry to the dead-letter topic", fields.Add(watermill.LogFields{"dead_letter_topic": d.deadLetter}))
 	return true

@@ -18,8 +18,8 @@ import (
 // keys it remembers ("{topic}:published:<uuid>") are in the topic's
 // Cluster slot.
 //
-// It costs one key per message for Window (about 100 bytes: the key, its
-// TTL and the entry ID), and a script call instead of a plain XADD.
+// It costs one key per message for Window (about 100 bytes: the key and
+// its TTL), and a script call instead of a plain XADD.
 type Idempotency struct {
 	// Window is how long a UUID is remembered (SET ... PX Window). Longer
 	// than any retry of a Publish, of the application's own or of a
@@ -44,11 +44,12 @@ func (i Idempotency) validate() error {
 }
 
 // idempotentAddScript adds each message unless its UUID was added within
-// the window: XADD first, then the UUID's key, so that a refused XADD (a
-// full Redis, a key of another type) remembers nothing. The first write of
-// a script is where Redis refuses it for OOM; once one XADD succeeded the
-// rest follow. Returns the number of messages added (those whose UUID was
-// not added before).
+// the window. The UUID's key is set first, so that a refusal of that first
+// write (a full Redis, an ACL without SET) leaves nothing; a refused XADD (a
+// key of another type) makes the key expire at once, so that nothing is
+// remembered. Once one XADD succeeded the rest follow: Redis lets a script
+// that has written go on. Returns the number of messages added (those whose
+// UUID was not added before).
 //
 // KEYS[1] stream, KEYS[2...] the UUIDs' keys, one per message; ARGV[1]
 // window in ms, ARGV[2] MAXLEN ~ (0: none), ARGV[3] MINID ~ ("": none),
@@ -59,14 +60,15 @@ local added, i = 0, 4
 for m = 2, #KEYS do
   local k = tonumber(ARGV[i])
   if redis.call('EXISTS', KEYS[m]) == 0 then
+    redis.call('SET', KEYS[m], '1', 'PX', ARGV[1])
     local id = xadd(KEYS[1], i, k, m == #KEYS, ARGV[2], ARGV[3])
     if type(id) == 'table' and id.err then
+      redis.call('SET', KEYS[m], '1', 'PX', 1)
       if added > 0 then
         return redis.error_reply('PARTIAL ' .. added .. ' added, then: ' .. id.err)
       end
       return id
     end
-    redis.call('SET', KEYS[m], id, 'PX', ARGV[1])
     added = added + 1
   end
   i = i + k + 1

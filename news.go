@@ -326,6 +326,7 @@ func (w *newsWaiter) noUnblock(err error) {
 func (w *newsWaiter) ownClient() *redis.Client {
 	o := *w.client.Options()
 	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 2, 0, 2, 2
+	o.ContextTimeoutEnabled = true // the bounds of its calls hold
 	return redis.NewClient(&o)
 }
 

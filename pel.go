@@ -124,15 +124,16 @@ return id
 
 // deadLetter moves entry id to the dead-letter stream dlq and acknowledges
 // it, atomically (deadLetterScript); values are the dead letter's fields.
-func (m member) deadLetter(ctx context.Context, dlq string, values []interface{}, id string) error {
+// moved is false when the entry was not pending at this consumer.
+func (m member) deadLetter(ctx context.Context, dlq string, values []interface{}, id string) (moved bool, err error) {
 	args := make([]interface{}, 0, 3+len(values))
 	args = append(args, m.group, id, m.consumer)
 	args = append(args, values...)
-	err := deadLetterScript.Run(ctx, m.client, []string{dlq, m.stream}, args...).Err()
+	err = deadLetterScript.Run(ctx, m.client, []string{dlq, m.stream}, args...).Err()
 	if rediserr.IsNil(err) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // copyOnceScript adds ARGV[2..] to stream KEYS[1] unless marker KEYS[2]

@@ -2,6 +2,7 @@ package millrace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -146,7 +147,8 @@ func (p *Publisher) groupByTopic(batch []*publishRequest, prod *producer) []*top
 // same pipeline: WAIT counts the replicas that have the writes of its own
 // connection. A group answered MOVED or ASK (a failover or a slot
 // migration under way) was not added: it is sent once more to the new
-// master.
+// master. So is a script whose resends all failed on the network (a master
+// that died): the script adds nothing twice wherever it lands.
 func (p *Publisher) sendToMasters(ctx context.Context, cluster *redis.ClusterClient, groups []*topicGroup, prod *producer) {
 	byNode := map[*redis.Client][]*topicGroup{}
 	for _, g := range groups {
@@ -160,7 +162,7 @@ func (p *Publisher) sendToMasters(ctx context.Context, cluster *redis.ClusterCli
 	for node, gs := range byNode {
 		p.pipeline(ctx, node, gs)
 		for _, g := range gs {
-			if !rediserr.IsRedirect(g.err) {
+			if !rediserr.IsRedirect(g.err) && (g.plain || !errors.Is(g.err, ErrOutcomeUnknown)) {
 				continue
 			}
 			retry, err := masterAfterRedirect(ctx, cluster, streamKey(g.topic), node)

@@ -251,9 +251,12 @@ func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
 		if err == nil && endErr == nil && len(msgs) < r.prefetch {
 			r.idleAfter, r.knownEnd = end, end
 		}
-		if err == nil && rediserr.IsNoPerm(endErr) && len(msgs) == 0 {
+		if err == nil && rediserr.IsNoPerm(endErr) {
 			r.withoutNews(endErr)
-			return false, nil
+			endErr = nil
+			if len(msgs) == 0 {
+				return false, nil
+			}
 		}
 		if err == nil {
 			err = endErr

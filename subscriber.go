@@ -37,6 +37,7 @@ type Subscriber struct {
 	consumers map[consumerKey]*consumerShare
 	names     map[string]int // running subscriptions per consumer lease key
 	closing   chan struct{}
+	shut      chan struct{} // closed once the first Close has finished
 	running   sync.WaitGroup
 }
 
@@ -85,6 +86,7 @@ func NewSubscriber(client redis.UniversalClient, config SubscriberConfig, logger
 		consumers: map[consumerKey]*consumerShare{},
 		names:     map[string]int{},
 		closing:   make(chan struct{}),
+		shut:      make(chan struct{}),
 	}, nil
 }
 
@@ -130,7 +132,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, err
 	}
-	start, err := prepareStart(ctx, s.client, topic, s.config)
+	start, err := prepareStart(ctx, s.client, topic, consumer, s.config, s.logger)
 	if err != nil {
 		s.releaseNameNow(lease, false)
 		return nil, err
@@ -170,7 +172,6 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if share != nil && share.ownPendingRead == nil {
 		share.ownPendingRead = sub.reader.ownPendingRead
 	}
-	sub.join(ctx)
 	if lease != nil {
 		s.names[lease.key]++
 	}
@@ -271,29 +272,29 @@ func (s *Subscriber) Close() error {
 	}
 	s.mu.Unlock()
 
-	// The client's shared parts are released while the subscriptions end:
-	// a wait for the news waiter's XREAD to end overlaps theirs.
-	var released sync.WaitGroup
-	if first {
-		s.mu.Lock()
-		w, news := s.wakeups, s.news
-		s.mu.Unlock()
-		released.Go(func() {
-			if w != nil {
-				releaseWakeups(s.client)
-			}
-			if news != nil {
-				releaseNewsWaiter(s.client)
-			}
-		})
-	}
-	// Every call waits, so that a Close racing the Router's own Close of this
-	// subscriber still returns only after the final XACK.
-	s.running.Wait()
-	released.Wait()
 	if !first {
+		// Every call waits, so that a Close racing the Router's own Close
+		// of this subscriber still returns only after the final XACK.
+		<-s.shut
 		return nil
 	}
+	defer close(s.shut)
+	// The client's shared parts are released while the subscriptions end:
+	// a wait for the news waiter's XREAD to end overlaps theirs.
+	s.mu.Lock()
+	w, news := s.wakeups, s.news
+	s.mu.Unlock()
+	var released sync.WaitGroup
+	released.Go(func() {
+		if w != nil {
+			releaseWakeups(s.client)
+		}
+		if news != nil {
+			releaseNewsWaiter(s.client)
+		}
+	})
+	s.running.Wait()
+	released.Wait()
 	s.logger.Debug("Subscriber closed", watermill.LogFields{"consumer": s.config.Consumer})
 	return nil
 }

@@ -211,11 +211,12 @@ func newSubscription(p subscriptionParams) *subscription {
 }
 
 // prepareStart does what must be done before Subscribe returns: create the
-// group, or find the stream's end where a broadcast subscription starts.
-// A group created at "$" is created at the stream's end, read first, so
-// that a group recreated before the reader read anything starts there too,
-// not at a later "$".
-func prepareStart(ctx context.Context, client redis.UniversalClient, topic string, cfg SubscriberConfig) (readStart, error) {
+// group and add the consumer to it, so that it is listed before it reads
+// its first entry, or find the stream's end where a broadcast subscription
+// starts. A group created at "$" is created at the stream's end, read
+// first, so that a group recreated before the reader read anything starts
+// there too, not at a later "$".
+func prepareStart(ctx context.Context, client redis.UniversalClient, topic, consumer string, cfg SubscriberConfig, logger watermill.LoggerAdapter) (readStart, error) {
 	stream := streamKey(topic)
 	if cfg.ConsumerGroup == "" {
 		id, err := lastEntryID(ctx, client, stream)
@@ -228,18 +229,15 @@ func prepareStart(ctx context.Context, client redis.UniversalClient, topic strin
 			at, start.knownEnd = end, end
 		}
 	}
-	return start, createGroup(ctx, client, stream, cfg.ConsumerGroup, at)
-}
-
-// join adds the consumer to its group, so that it is listed before it
-// reads its first entry.
-func (sub *subscription) join(ctx context.Context) {
-	if sub.m == nil {
-		return
+	if err := createGroup(ctx, client, stream, cfg.ConsumerGroup, at); err != nil {
+		return start, err
 	}
-	if err := sub.m.join(ctx); err != nil && !rediserr.IsUnknownCommand(err) {
-		sub.logger.Error("Cannot add the consumer to the group; it is listed once it reads an entry", err, nil)
+	m := member{client: client, stream: stream, group: cfg.ConsumerGroup, consumer: consumer}
+	if err := m.join(ctx); err != nil && !rediserr.IsUnknownCommand(err) {
+		logger.Error("Cannot add the consumer to the group; it is listed once it reads an entry", err,
+			watermill.LogFields{"topic": topic, "consumer_group": cfg.ConsumerGroup, "consumer": consumer})
 	}
+	return start, nil
 }
 
 // run delivers until ctx is cancelled or closing is closed, then shuts the

@@ -238,8 +238,9 @@ func (w *workers) claimForDelivery(e *entry) (ok, done bool) {
 // acked finishes e: in a group its ID is queued for a batched XACK, and the
 // acker stops holding it.
 func (w *workers) acked(e *entry) {
-	if w.acker != nil {
-		w.acker.add(e.id)
+	if w.acker != nil && !w.acker.add(w.hard, e.id) {
+		w.logger.Info("Acknowledgement not sent: the subscription ended while acknowledgements waited for Redis; "+
+			"the entry stays pending and is delivered again", watermill.LogFields{"entry_id": e.id})
 	}
 }
 

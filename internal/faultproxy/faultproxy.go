@@ -38,7 +38,10 @@ type Proxy struct {
 	target string
 	conns  map[*conn]struct{}
 	cuts   int
-	closed bool
+	// cutAlls counts CutAll calls: a connection accepted before one and
+	// tracked after it (its dial to the target was under way) is cut too.
+	cutAlls int
+	closed  bool
 
 	armed atomic.Pointer[arming] // set by LoseReply until a command matches
 
@@ -156,6 +159,7 @@ func (p *Proxy) CutAll() int {
 		all = append(all, c)
 	}
 	p.cuts += len(all)
+	p.cutAlls++
 	p.mu.Unlock()
 	for _, c := range all {
 		c.close()
@@ -255,7 +259,7 @@ func (p *Proxy) accept() {
 			return
 		}
 		p.mu.Lock()
-		mode, target := p.mode, p.target
+		mode, target, cutAlls := p.mode, p.target, p.cutAlls
 		p.mu.Unlock()
 		switch mode {
 		case Reject:
@@ -271,12 +275,12 @@ func (p *Proxy) accept() {
 			}()
 		default:
 			p.wg.Add(1)
-			go p.forward(client, target)
+			go p.forward(client, target, cutAlls)
 		}
 	}
 }
 
-func (p *Proxy) forward(client net.Conn, target string) {
+func (p *Proxy) forward(client net.Conn, target string, cutAlls int) {
 	defer p.wg.Done()
 	server, err := net.Dial("tcp", target)
 	if err != nil {
@@ -286,6 +290,13 @@ func (p *Proxy) forward(client net.Conn, target string) {
 	c := &conn{client: client, server: server}
 	p.track(c)
 	defer p.untrack(c)
+	p.mu.Lock()
+	missed := p.cutAlls != cutAlls
+	p.mu.Unlock()
+	if missed {
+		c.close()
+		return
+	}
 	var pipes sync.WaitGroup
 	pipes.Add(2)
 	go func() {
