@@ -107,27 +107,67 @@ func TestContract_CloseEndsWhileRedisUnreachable(t *testing.T) {
 	assert.Equal(t, int64(1), pendingCount(t, direct, topic, "g"), "the entry stays pending")
 }
 
-// A user without XACK: Close ends at its deadline all the same.
+// A user without XACK: Close ends at its deadline all the same, also when
+// the handlers acknowledged more than the acknowledgements' queue holds.
 func TestContract_CloseEndsWhenXAckIsRefused(t *testing.T) {
 	t.Parallel()
 	a := newACLServer(t)
 	topic := "noack"
 	c := a.setUser(t, "noack", "Very-Secret-Pw-0b7e", aclWithout(aclSubscriber, "+xack"), aclTopicKeys(topic))
 	logs := &topoLogBuffer{}
-	sub, err := millrace.NewSubscriber(c, millrace.SubscriberConfig{ConsumerGroup: "g", CloseTimeout: time.Second}, topoLoggerTo(logs))
+	sub, err := millrace.NewSubscriber(c, millrace.SubscriberConfig{ConsumerGroup: "g", CloseTimeout: time.Second, AckBatch: 1}, topoLoggerTo(logs))
 	require.NoError(t, err)
 	ch := subscribe(t, sub, topic)
 	pub, err := millrace.NewPublisher(a.admin, millrace.PublisherConfig{}, testLogger)
 	require.NoError(t, err)
 	defer pub.Close()
-	publish(t, pub, topic, "x")
-	receive(t, ch).Ack()
+	var payloads []string
+	for i := range 20 {
+		payloads = append(payloads, strconv.Itoa(i))
+	}
+	publish(t, pub, topic, payloads...)
+	acked := make(chan struct{}, 20)
+	go func() {
+		for msg := range ch {
+			msg.Ack()
+			acked <- struct{}{}
+		}
+	}()
+	for range 6 { // more than the queue of 4×AckBatch
+		<-acked
+	}
 	start := time.Now()
 	require.NoError(t, sub.Close())
 	took := time.Since(start)
 	assert.Less(t, took, 8*time.Second, "Close took %s", took)
 	assert.Contains(t, logs.String(), "NOPERM")
 	assert.Contains(t, logs.String(), "Cannot acknowledge entries before Close's deadline")
+}
+
+// An XACK that failed is sent again after its backoff, without waiting for
+// more acknowledgements to fill its batch.
+func TestContract_FailedXAckIsSentAgain(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{NoAOF: true})
+	direct := srv.Client(t)
+	proxy := startFaultProxy(t, srv.Addr())
+	logs := &topoLogBuffer{}
+	sub, err := millrace.NewSubscriber(proxiedClient(t, srv, proxy), millrace.SubscriberConfig{ConsumerGroup: "g"}, topoLoggerTo(logs))
+	require.NoError(t, err)
+	defer sub.Close()
+	topic := newTopic()
+	ch := subscribe(t, sub, topic)
+	pub, err := millrace.NewPublisher(direct, millrace.PublisherConfig{}, testLogger)
+	require.NoError(t, err)
+	defer pub.Close()
+	publish(t, pub, topic, "x")
+	msg := receive(t, ch)
+	proxy.setMode(proxyReject)
+	proxy.CutAll()
+	msg.Ack()
+	aclWaitLogged(t, logs, "Cannot acknowledge entries; retrying")
+	proxy.setMode(proxyForward)
+	require.Eventually(t, func() bool { return pendingCount(t, direct, topic, "g") == 0 }, 15*time.Second, 10*time.Millisecond)
 }
 
 // Two subscriptions of one Subscriber to one topic (two Router handlers,

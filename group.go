@@ -12,8 +12,12 @@ import (
 
 // createGroup creates group on stream at start, creating the stream if it
 // is missing (XGROUP CREATE ... MKSTREAM). An existing group is kept as is.
+// A group created at an entry ID (NewGroupStartID, the stream's end, or
+// where a group that vanished had read up to) is given the ENTRIESREAD that
+// keeps the lag Redis reports right (see streams.CreateGroupAt); a user
+// whose ACL does not allow XINFO STREAM gets a plain XGROUP CREATE.
 func createGroup(ctx context.Context, client redis.UniversalClient, stream, group, start string) error {
-	if _, err := streams.CreateGroup(ctx, client, stream, group, start); err != nil {
+	if _, err := streams.CreateGroupAt(ctx, client, stream, group, start); err != nil {
 		return fmt.Errorf("cannot create consumer group %s on stream %s: %w", group, stream, err)
 	}
 	return nil

@@ -59,7 +59,8 @@ A time starts the group at the first entry added at or after it.`,
 		Long: `Move a consumer group so that its next read returns the entries after --to
 (XGROUP SETID): back to process messages again, forward to skip a backlog.
 Entries already pending stay pending. Consumers running meanwhile pick up the
-new position on their next read.
+new position on their next read. On Redis 7.0+ the lag Redis reports (XINFO
+GROUPS, what autoscalers such as KEDA read) is the entries after --to at once.
 
 --to is ` + positionHelp + `.
 A time makes the group read the entries added at or after it.`,
