@@ -9,8 +9,11 @@
 #
 # Tests need redis-server, redis-sentinel and redis-cli on PATH: the test
 # packages start their own servers on loopback ports (internal/redistest).
-# No docker. The web console's tests (cmd/millrace/ui) drive Debian's
-# chromium headless; `make test` installs it too when it is missing.
+# `make test` then runs a part of them again on Valkey (valkey-server,
+# valkey-sentinel, valkey-cli from Debian 12's bookworm-backports), which it
+# installs when missing; see test_valkey. No docker. The web console's tests
+# (cmd/millrace/ui) drive Debian's chromium headless; `make test` installs it
+# too when it is missing.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -25,6 +28,15 @@ TEST_FLAGS ?=
 # stress test repeats.
 STRESS_TEST_COUNT ?= 2
 export STRESS_TEST_COUNT
+# The root package's tests that `make test` (and `make test_valkey`) run
+# again on Valkey, with REDISTEST_SERVER=valkey: Watermill's universal suite,
+# the fault tests, Sentinel, Cluster, ACL, TLS and a full server. Every test:
+# make test_valkey VALKEY_TESTS=.
+VALKEY_TESTS ?= ^(TestPubSub|TestFault|TestSentinel|TestCluster|TestACL|TestTLS|TestRedisFull)
+# Packages whose every test runs on Valkey too: every other package of the
+# root module (admin, dedup, partition and the internal ones, among them the
+# server starter and the classification of server replies).
+VALKEY_PACKAGES ?= ./admin ./dedup ./partition ./internal/...
 # How long `make test` fuzzes the marshaler's decoding.
 FUZZ_TIME ?= 15s
 # Arguments of `make bench`, e.g. make bench BENCH_ARGS='-h'.
@@ -50,8 +62,14 @@ MODULES := $(shell find . -name go.mod \
 	-printf '%h\n' | LC_ALL=C sort)
 
 REDIS_TOOLS := redis-server redis-sentinel redis-cli
+# Valkey, the second server the tests run on: Debian's valkey-server and
+# valkey-sentinel 8.0 from bookworm-backports (valkey-cli comes with them).
+VALKEY_TOOLS := valkey-server valkey-sentinel valkey-cli
+# The apt sources file `make valkey-tools` writes when no apt source offers
+# bookworm-backports yet.
+BACKPORTS_LIST ?= /etc/apt/sources.list.d/bookworm-backports.list
 
-.PHONY: test test_short test_stress bench bench-brokers chaos soak fmt vet lint staticcheck quickstart deps redis-tools chromium modules
+.PHONY: test test_short test_stress test_valkey bench bench-brokers chaos soak fmt vet lint staticcheck quickstart deps redis-tools valkey-tools chromium modules
 
 # in_modules runs $(1) in every module, on its own (GOWORK=off). It goes on
 # after a failing module and fails at the end, naming the modules that failed
@@ -75,10 +93,19 @@ define in_modules
 	if [ -n "$$failed" ]; then cat "$$log" >&2; echo "FAILED in:$$failed" >&2; exit 1; fi
 endef
 
+# valkey_tests runs VALKEY_TESTS of the root package, VALKEY_PACKAGES and
+# Watermill's TestReconnect (without -race, as on Redis) on Valkey.
+define valkey_tests
+	@echo "==> .: on Valkey $$(valkey-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') (REDISTEST_SERVER=valkey: $$(command -v valkey-server), valkey-sentinel, valkey-cli): -run '$(VALKEY_TESTS)' ., $(VALKEY_PACKAGES) and TestReconnect"
+	REDISTEST_SERVER=valkey GOWORK=off $(GO) test $(GOTEST_FLAGS) -run '$(VALKEY_TESTS)' .
+	REDISTEST_SERVER=valkey GOWORK=off $(GO) test $(GOTEST_FLAGS) $(VALKEY_PACKAGES)
+	REDISTEST_SERVER=valkey GO=$(GO) bash scripts/test-reconnect.sh
+endef
+
 ## test: vet and test every module with -race (the CI entry point), then the
-## tests that cannot run under -race, a short fuzz of the marshaler and a
-## short stress run of the suite.
-test: redis-tools chromium
+## tests that cannot run under -race, a short fuzz of the marshaler, a
+## short stress run of the suite, and the Valkey run (test_valkey).
+test: redis-tools valkey-tools chromium
 	$(call in_modules,$(GO) vet ./... && $(GO) test $(GOTEST_FLAGS) $(TEST_FLAGS) ./...)
 	@echo "==> .: Watermill's TestReconnect, without -race (its harness races on its own slice)"
 	GO=$(GO) bash scripts/test-reconnect.sh
@@ -86,6 +113,15 @@ test: redis-tools chromium
 	GOWORK=off $(GO) test -run '^$$' -fuzz '^FuzzDefaultMarshalerUnmarshal$$' -fuzztime $(FUZZ_TIME) .
 	@echo "==> .: universal suite stress run, STRESS_TEST_COUNT=$(STRESS_TEST_COUNT)"
 	GOWORK=off $(GO) test $(GOTEST_FLAGS) -tags stress -run '^TestPubSub_Stress$$' .
+	$(valkey_tests)
+
+## test_valkey: the Valkey step of `make test` alone: with
+## REDISTEST_SERVER=valkey, so that internal/redistest starts valkey-server
+## and valkey-sentinel instead of redis-server and redis-sentinel, the root
+## package's VALKEY_TESTS, every test of VALKEY_PACKAGES and Watermill's
+## TestReconnect. Installs Valkey from bookworm-backports when missing.
+test_valkey: valkey-tools
+	$(valkey_tests)
 
 ## test_short: the same with -short.
 test_short: redis-tools chromium
@@ -212,6 +248,43 @@ redis-tools:
 		done; \
 	fi; \
 	redis-server --version
+
+# valkey-tools makes sure valkey-server, valkey-sentinel and valkey-cli are
+# installed, installing Debian's valkey-server and valkey-sentinel from
+# bookworm-backports when one is missing (as root, or with sudo). Without an
+# apt source for bookworm-backports it first writes one, BACKPORTS_LIST, on
+# the Debian mirror the system's sources already use and signed by Debian's
+# archive keyring. Only for Debian 12 (bookworm): elsewhere install Valkey 8
+# by hand.
+valkey-tools:
+	@missing=""; \
+	for t in $(VALKEY_TOOLS); do command -v "$$t" >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		for t in $$missing; do echo "$$t not found; installing valkey-server and valkey-sentinel from bookworm-backports"; done; \
+		. /etc/os-release 2>/dev/null || true; \
+		if [ "$${VERSION_CODENAME:-}" != bookworm ]; then \
+			echo "not Debian 12 (bookworm): install valkey-server, valkey-sentinel and valkey-cli 8.0 by hand" >&2; exit 1; \
+		fi; \
+		sudo=""; \
+		if [ "$$(id -u)" != 0 ]; then \
+			if command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+			else echo "not root and no sudo: install valkey-server and valkey-sentinel (bookworm-backports) by hand" >&2; exit 1; fi; \
+		fi; \
+		sources="$$(ls /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true)"; \
+		if [ -z "$$sources" ] || ! grep -hv '^[[:space:]]*#' $$sources | grep -qw 'bookworm-backports'; then \
+			mirror="$$(grep -hv '^[[:space:]]*#' $$sources /dev/null | grep -oE 'https?://[^[:space:]]+/debian/?([[:space:]]|$$)' | head -n 1 | tr -d '[:space:]')"; \
+			mirror="$${mirror%/}"; mirror="$${mirror:-http://deb.debian.org/debian}"; \
+			echo "adding bookworm-backports ($$mirror) in $(BACKPORTS_LIST)"; \
+			echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $$mirror bookworm-backports main" | \
+				$$sudo tee $(BACKPORTS_LIST) >/dev/null; \
+		fi; \
+		$$sudo apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -t bookworm-backports valkey-server valkey-sentinel; \
+		for t in $(VALKEY_TOOLS); do \
+			command -v "$$t" >/dev/null 2>&1 || { echo "$$t still not found after apt-get install" >&2; exit 1; }; \
+		done; \
+	fi; \
+	valkey-server --version
 
 # chromium makes sure Debian's chromium, which the web console's browser
 # tests start headless, is installed, installing it with apt-get when

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -272,7 +273,7 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 				// The announcement is best effort: the message is kept and
 				// the refusal logged.
 				require.NoError(t, err)
-				aclWaitLogged(t, ruleLogs, "NOPERM this user has no permissions to run the 'publish' command")
+				aclWaitMatched(t, ruleLogs, aclNoPermToRun("publish"))
 				logs.Write([]byte(ruleLogs.String()))
 				require.NoError(t, pub.Close())
 				continue
@@ -301,7 +302,7 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 			if granted {
 				assert.ErrorIs(t, err, millrace.ErrNotDurable)
 			} else {
-				assert.Contains(t, err.Error(), "NOPERM this user has no permissions to run the 'wait' command")
+				assert.Regexp(t, aclNoPermToRun("wait"), err.Error())
 			}
 			require.NoError(t, pub.Close())
 		}
@@ -378,9 +379,9 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 					// consumer pruner, the consumer-name lease, the claim
 					// for delivery; xadd also by dead-lettering), or a key
 					// refusal.
-					aclWaitLogged(t, caseLogs, aclRefusals...)
+					aclWaitMatched(t, caseLogs, aclRefusals)
 				default:
-					aclWaitLogged(t, caseLogs, "NOPERM this user has no permissions to run the '"+cmd+"' command")
+					aclWaitMatched(t, caseLogs, aclNoPermToRun(cmd))
 				}
 				if cmd == "xreadgroup" {
 					// The refusal is the read's, not the shared wait's.
@@ -416,25 +417,42 @@ func TestACL_EachRuleIsNeeded(t *testing.T) {
 	}
 }
 
-// aclRefusals are the ways Redis 7 says a user lacks a right: NOPERM for a
-// command or key, and for a command called by a script an error reply
-// saying the user "can't run this command".
-var aclRefusals = []string{"NOPERM", "can't run this command"}
+// aclRefusals matches the ways Redis 7.0 and Valkey 8.0 say a user lacks a
+// right: NOPERM for a command, key or channel called directly; for one
+// called by a script, Redis 7.0's error reply saying "The user executing
+// the script can't" run the command (access the key, publish to the
+// channel), and Valkey's "ACL failure in script".
+var aclRefusals = regexp.MustCompile(`NOPERM|The user executing the script can't|ACL failure in script`)
+
+// aclNoPermToRun matches the refusal of cmd called directly, as Redis 7.0
+// words it ("NOPERM this user has no permissions to run the 'cmd'
+// command") and as Valkey 8.0 does ("NOPERM User <name> has no permissions
+// to run the 'cmd' command").
+func aclNoPermToRun(cmd string) *regexp.Regexp {
+	return regexp.MustCompile(`NOPERM (this user|User \S+) has no permissions to run the '` + regexp.QuoteMeta(cmd) + `' command`)
+}
 
 // aclWaitLogged waits until buf holds one of substrs.
 func aclWaitLogged(t *testing.T, buf *topoLogBuffer, substrs ...string) {
 	t.Helper()
+	quoted := make([]string, len(substrs))
+	for i, s := range substrs {
+		quoted[i] = regexp.QuoteMeta(s)
+	}
+	aclWaitMatched(t, buf, regexp.MustCompile(strings.Join(quoted, "|")))
+}
+
+// aclWaitMatched waits until buf holds a match of re.
+func aclWaitMatched(t *testing.T, buf *topoLogBuffer, re *regexp.Regexp) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		out := buf.String()
-		for _, s := range substrs {
-			if strings.Contains(out, s) {
-				return
-			}
+		if re.MatchString(buf.String()) {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("none of %q logged within 10s; log:\n%s", substrs, buf.String())
+	t.Fatalf("nothing matching %q logged within 10s; log:\n%s", re, buf.String())
 }
 
 // aclSampleLines returns up to n distinct lines of s containing substr.
@@ -506,7 +524,7 @@ func TestACL_TrimRefusalIsLogged(t *testing.T) {
 	// Two messages: a lone one skips the pipeline that trims.
 	require.NoError(t, pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("x")), message.NewMessage(watermill.NewUUID(), []byte("y"))))
 	assert.Eventually(t, func() bool {
-		return strings.Contains(logs.String(), "NOPERM this user has no permissions to run the 'xtrim' command")
+		return aclNoPermToRun("xtrim").MatchString(logs.String())
 	}, 2*time.Second, 10*time.Millisecond, "the refused XTRIM is not logged; log:\n%s", logs)
 
 	// The default retention trims in the background, with each of
@@ -524,7 +542,7 @@ func TestACL_TrimRefusalIsLogged(t *testing.T) {
 		require.NoError(t, pub.Publish(topic, message.NewMessage(watermill.NewUUID(), []byte("y"))))
 		cmd := strings.TrimPrefix(rule, "+")
 		assert.Eventually(t, func() bool {
-			return strings.Contains(logs.String(), "NOPERM this user has no permissions to run the '"+cmd+"' command")
+			return aclNoPermToRun(cmd).MatchString(logs.String())
 		}, 5*time.Second, 10*time.Millisecond, "without %s the trimming is refused and logged; log:\n%s", rule, logs)
 		require.NoError(t, pub.Close())
 	}

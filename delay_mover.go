@@ -35,6 +35,11 @@ const (
 	// reaches the listener's node over the cluster bus, and is lost while
 	// the bus link is down.
 	delaySafetyPollCluster = 30 * time.Second
+	// delayStartupPolls is how long after it starts a mover polls at
+	// delayPollInterval whatever it hears: an announcement published
+	// before its channel's SUBSCRIBE took effect (on Cluster, before the
+	// subscribing node heard of it over the bus) is not heard again.
+	delayStartupPolls = 3 * time.Second
 	// delayMoveBatch caps the members one script call moves; a full batch
 	// is followed at once by another call.
 	delayMoveBatch = 100
@@ -117,6 +122,7 @@ func (d *delayMover) listening() bool {
 func (d *delayMover) run(ctx context.Context) {
 	retry := newRetryBackoff()
 	log := errlog.New(d.logger)
+	started := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -149,6 +155,9 @@ func (d *delayMover) run(ctx context.Context) {
 			next = delayIdlePoll
 		default:
 			next = min(max(wait, time.Millisecond), delayPollInterval)
+		}
+		if time.Since(started) < delayStartupPolls {
+			next = min(next, delayPollInterval)
 		}
 		if err == nil {
 			retry.reset()

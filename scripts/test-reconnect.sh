@@ -6,12 +6,12 @@
 # received with its list of published messages while another goroutine may
 # still be appending the last one, and reports "received: N, sent: N-1" with
 # nothing missing and that one message as extra. Only a failure with exactly
-# that signature is run again, up to three attempts in all, and said so; any
+# that signature is run again, up to five attempts in all, and said so; any
 # other failure fails at once.
 set -uo pipefail
 
 GO=${GO:-go}
-attempts=3
+attempts=5
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 

@@ -6,6 +6,12 @@
 // "ERR ", or it would never match ("ERR no such key" is matched as "no such
 // key"). Inside a Lua script, Redis 7 passes the error of a failed
 // redis.call on with its code, so the same tests hold for script replies.
+//
+// A classifier matches what a reply means on every server the tests run on
+// (Redis 7.0 and Valkey 8.0): where the servers word one refusal
+// differently, it matches the part that says what happened (a code, a fixed
+// prefix), never the sentence around it, which names users, commands and
+// keys and changes between versions.
 package rediserr
 
 import (
@@ -50,11 +56,31 @@ func IsUnknownCommand(err error) bool {
 	return redis.HasErrorPrefix(err, "unknown command") || redis.HasErrorPrefix(err, "unknown subcommand")
 }
 
-// IsNoPerm reports an ACL refusal: NOPERM (the user may not run the
-// command or touch the key), or, inside a script on Redis 7.0, "The user
-// executing the script can't run this command".
+// IsNoPerm reports an ACL refusal: the user may not run the command, touch
+// the key or the channel. Called directly, every server answers NOPERM
+// (Redis 7.0: "NOPERM this user has no permissions to run the 'xtrim'
+// command"; Valkey 8: "NOPERM User <name> has no permissions to run the
+// 'xtrim' command"). Called by a script, the refusal is not NOPERM but an
+// ERR with a fixed prefix: on Redis 7.0 "The user executing the script
+// can't run this command or subcommand" (or "can't access at least one of
+// the keys ...", "can't publish to the channel ..."), on Valkey 8 "ACL
+// failure in script: " followed by what a direct call gets after its
+// NOPERM.
 func IsNoPerm(err error) bool {
-	return redis.HasErrorPrefix(err, "NOPERM") || redis.HasErrorPrefix(err, "The user executing the script can't")
+	for _, prefix := range noPermPrefixes {
+		if redis.HasErrorPrefix(err, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// noPermPrefixes are the codes and fixed prefixes of ACL refusals, after
+// the "ERR " that redis.HasErrorPrefix drops.
+var noPermPrefixes = []string{
+	"NOPERM",                              // a direct call, every server
+	"The user executing the script can't", // in a script, Redis 7.0
+	"ACL failure in script",               // in a script, Valkey
 }
 
 // IsNoSuchUser reports "ERR User '<name>' not found": an ACL subcommand

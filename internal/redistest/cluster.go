@@ -19,9 +19,9 @@ type Cluster struct {
 }
 
 // StartCluster starts masters*(1+replicasPerMaster) nodes, joins them with
-// redis-cli --cluster create (which spreads the 16384 slots over the masters
-// and assigns the replicas), and waits until the cluster is healthy (see
-// WaitHealthy). Redis needs at least 3 masters.
+// redis-cli (valkey-cli) --cluster create (which spreads the 16384 slots
+// over the masters and assigns the replicas), and waits until the cluster
+// is healthy (see WaitHealthy). Redis needs at least 3 masters.
 func StartCluster(tb testing.TB, masters, replicasPerMaster int) *Cluster {
 	tb.Helper()
 	if masters < 3 || replicasPerMaster < 0 {
@@ -32,7 +32,7 @@ func StartCluster(tb testing.TB, masters, replicasPerMaster int) *Cluster {
 		// A short node timeout lets tests that kill or freeze a master see
 		// a replica take over within seconds; validity factor 0 lets any
 		// replica take over however long its link was down.
-		n := newServer(tb, "redis-server", "redis-server not found: apt-get install redis-server", Options{Config: []string{
+		n := newServer(tb, false, Options{Config: []string{
 			"cluster-enabled yes",
 			"cluster-config-file nodes.conf",
 			"cluster-node-timeout 3000",
@@ -44,7 +44,7 @@ func StartCluster(tb testing.TB, masters, replicasPerMaster int) *Cluster {
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicasPerMaster), "--cluster-yes")
 	if out, err := run(append([]string{c.Nodes[0].cli}, args...)...); err != nil {
-		tb.Fatalf("redistest: redis-cli %v: %v\n%s", args, err, out)
+		tb.Fatalf("redistest: %s %v: %v\n%s", c.Nodes[0].cli, args, err, out)
 	}
 	c.WaitHealthy(tb)
 	return c

@@ -34,7 +34,15 @@ func TestStart(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, s.Addr(), o.Addr)
 	assert.Equal(t, "p@ss word", o.Password)
-	assert.True(t, strings.HasPrefix(s.Version(t), "7."), s.Version(t))
+	// The server is the one REDISTEST_SERVER chose: Debian 12's Redis 7.0,
+	// or Valkey 8.0 from bookworm-backports.
+	if IsValkey() {
+		assert.Equal(t, "Valkey", s.Product(t))
+		assert.True(t, strings.HasPrefix(s.Version(t), "8."), s.Version(t))
+	} else {
+		assert.Equal(t, "Redis", s.Product(t))
+		assert.True(t, strings.HasPrefix(s.Version(t), "7."), s.Version(t))
+	}
 	assert.NotZero(t, s.Pid())
 
 	s.Stop()
@@ -190,6 +198,23 @@ func TestSentinelMasterKilled(t *testing.T) {
 	assert.Equal(t, "before", old2.Get(ctx, "k").Val())
 	assert.Equal(t, "after", old2.Get(ctx, "k2").Val())
 	assert.True(t, redis.HasErrorPrefix(old2.Set(ctx, "k3", "x", 0).Err(), "READONLY"))
+}
+
+func TestFlavor(t *testing.T) {
+	for v, want := range map[string]string{"": "redis", "redis": "redis", "valkey": "valkey", " Valkey ": "valkey"} {
+		f, err := lookupFlavor(v)
+		require.NoError(t, err, "%q", v)
+		assert.Equal(t, want, f.name, "%q", v)
+	}
+	_, err := lookupFlavor("keydb")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), ServerEnv)
+	assert.Equal(t, "valkey-sentinel", flavors["valkey"].sentinel)
+	assert.Equal(t, "valkey-cli", flavors["valkey"].cli)
+
+	t.Setenv(ServerEnv, "keydb")
+	assert.Equal(t, "redis", Flavor(), "an unknown value is not Valkey")
+	assert.False(t, IsValkey())
 }
 
 func TestStartFromEnv(t *testing.T) {

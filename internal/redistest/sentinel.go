@@ -12,8 +12,8 @@ import (
 )
 
 // Sentinel is a master with replicas, monitored by redis-sentinel processes
-// under the name MasterName. After Failover, Master and Replicas describe
-// the new roles.
+// (valkey-sentinel with REDISTEST_SERVER=valkey) under the name MasterName.
+// After Failover, Master and Replicas describe the new roles.
 type Sentinel struct {
 	Master     *Server
 	Replicas   []*Server
@@ -38,12 +38,11 @@ func StartSentinel(tb testing.TB, replicas, sentinels int) *Sentinel {
 	}
 	st.waitReplicasSynced(tb)
 	for range sentinels {
-		s := newServer(tb, "redis-sentinel", "redis-sentinel not found: apt-get install redis-sentinel", Options{Config: []string{
+		s := newServer(tb, true, Options{Config: []string{
 			fmt.Sprintf("sentinel monitor %s 127.0.0.1 %s %d", st.MasterName, masterPort, min(2, sentinels)),
 			"sentinel down-after-milliseconds " + st.MasterName + " 1000",
 			"sentinel failover-timeout " + st.MasterName + " 5000",
 		}})
-		s.sentinel = true
 		s.start(tb, false)
 		st.Sentinels = append(st.Sentinels, s)
 	}

@@ -1,5 +1,7 @@
 // Package redistest starts real redis-server, Redis Cluster and Redis
-// Sentinel processes for tests.
+// Sentinel processes for tests, or their Valkey counterparts
+// (valkey-server, valkey-sentinel) when REDISTEST_SERVER=valkey (see
+// ServerEnv).
 //
 // Every process listens on a free 127.0.0.1 port and keeps its redis.conf,
 // AOF, pidfile and log in a temp dir of the test. It runs daemonized, so that
@@ -7,7 +9,9 @@
 // that exits, and it is killed when the test ends, passed or not.
 //
 // The package needs Linux (/proc) and the Debian packages redis-server,
-// redis-tools and, for Sentinel, redis-sentinel.
+// redis-tools and, for Sentinel, redis-sentinel; or, with
+// REDISTEST_SERVER=valkey, valkey-server and valkey-sentinel from Debian 12's
+// bookworm-backports (valkey-tools comes with them).
 package redistest
 
 import (
@@ -46,24 +50,26 @@ type Options struct {
 	TLS      bool     // serve TLS only (port 0, tls-port) with a CA and certificate generated for this server; clients need Options for the CA
 }
 
-// Server is one redis-server or redis-sentinel process, or, from
-// StartFromEnv, an external server given by REDIS_URL.
+// Server is one redis-server or redis-sentinel process (valkey-server or
+// valkey-sentinel with REDISTEST_SERVER=valkey), or, from StartFromEnv, an
+// external server given by REDIS_URL.
 type Server struct {
 	tb       testing.TB // the test that started the server; methods without a tb report to it
 	external string     // REDIS_URL of a server that is not ours, "" otherwise
 	opts     Options
-	bin      string // absolute path of redis-server or redis-sentinel
-	cli      string // absolute path of redis-cli, used by restart.sh
+	bin      string // absolute path of redis-server or redis-sentinel (valkey-*)
+	cli      string // absolute path of redis-cli (valkey-cli), used by restart.sh
 	dir      string // symlinks resolved, so it matches /proc/pid/cwd
 	addr     string
 	ca       *x509.CertPool // CA of the server certificate when opts.TLS
 	sentinel bool           // a redis-sentinel: no AOF, no password, no TLS
 }
 
-// Start starts a redis-server with opts and stops it when the test ends.
+// Start starts a redis-server (valkey-server with REDISTEST_SERVER=valkey)
+// with opts and stops it when the test ends.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	s := newServer(tb, "redis-server", "redis-server not found: apt-get install redis-server", opts)
+	s := newServer(tb, false, opts)
 	s.start(tb, false)
 	return s
 }
@@ -85,25 +91,32 @@ func StartFromEnv(tb testing.TB) *Server {
 	return &Server{tb: tb, external: u, addr: o.Addr}
 }
 
-// newServer prepares the temp dir (and TLS files) of a server run by bin and
-// registers its Stop; the caller sets any remaining fields and calls start.
-func newServer(tb testing.TB, bin, hint string, opts Options) *Server {
+// newServer prepares the temp dir (and TLS files) of a server, or with
+// sentinel of a sentinel, of the kind ServerEnv chooses, and registers its
+// Stop; the caller sets any remaining fields and calls start.
+func newServer(tb testing.TB, sentinel bool, opts Options) *Server {
 	tb.Helper()
+	f := currentFlavor(tb)
+	bin, hint := f.server, f.serverHint
+	if sentinel {
+		bin, hint = f.sentinel, f.sentinelHint
+	}
 	binPath, err := exec.LookPath(bin)
 	if err != nil {
 		tb.Fatalf("redistest: %s", hint)
 	}
-	cli, err := exec.LookPath("redis-cli")
+	cli, err := exec.LookPath(f.cli)
 	if err != nil {
-		tb.Fatalf("redistest: redis-cli not found: apt-get install redis-tools")
+		tb.Fatalf("redistest: %s", f.cliHint)
 	}
+	announce(f, binPath)
 	// TempDir registers its removal before Stop is registered below, so
 	// Stop (cleanups run last-in first-out) kills the server first.
 	dir, err := filepath.EvalSymlinks(tb.TempDir())
 	if err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
-	s := &Server{tb: tb, opts: opts, bin: binPath, cli: cli, dir: dir}
+	s := &Server{tb: tb, opts: opts, bin: binPath, cli: cli, dir: dir, sentinel: sentinel}
 	if opts.TLS {
 		ca, err := newCA()
 		if err == nil {
@@ -338,7 +351,9 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 	return c
 }
 
-// Version returns the redis_version of the server, e.g. "7.0.15".
+// Version returns the server's own version: the valkey_version of a Valkey
+// server, e.g. "8.0.1", otherwise the redis_version, e.g. "7.0.15". (Valkey
+// also reports a redis_version, "7.2.4", the Redis it is compatible with.)
 func (s *Server) Version(tb testing.TB) string {
 	tb.Helper()
 	c := redis.NewClient(s.Options(tb))
@@ -347,7 +362,26 @@ func (s *Server) Version(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("redistest: INFO server on %s: %v", s.addr, err)
 	}
+	if v := infoField(info, "valkey_version"); v != "" {
+		return v
+	}
 	return infoField(info, "redis_version")
+}
+
+// Product returns "Valkey" for a Valkey server (its INFO has
+// valkey_version), otherwise "Redis".
+func (s *Server) Product(tb testing.TB) string {
+	tb.Helper()
+	c := redis.NewClient(s.Options(tb))
+	defer c.Close()
+	info, err := c.Info(context.Background(), "server").Result()
+	if err != nil {
+		tb.Fatalf("redistest: INFO server on %s: %v", s.addr, err)
+	}
+	if infoField(info, "valkey_version") != "" {
+		return "Valkey"
+	}
+	return "Redis"
 }
 
 // infoField returns the value of field in an INFO reply, "" if absent.
