@@ -39,7 +39,7 @@ const (
 	// delayPollInterval whatever it hears: an announcement published
 	// before its channel's SUBSCRIBE took effect (on Cluster, before the
 	// subscribing node heard of it over the bus) is not heard again.
-	delayStartupPolls = 3 * time.Second
+	delayStartupPolls = 2 * wakeConfirmTimeout
 	// delayMoveBatch caps the members one script call moves; a full batch
 	// is followed at once by another call.
 	delayMoveBatch = 100

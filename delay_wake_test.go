@@ -75,6 +75,10 @@ func TestDelay_ResubscribeLooksForMissedAnnouncements(t *testing.T) {
 		t.Fatal(err)
 	}
 	receiveWithin(t, fx.ch, 10*time.Second).Ack()
+	// A mover polls every 200 ms for its first 2 s, whatever it hears (an
+	// announcement may have come before its SUBSCRIBE took effect); after
+	// its first poll past them it waits for announcements.
+	time.Sleep(2*time.Second + 500*time.Millisecond)
 
 	ctx := context.Background()
 	due := float64(time.Now().UnixMilli())
