@@ -38,12 +38,9 @@ func TestBrowser_GroupActions(t *testing.T) {
 	billing := `.group[data-group="billing"] `
 
 	// Reset to the newest entry: the confirmation counts what is skipped.
-	do(t, ctx,
-		chromedp.Navigate(con.url+"/#/topic/orders"),
-		chromedp.Click(css(billing+`button[data-action="reset"]`)),
-		chromedp.WaitVisible(css(`#reset-what`)),
-		chromedp.Click(css(`input[name=reset-to][value=newest]`)),
-	)
+	do(t, ctx, chromedp.Navigate(con.url+"/#/topic/orders"))
+	clickFor(t, ctx, billing+`button[data-action="reset"]`, `#reset-what`)
+	do(t, ctx, chromedp.Click(css(`input[name=reset-to][value=newest]`)))
 	assert.Equal(t, "Group billing will skip everything it has not read yet: 6 unread entries are never delivered to it. Its 1 pending entry stays pending.",
 		text(t, ctx, `#reset-what`))
 	do(t, ctx, chromedp.Click(css(`#confirm-ok`)), chromedp.WaitVisible(css(`#toast.show`)))

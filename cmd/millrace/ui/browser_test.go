@@ -232,11 +232,8 @@ func TestBrowser_ReplayDeadLetter(t *testing.T) {
 	assert.Equal(t, "dead-1", newest[0].UUID, "the replayed message is back in its topic")
 	assert.Equal(t, `{"order":99,"amount":"12.50"}`, string(newest[0].Payload))
 	// Entries of other producers are shown as such.
-	do(t, ctx,
-		chromedp.Click(css(`header a.nav`)),
-		chromedp.Click(css(`#topics a[data-topic="payments"]`)),
-		chromedp.WaitVisible(css(`#messages .badge.foreign`)),
-	)
+	do(t, ctx, chromedp.Click(css(`header a.nav`)))
+	clickFor(t, ctx, `#topics a[data-topic="payments"]`, `#messages .badge.foreign`)
 	assert.Contains(t, text(t, ctx, `#messages article.message:has(.badge.foreign)`), `"sku": "A-7"`)
 
 	assert.Regexp(t, `msg="action done" action=/api/replay topic=orders all=false replayed=1 moved=\[\d+-\d+->orders/\d+-\d+\] missing=\[\] skipped=0`, con.log.String())
@@ -303,6 +300,38 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 			t.Logf("step %d took %s", k+1, d)
 		}
 	}
+}
+
+// clickFor clicks sel until want is visible, within 15s. A click can miss:
+// the pages redraw on every sampling round, and a redraw that moves the
+// node between the click's measuring and its dispatch sends it elsewhere.
+// A click that did its work is not repeated (want is visible then).
+func clickFor(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := retryStale(ctx, chromedp.Click(css(sel)))
+		require.NoError(t, err, "click %s", sel)
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = chromedp.Run(wctx, chromedp.WaitVisible(css(want)))
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not visible after clicking %s for 15s: %v", want, sel, err)
+		}
+		if visible(ctx, want) {
+			return
+		}
+	}
+}
+
+// visible reports whether sel is on the page and shown.
+func visible(ctx context.Context, sel string) bool {
+	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(
+		`(() => { const e = document.querySelector(%q); return !!e && e.offsetParent !== null; })()`, sel)))
+	return err == nil && ok
 }
 
 // retryStale runs a within 15s, again while it fails on a node that the
