@@ -10,6 +10,7 @@ import (
 	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/rediserr"
 	"github.com/millrace/millrace/internal/reply"
+	"github.com/millrace/millrace/internal/streams"
 )
 
 // lagCountCap bounds the entries counted to compute a lag Redis did not
@@ -26,13 +27,7 @@ const (
 // SAMPLES of MEMORY USAGE (-1 in the reply when the user may not run it). Entries are
 // reduced to their IDs so payloads never leave the server. Replies are
 // RESP2-shaped (flat field-value arrays, nil as false).
-var statsScript = redis.NewScript(`
-local function field(flat, name)
-  for i = 1, #flat, 2 do
-    if flat[i] == name then return flat[i + 1] end
-  end
-  return nil
-end
+var statsScript = redis.NewScript(streams.LuaField + `
 local now = redis.call('TIME')
 local dlq = false
 if KEYS[2] then dlq = redis.call('XLEN', KEYS[2]) end

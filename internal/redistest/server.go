@@ -356,12 +356,7 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 // also reports a redis_version, "7.2.4", the Redis it is compatible with.)
 func (s *Server) Version(tb testing.TB) string {
 	tb.Helper()
-	c := redis.NewClient(s.Options(tb))
-	defer c.Close()
-	info, err := c.Info(context.Background(), "server").Result()
-	if err != nil {
-		tb.Fatalf("redistest: INFO server on %s: %v", s.addr, err)
-	}
+	info := s.serverInfo(tb)
 	if v := infoField(info, "valkey_version"); v != "" {
 		return v
 	}
@@ -372,16 +367,22 @@ func (s *Server) Version(tb testing.TB) string {
 // valkey_version), otherwise "Redis".
 func (s *Server) Product(tb testing.TB) string {
 	tb.Helper()
+	if infoField(s.serverInfo(tb), "valkey_version") != "" {
+		return "Valkey"
+	}
+	return "Redis"
+}
+
+// serverInfo is the server's INFO server.
+func (s *Server) serverInfo(tb testing.TB) string {
+	tb.Helper()
 	c := redis.NewClient(s.Options(tb))
 	defer c.Close()
 	info, err := c.Info(context.Background(), "server").Result()
 	if err != nil {
 		tb.Fatalf("redistest: INFO server on %s: %v", s.addr, err)
 	}
-	if infoField(info, "valkey_version") != "" {
-		return "Valkey"
-	}
-	return "Redis"
+	return info
 }
 
 // infoField returns the value of field in an INFO reply, "" if absent.

@@ -70,7 +70,7 @@ const movePage = 1000
 // counted} when more entries follow the position than ARGV[4]: the caller
 // counts the rest and calls again with ARGV[5]. Errors are XGROUP's (NOGROUP,
 // BUSYGROUP, no stream) or a refusal of the commands the script calls.
-var moveScript = redis.NewScript(`
+var moveScript = redis.NewScript(LuaField + `
 local op, group, pos, page = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local function move(read)
   local args = {'XGROUP', op, KEYS[1], group, pos}
@@ -87,12 +87,6 @@ local function move(read)
   return {'moved', read or false}
 end
 if ARGV[5] then return move(tonumber(ARGV[5])) end
-local function field(flat, name)
-  for i = 1, #flat, 2 do
-    if flat[i] == name then return flat[i + 1] end
-  end
-  return nil
-end
 local function before(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
   local bm, bs = string.match(b, '^(%d+)-(%d+)$')

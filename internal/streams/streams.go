@@ -32,6 +32,18 @@ type Consumer struct {
 	Idle    time.Duration
 }
 
+// LuaField defines field(flat, name) for scripts: the value of name in a
+// flat field-value reply (XINFO STREAM, XINFO GROUPS in RESP2 shape), nil
+// when absent.
+const LuaField = `
+local function field(flat, name)
+  for i = 1, #flat, 2 do
+    if flat[i] == name then return flat[i + 1] end
+  end
+  return nil
+end
+`
+
 // pruneScript deletes the consumers of a group that are idle at least
 // ARGV[2] ms and hold no pending entry, in one atomic step, so no entry can
 // become pending at a consumer between the check and XGROUP DELCONSUMER
