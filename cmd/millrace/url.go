@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -57,6 +60,10 @@ func (t target) client() redis.UniversalClient {
 // parseURL parses the --url forms of urlHelp. The Sentinel and Cluster forms
 // with several hosts are rewritten into go-redis's own URL forms (extra
 // hosts as addr= query parameters) and parsed by go-redis.
+//
+// No error it returns holds a credential of raw: the URL is shown redacted
+// and the parser's own words are dropped when they quote a part of a
+// password (see urlError).
 func parseURL(raw string) (target, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
@@ -65,6 +72,14 @@ func parseURL(raw string) (target, error) {
 	if !strings.Contains(raw, "://") {
 		raw = "redis://" + raw
 	}
+	t, err := parseFullURL(raw)
+	if err != nil {
+		return target{}, urlError(raw, err)
+	}
+	return t, nil
+}
+
+func parseFullURL(raw string) (target, error) {
 	scheme, rest, _ := strings.Cut(raw, "://")
 	scheme = strings.ToLower(scheme)
 	authority, tail := rest, ""
@@ -78,7 +93,7 @@ func parseURL(raw string) (target, error) {
 	hosts := strings.Split(hostlist, ",")
 	for _, h := range hosts {
 		if h == "" && scheme != "unix" {
-			return target{}, fmt.Errorf("invalid URL %s: empty host", redact(raw))
+			return target{}, fmt.Errorf("empty host")
 		}
 	}
 
@@ -86,33 +101,33 @@ func parseURL(raw string) (target, error) {
 	case "unix":
 		o, err := redis.ParseURL(raw)
 		if err != nil {
-			return target{}, fmt.Errorf("invalid URL %s: %w", redact(raw), err)
+			return target{}, err
 		}
 		return target{kind: kindSingle, single: o}, nil
 	case "redis", "rediss":
 		if len(hosts) == 1 {
 			o, err := redis.ParseURL(raw)
 			if err != nil {
-				return target{}, fmt.Errorf("invalid URL %s: %w", redact(raw), err)
+				return target{}, err
 			}
 			return target{kind: kindSingle, single: o}, nil
 		}
-		return parseCluster(scheme, userinfo, hosts, tail, raw)
+		return parseCluster(scheme, userinfo, hosts, tail)
 	case "redis-cluster", "rediss-cluster":
-		return parseCluster(strings.TrimSuffix(scheme, "-cluster"), userinfo, hosts, tail, raw)
+		return parseCluster(strings.TrimSuffix(scheme, "-cluster"), userinfo, hosts, tail)
 	case "redis-sentinel", "rediss-sentinel":
-		return parseSentinel(strings.TrimSuffix(scheme, "-sentinel"), userinfo, hosts, tail, raw)
+		return parseSentinel(strings.TrimSuffix(scheme, "-sentinel"), userinfo, hosts, tail)
 	}
-	return target{}, fmt.Errorf("invalid URL %s: unknown scheme %q (want redis, rediss, unix, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster)", redact(raw), scheme)
+	return target{}, fmt.Errorf("unknown scheme %q (want redis, rediss, unix, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster)", scheme)
 }
 
-func parseCluster(scheme, userinfo string, hosts []string, tail, raw string) (target, error) {
+func parseCluster(scheme, userinfo string, hosts []string, tail string) (target, error) {
 	u, err := url.Parse(scheme + "://" + userinfo + withPort(hosts[0], "6379") + tail)
 	if err != nil {
-		return target{}, fmt.Errorf("invalid URL %s: %w", redact(raw), err)
+		return target{}, err
 	}
 	if strings.Trim(u.Path, "/") != "" {
-		return target{}, fmt.Errorf("invalid URL %s: a Cluster has no database number", redact(raw))
+		return target{}, fmt.Errorf("a Cluster has no database number")
 	}
 	u.Path = ""
 	q := u.Query()
@@ -122,19 +137,19 @@ func parseCluster(scheme, userinfo string, hosts []string, tail, raw string) (ta
 	u.RawQuery = q.Encode()
 	o, err := redis.ParseClusterURL(u.String())
 	if err != nil {
-		return target{}, fmt.Errorf("invalid URL %s: %w", redact(raw), err)
+		return target{}, err
 	}
 	return target{kind: kindCluster, cluster: o}, nil
 }
 
-func parseSentinel(scheme, userinfo string, hosts []string, tail, raw string) (target, error) {
+func parseSentinel(scheme, userinfo string, hosts []string, tail string) (target, error) {
 	u, err := url.Parse(scheme + "://" + withPort(hosts[0], "26379") + tail)
 	if err != nil {
-		return target{}, fmt.Errorf("invalid URL %s: %w", redact(raw), err)
+		return target{}, err
 	}
 	parts := strings.FieldsFunc(u.Path, func(r rune) bool { return r == '/' })
 	if len(parts) == 0 || len(parts) > 2 {
-		return target{}, fmt.Errorf("invalid URL %s: want redis-sentinel://host:26379[,host:26379...]/master-name[/db]", redact(raw))
+		return target{}, fmt.Errorf("want redis-sentinel://host:26379[,host:26379...]/master-name[/db]")
 	}
 	u.Path = ""
 	if len(parts) == 2 {
@@ -151,7 +166,7 @@ func parseSentinel(scheme, userinfo string, hosts []string, tail, raw string) (t
 	if userinfo != "" {
 		ui, err := url.Parse("redis://" + userinfo + "x")
 		if err != nil {
-			return target{}, fmt.Errorf("invalid URL %s: %w", redact(raw), err)
+			return target{}, err
 		}
 		if name := ui.User.Username(); name != "" {
 			q.Set("username", name)
@@ -169,7 +184,7 @@ func parseSentinel(scheme, userinfo string, hosts []string, tail, raw string) (t
 	u.RawQuery = q.Encode()
 	o, err := redis.ParseFailoverURL(u.String())
 	if err != nil {
-		return target{}, fmt.Errorf("invalid URL %s: %w", redact(raw), err)
+		return target{}, err
 	}
 	return target{kind: kindSentinel, sentinel: o}, nil
 }
@@ -181,34 +196,104 @@ func withPort(host, port string) string {
 	return net.JoinHostPort(strings.Trim(host, "[]"), port)
 }
 
-// redact hides the passwords of a URL for messages: the password of its
-// userinfo and every query parameter whose name holds "password"
-// (sentinel_password).
+// redact hides the credentials of a URL for messages: everything between
+// the user name and the last '@' (the password, however it is written:
+// with a space, an '@', a '/' or a bad %-escape in it), and every query
+// parameter whose name holds "password" (sentinel_password). A URL with
+// '@' in a query parameter may lose more than its password; never less.
 func redact(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return raw
+		scheme, rest = "", raw
 	}
-	rest, query, hasQuery := strings.Cut(rest, "?")
-	if hasQuery {
-		params := strings.Split(query, "&")
+	if user, pw, ok := splitSecret(rest); ok && pw != "" {
+		rest = user + ":xxxxx" + rest[len(user)+1+len(pw):]
+	}
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		params := strings.Split(rest[i+1:], "&")
 		for k, p := range params {
 			if name, _, ok := strings.Cut(p, "="); ok && strings.Contains(strings.ToLower(name), "password") {
 				params[k] = name + "=xxxxx"
 			}
 		}
-		query = "?" + strings.Join(params, "&")
+		rest = rest[:i+1] + strings.Join(params, "&")
 	}
-	authority := rest
-	if i := strings.IndexAny(rest, "/#"); i >= 0 {
-		authority = rest[:i]
+	if scheme == "" {
+		return rest
 	}
-	if at := strings.LastIndex(authority, "@"); at >= 0 {
-		if user, _, hasPw := strings.Cut(authority[:at], ":"); hasPw {
-			rest = user + ":xxxxx" + rest[at:]
+	return scheme + "://" + rest
+}
+
+// splitSecret finds the user and password at the start of rest (a URL
+// without its scheme): the userinfo ends at the last '@', the user at its
+// first ':'. ok is false when rest has no '@' or the userinfo no ':'.
+func splitSecret(rest string) (user, password string, ok bool) {
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return "", "", false
+	}
+	user, password, ok = strings.Cut(rest[:at], ":")
+	return user, password, ok
+}
+
+// secrets are the credentials a URL may carry, as written in it: the
+// password of its userinfo (see splitSecret) and the values of its
+// password query parameters.
+func secrets(raw string) []string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		rest = raw
+	}
+	var out []string
+	if _, pw, ok := splitSecret(rest); ok && pw != "" {
+		out = append(out, pw)
+	}
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		for _, p := range strings.Split(rest[i+1:], "&") {
+			if name, v, ok := strings.Cut(p, "="); ok && v != "" && strings.Contains(strings.ToLower(name), "password") {
+				out = append(out, v)
+			}
 		}
 	}
-	return scheme + "://" + rest + query
+	return out
+}
+
+// urlError is the error of parsing raw: the URL redacted, then the
+// parser's reason. net/url's errors quote the URL, so only their reason is
+// kept; a reason that still quotes a piece of a credential ("invalid port
+// \":s3c\"" for a password with a '/', "invalid URL escape \"%zz\"") is
+// replaced by a hint that says what to check, without it.
+func urlError(raw string, err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	reason := err.Error()
+	for _, s := range secrets(raw) {
+		if leaks(reason, s) {
+			reason = "cannot parse it; write a password's special characters %-escaped (space %20, / %2F, ? %3F, # %23, @ %40, % %25)"
+			break
+		}
+	}
+	return fmt.Errorf("invalid URL %s: %s", redact(raw), reason)
+}
+
+// quoted are the double-quoted pieces of a parser's message.
+var quoted = regexp.MustCompile(`"[^"]*"`)
+
+// leaks reports whether text holds secret, or quotes a piece of it.
+func leaks(text, secret string) bool {
+	if strings.Contains(text, secret) {
+		return true
+	}
+	for _, q := range quoted.FindAllString(text, -1) {
+		if q, err := strconv.Unquote(q); err == nil {
+			if q = strings.Trim(q, ":@/"); q != "" && strings.Contains(secret, q) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // describe names the deployment a target connects to, without any

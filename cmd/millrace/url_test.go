@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -75,6 +76,50 @@ func TestParseURL(t *testing.T) {
 	})
 }
 
+// TestURLErrorsHideCredentials: no error of a bad URL shows its password,
+// whatever is wrong with it, from parseURL nor from a command (stat, ui).
+func TestURLErrorsHideCredentials(t *testing.T) {
+	const pw = "S3cretPassw0rd"
+	for raw, want := range map[string]string{
+		"redis://:" + pw + "!x@127.0.0.1:notaport/0": `invalid URL redis://:xxxxx@127.0.0.1:notaport/0: invalid port ":notaport" after host`,
+		"redis://:S3cret Passw0rd@127.0.0.1:6379/0":  `invalid URL redis://:xxxxx@127.0.0.1:6379/0: net/url: invalid userinfo`,
+		"redis://:" + pw + "%zz@127.0.0.1:6379/0":    `invalid URL redis://:xxxxx@127.0.0.1:6379/0: cannot parse it; write a password's special characters %-escaped`,
+		"redis://u:S3cret/Passw0rd@h:1/0":            `invalid URL redis://u:xxxxx@h:1/0: cannot parse it;`,
+		"redis://u:S3cret#Passw0rd@h:1/0":            `invalid URL redis://u:xxxxx@h:1/0: cannot parse it;`,
+		"redis://u:S3cret?Passw0rd@h:1/0":            `invalid URL redis://u:xxxxx@h:1/0: cannot parse it;`,
+		"u:" + pw + "@h:x":                           `invalid URL redis://u:xxxxx@h:x: invalid port ":x" after host`,
+		"redis://u:" + pw + "@h:1/0?password=" + pw:  `invalid URL redis://u:xxxxx@h:1/0?password=xxxxx: redis: unexpected option: password`,
+		"redis://u:" + pw + "@h:1/0/x":               `invalid URL redis://u:xxxxx@h:1/0/x: redis: invalid URL path: /0/x`,
+		"redis-sentinel://u:" + pw + "@h1:x/m":       `invalid URL redis-sentinel://u:xxxxx@h1:x/m: invalid port ":x" after host`,
+		"redis-sentinel://u:" + pw + "%zz@h1/m":      `invalid URL redis-sentinel://u:xxxxx@h1/m: cannot parse it;`,
+		"redis-sentinel://u:" + pw + "@h1":           `invalid URL redis-sentinel://u:xxxxx@h1: want redis-sentinel://`,
+		"redis-cluster://u:" + pw + "%zz@h1,h2":      `invalid URL redis-cluster://u:xxxxx@h1,h2: cannot parse it;`,
+		"redis-cluster://u:" + pw + "@h1,h2/3":       `invalid URL redis-cluster://u:xxxxx@h1,h2/3: a Cluster has no database number`,
+		"redis://u:" + pw + "@h1,,h2":                `invalid URL redis://u:xxxxx@h1,,h2: empty host`,
+		"ftp://u:" + pw + "@h":                       `invalid URL ftp://u:xxxxx@h: unknown scheme "ftp"`,
+		"redis://u:S3c@" + pw + "@h:x/0":             `invalid URL redis://u:xxxxx@h:x/0: invalid port ":x" after host`,
+	} {
+		_, err := parseURL(raw)
+		require.Error(t, err, raw)
+		assert.Contains(t, err.Error(), want, raw)
+		assert.NotContains(t, err.Error(), "S3cret", raw)
+		assert.NotContains(t, err.Error(), "Passw0rd", raw)
+		for _, cmd := range [][]string{{"stat", "orders"}, {"ui"}} {
+			r := runCLI(context.Background(), "", append([]string{"--url", raw}, cmd...)...)
+			assert.Equal(t, 2, r.code, raw)
+			assert.Contains(t, r.stderr, "millrace: --url: "+want, raw)
+			assert.NotContains(t, r.stdout+r.stderr, "S3cret", raw)
+			assert.NotContains(t, r.stdout+r.stderr, "Passw0rd", raw)
+		}
+	}
+	// REDIS_URL is checked the same way.
+	t.Setenv("REDIS_URL", "redis://:"+pw+"%zz@127.0.0.1:6379/0")
+	r := runCLI(context.Background(), "", "stat", "orders")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "invalid URL redis://:xxxxx@127.0.0.1:6379/0")
+	assert.NotContains(t, r.stderr, "S3cret")
+}
+
 func TestParsePosition(t *testing.T) {
 	now := mustTime(t, "2024-05-01T12:00:00Z")
 	for in, want := range map[string]string{
@@ -130,6 +175,11 @@ func TestRedact(t *testing.T) {
 		"h:6379":                  "h:6379",
 		"redis-sentinel://app:topsecret@s1,s2/m/1?sentinel_password=topsecret&dial_timeout=2s": "redis-sentinel://app:xxxxx@s1,s2/m/1?sentinel_password=xxxxx&dial_timeout=2s",
 		"redis://h/0?password=topsecret": "redis://h/0?password=xxxxx",
+		"redis://u:top secret@h/0":       "redis://u:xxxxx@h/0",
+		"redis://u:top/secret@h/0":       "redis://u:xxxxx@h/0",
+		"redis://u:top@secret@h/0":       "redis://u:xxxxx@h/0",
+		"redis://u:top%zzsecret@h/0":     "redis://u:xxxxx@h/0",
+		"u:topsecret@h:1":                "u:xxxxx@h:1",
 	} {
 		got := redact(raw)
 		assert.Equal(t, want, got, raw)
