@@ -14,33 +14,73 @@ import (
 	"github.com/millrace/millrace/internal/streams"
 )
 
+// MoveOptions configure [Admin.MoveGroup] and [Admin.CreateGroupWith].
+type MoveOptions struct {
+	// Force moves (or creates) a group at a position beyond the stream's
+	// end: after its last entry and ahead of Redis's clock. Such a group
+	// skips every message published until the clock passes the position,
+	// so without Force it is an [ErrBeyondEnd] error.
+	Force bool
+}
+
+// GroupMove says what a group move or creation changed.
+type GroupMove struct {
+	Topic, Group string
+	// Created is true for a new group; Before is then zero.
+	Created bool
+	// Before and After are the group's figures (position, lag, pending)
+	// before and after the move.
+	Before, After GroupStats
+}
+
 // CreateGroup creates group on topic, starting at start: millrace.StartOldest,
 // millrace.StartNewest or an entry ID (XGROUP CREATE ... MKSTREAM). The
 // stream is created if missing. An existing group is an [ErrGroupExists]
-// error. On Redis 7.0+ the group starts with the ENTRIESREAD that makes the
-// lag Redis reports (XINFO GROUPS, what autoscalers read) the entries after
-// start; see [Admin.ResetGroup].
+// error; a start beyond the stream's end an [ErrBeyondEnd] error (see
+// [Admin.CreateGroupWith]). On Redis 7.0+ the group starts with the
+// ENTRIESREAD that makes the lag Redis reports (XINFO GROUPS, what
+// autoscalers read) the entries after start; see [Admin.ResetGroup].
 func (a *Admin) CreateGroup(ctx context.Context, topic, group, start string) error {
+	_, err := a.CreateGroupWith(ctx, topic, group, start, MoveOptions{})
+	return err
+}
+
+// CreateGroupWith is [Admin.CreateGroup] with options, and says what it
+// did: the new group's figures in After.
+func (a *Admin) CreateGroupWith(ctx context.Context, topic, group, start string, opts MoveOptions) (GroupMove, error) {
+	mv := GroupMove{Topic: topic, Group: group, Created: true}
 	if err := checkTopic(topic); err != nil {
-		return err
+		return mv, err
 	}
 	if err := checkPosition(start); err != nil {
-		return err
+		return mv, err
+	}
+	s, err := a.Topic(ctx, topic)
+	if err != nil {
+		return mv, err
+	}
+	if _, ok := findGroup(s, group); ok {
+		return mv, fmt.Errorf("%w: %s on topic %s", ErrGroupExists, group, topic)
+	}
+	if err := checkBeyondEnd(s, group, start, opts); err != nil {
+		return mv, err
 	}
 	exists, err := streams.CreateGroupAt(ctx, a.client, keys.Stream(topic), group, start)
 	if exists {
-		return fmt.Errorf("%w: %s on topic %s", ErrGroupExists, group, topic)
+		return mv, fmt.Errorf("%w: %s on topic %s", ErrGroupExists, group, topic)
 	}
 	if err != nil {
-		return fmt.Errorf("cannot create consumer group %s on topic %s: %w", group, topic, err)
+		return mv, fmt.Errorf("cannot create consumer group %s on topic %s: %w", group, topic, err)
 	}
-	return nil
+	mv.After, err = a.Group(ctx, topic, group)
+	return mv, err
 }
 
 // ResetGroup moves group so that its next read returns the entries after id
 // (XGROUP SETID): millrace.StartOldest re-reads the whole stream,
 // millrace.StartNewest skips everything unread. Pending entries stay
-// pending.
+// pending. An id beyond the stream's end is an [ErrBeyondEnd] error (see
+// [Admin.MoveGroup] to force it).
 //
 // On Redis 7.0+ the move keeps the lag Redis reports (XINFO GROUPS lag,
 // which KEDA's redis-streams scaler and redis_exporter read) right: the
@@ -54,26 +94,94 @@ func (a *Admin) CreateGroup(ctx context.Context, topic, group, start string) err
 // whose ACL refuses EVAL/EVALSHA or XINFO STREAM, it is a plain XGROUP
 // SETID.
 func (a *Admin) ResetGroup(ctx context.Context, topic, group, id string) error {
-	if err := checkTopic(topic); err != nil {
-		return err
-	}
-	if err := checkPosition(id); err != nil {
-		return err
-	}
-	err := streams.SetGroupID(ctx, a.client, keys.Stream(topic), group, id)
-	if rediserr.IsNoGroup(err) || rediserr.IsNoStream(err) {
-		return fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
-	}
-	if err != nil {
-		return fmt.Errorf("cannot reset consumer group %s on topic %s: %w", group, topic, err)
-	}
-	return nil
+	_, err := a.MoveGroup(ctx, topic, group, id, MoveOptions{})
+	return err
 }
 
 // ResetGroupToTime moves group so that its next read returns the entries
-// added at or after t.
+// added at or after t. A t ahead of Redis's clock and of the stream's last
+// entry is an [ErrBeyondEnd] error.
 func (a *Admin) ResetGroupToTime(ctx context.Context, topic, group string, t time.Time) error {
 	return a.ResetGroup(ctx, topic, group, entryid.Before(t))
+}
+
+// MoveGroup is [Admin.ResetGroup] with options, and says what it changed:
+// the group's figures before and after. A missing group is an
+// [ErrNoSuchGroup] error, a missing topic one that is also
+// [ErrNoSuchTopic].
+func (a *Admin) MoveGroup(ctx context.Context, topic, group, to string, opts MoveOptions) (GroupMove, error) {
+	mv := GroupMove{Topic: topic, Group: group}
+	if err := checkTopic(topic); err != nil {
+		return mv, err
+	}
+	if err := checkPosition(to); err != nil {
+		return mv, err
+	}
+	s, err := a.Topic(ctx, topic)
+	if err != nil {
+		return mv, err
+	}
+	if !s.Exists {
+		return mv, noSuchTopic{topic: topic, group: group}
+	}
+	var ok bool
+	if mv.Before, ok = findGroup(s, group); !ok {
+		return mv, fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
+	}
+	if err := checkBeyondEnd(s, group, to, opts); err != nil {
+		return mv, err
+	}
+	err = streams.SetGroupID(ctx, a.client, keys.Stream(topic), group, to)
+	if rediserr.IsNoGroup(err) || rediserr.IsNoStream(err) {
+		return mv, fmt.Errorf("%w: %s on topic %s", ErrNoSuchGroup, group, topic)
+	}
+	if err != nil {
+		return mv, fmt.Errorf("cannot reset consumer group %s on topic %s: %w", group, topic, err)
+	}
+	mv.After, err = a.Group(ctx, topic, group)
+	return mv, err
+}
+
+func findGroup(s TopicStats, group string) (GroupStats, bool) {
+	for _, g := range s.Groups {
+		if g.Name == group {
+			return g, true
+		}
+	}
+	return GroupStats{}, false
+}
+
+// checkBeyondEnd refuses, unless forced, a position of group beyond the end
+// of the stream of s (see [PositionBeyondEnd]).
+func checkBeyondEnd(s TopicStats, group, pos string, opts MoveOptions) error {
+	if opts.Force || !PositionBeyondEnd(pos, s.LastGeneratedID, s.Time) {
+		return nil
+	}
+	last := s.LastGeneratedID
+	if last == "" || last == "0-0" {
+		last = "none"
+	}
+	return fmt.Errorf("%w: %s is after the last entry ID of topic %s (%s) and ahead of Redis's clock (%s): group %s would skip every message published before then; force it to move there anyway",
+		ErrBeyondEnd, pos, s.Topic, last, s.Time.UTC().Format(time.RFC3339), group)
+}
+
+// PositionBeyondEnd reports whether a group at pos (an entry ID; "0" and
+// "$" never are) skips messages published from now on: pos is after
+// lastGenerated, the stream's last-generated ID ("" or "0-0" for none), and
+// its time is at or ahead of now, Redis's clock. New entries get IDs after
+// both, so a position after the last entry but before now skips nothing.
+func PositionBeyondEnd(pos, lastGenerated string, now time.Time) bool {
+	if pos == millrace.StartOldest || pos == millrace.StartNewest || !entryid.Valid(pos) {
+		return false
+	}
+	if lastGenerated != "" && entryid.Compare(pos, lastGenerated) <= 0 {
+		return false
+	}
+	ms, _, _ := entryid.Parse(pos)
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return ms >= uint64(max(now.UnixMilli(), 0))
 }
 
 func checkPosition(id string) error {

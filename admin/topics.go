@@ -66,3 +66,39 @@ func (a *Admin) Topics(ctx context.Context) ([]string, error) {
 	slices.Sort(topics)
 	return topics, nil
 }
+
+// TopicExists reports whether anything of topic exists: its stream, its
+// dead-letter stream, its delayed messages or its first partition's stream
+// (a partitioned topic). One EXISTS per key, in one pipeline.
+func (a *Admin) TopicExists(ctx context.Context, topic string) (bool, error) {
+	if err := checkTopic(topic); err != nil {
+		return false, err
+	}
+	pipe := a.client.Pipeline()
+	var cmds []*redis.IntCmd
+	for _, k := range []string{keys.Stream(topic), a.deadLetterStream(topic), keys.Delayed(topic), keys.Stream(keys.Partition(topic, 0))} {
+		cmds = append(cmds, pipe.Exists(ctx, k))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("cannot look up topic %s: %w", topic, err)
+	}
+	for _, c := range cmds {
+		if c.Val() > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// mustExist returns a [ErrNoSuchTopic] error (also [ErrNoSuchGroup] when
+// group is named) unless something of topic exists.
+func (a *Admin) mustExist(ctx context.Context, topic, group string) error {
+	ok, err := a.TopicExists(ctx, topic)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return noSuchTopic{topic: topic, group: group}
+	}
+	return nil
+}
