@@ -142,6 +142,9 @@ func (c PublisherConfig) Validate() error {
 	if c.TrimInterval < 0 {
 		return fmt.Errorf("TrimInterval must not be negative, got %s", c.TrimInterval)
 	}
+	if c.PlainXAdd && c.refusesAtCeiling() {
+		return errors.New("PlainXAdd cannot be combined with Overflow RefusePublish, which checks the stream's length in a script")
+	}
 	if c.PlainXAdd && c.Idempotency.enabled() {
 		return errors.New("PlainXAdd cannot be combined with Idempotency, which adds with a script")
 	}

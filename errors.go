@@ -40,6 +40,13 @@ var (
 	// go on reading and acknowledging, which Redis still accepts.
 	ErrRedisFull = errors.New("millrace: redis is full (maxmemory reached)")
 
+	// ErrTopicFull is returned by [Publisher.Publish] when the topic's
+	// stream is at its Retention.Ceiling with Overflow RefusePublish: a
+	// consumer group has not acknowledged that many entries. None of the
+	// call's messages was added; publishing again succeeds once the group
+	// catches up (or is deleted, if abandoned).
+	ErrTopicFull = errors.New("millrace: topic is at its ceiling of unacknowledged entries")
+
 	// ErrConsumerInUse is returned by [Subscriber.Subscribe] when another
 	// live Subscriber holds the same Consumer name in the same group and
 	// topic (see SubscriberConfig.ConsumerLease).
@@ -72,8 +79,11 @@ func (e *PartialPublishError) Unwrap() error { return e.Err }
 // redisError adds to err the sentinel of this package that says what a
 // Redis reply means, where one does.
 func redisError(err error) error {
-	if rediserr.IsOOM(err) {
+	switch {
+	case rediserr.IsOOM(err):
 		return fmt.Errorf("%w: %w", ErrRedisFull, err)
+	case rediserr.IsTopicFull(err):
+		return fmt.Errorf("%w: %w", ErrTopicFull, err)
 	}
 	return err
 }

@@ -3,6 +3,8 @@ package millrace_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,4 +291,20 @@ func awaitDeadLetters(t *testing.T, c redis.UniversalClient, dlq string, n int) 
 		out = append(out, decode(t, m.Values))
 	}
 	return out
+}
+
+// usedMemory is used_memory from the INFO memory of c's server.
+func usedMemory(t *testing.T, c redis.UniversalClient) int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "memory").Result()
+	require.NoError(t, err)
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO memory")
+	return 0
 }

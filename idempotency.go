@@ -52,10 +52,13 @@ func (i Idempotency) validate() error {
 // UUID was not added before).
 //
 // KEYS[1] stream, KEYS[2...] the UUIDs' keys, one per message; ARGV[1]
-// window in ms, ARGV[2] MAXLEN ~ (0: none), ARGV[3] MINID ~ ("": none),
+// window in ms, ARGV[2] MAXLEN ~ (0: none; negative: refuse past that many
+// entries, see luaXAdd's full), ARGV[3] MINID ~ ("": none),
 // then per message the number of its field and value arguments followed by
 // them.
 var idempotentAddScript = noretry.NewScript(luaXAdd + `
+local refused = full(KEYS[1], ARGV[2], #KEYS - 1)
+if refused then return refused end
 local added, i = 0, 4
 for m = 2, #KEYS do
   local k = tonumber(ARGV[i])
@@ -88,7 +91,7 @@ func (p *Publisher) idempotentArgs(g *topicGroup) (*noretry.Script, []string, []
 		}
 	}
 	args := make([]interface{}, 0, 3+g.argCount())
-	args = append(args, p.config.Idempotency.Window.Milliseconds(), r.MaxLen, r.minID())
+	args = append(args, p.config.Idempotency.Window.Milliseconds(), r.addMaxLen(), r.minID())
 	args = g.appendMessages(args)
 	return idempotentAddScript, ks, args
 }

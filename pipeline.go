@@ -13,16 +13,47 @@ import (
 	"github.com/millrace/millrace/internal/entryid"
 	"github.com/millrace/millrace/internal/noretry"
 	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/streams"
 )
 
 // luaXAdd defines xadd for the publishing scripts: the XADD (pcall) to
 // stream of the message whose k field and value arguments follow ARGV[i],
-// with the trimming clause (MAXLEN ~ maxlen unless "0", else MINID ~ minid
-// unless "") when last. The arguments go straight from ARGV to the call:
-// a table built per message costs more than the XADD itself.
-const luaXAdd = `
+// with the trimming clause (MAXLEN ~ maxlen when positive, else MINID ~
+// minid unless "") when last. The arguments go straight from ARGV to the
+// call: a table built per message costs more than the XADD itself.
+//
+// It defines full too: the refusal to return when maxlen is negative (a
+// ceiling that refuses, Retention.addMaxLen) and the stream cannot take n
+// more entries without passing it, false otherwise. Before it refuses it
+// trims what every group has acknowledged (the history MaxAge keeps): only
+// unacknowledged entries fill a topic.
+const luaXAdd = streams.LuaField + streams.LuaIDBefore + `
+local function full(stream, maxlen, n)
+  if string.byte(maxlen, 1) ~= 45 then return false end
+  local len, ceiling = redis.call('XLEN', stream), -tonumber(maxlen)
+  if len + n <= ceiling then return false end
+  if len > 0 then
+    local minid = false
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+      local id = field(g, 'last-delivered-id')
+      if field(g, 'pending') > 0 then
+        local lowest = redis.call('XPENDING', stream, field(g, 'name'))[2]
+        if before(lowest, id) then id = lowest end
+      end
+      if not minid or before(id, minid) then minid = id end
+    end
+    if minid then
+      redis.call('XTRIM', stream, 'MINID', minid)
+    else
+      redis.call('XTRIM', stream, 'MAXLEN', math.max(0, ceiling - n))
+    end
+    len = redis.call('XLEN', stream)
+    if len + n <= ceiling then return false end
+  end
+  return redis.error_reply('` + rediserr.TopicFullPrefix + ` ' .. stream .. ' holds ' .. len .. ' unacknowledged entries, its ceiling is ' .. ceiling)
+end
 local function xadd(stream, i, k, last, maxlen, minid)
-  if last and maxlen ~= '0' then
+  if last and maxlen ~= '0' and string.byte(maxlen, 1) ~= 45 then
     return redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', unpack(ARGV, i + 1, i + k))
   elseif last and minid ~= '' then
     return redis.pcall('XADD', stream, 'MINID', '~', minid, '*', unpack(ARGV, i + 1, i + k))
@@ -200,9 +231,11 @@ func (p *Publisher) pipeline(ctx context.Context, c redis.UniversalClient, group
 			case rediserr.IsNoScript(err) && !g.eval:
 				g.eval = true
 				again = append(again, g)
-			case rediserr.IsScriptRefused(err) && !p.config.Idempotency.enabled():
-				// With Idempotency the refusal is the caller's to see:
-				// plain XADDs would not deduplicate.
+			case rediserr.IsScriptRefused(err) && !p.config.Idempotency.enabled() &&
+				p.config.retention(g.topic).Overflow != RefusePublish:
+				// With Idempotency, or a ceiling that refuses, the refusal
+				// is the caller's to see: plain XADDs would neither
+				// deduplicate nor check the stream's length.
 				p.refuseScripts(g.topic, err)
 				g.plain = true
 				again = append(again, g)
@@ -213,6 +246,7 @@ func (p *Publisher) pipeline(ctx context.Context, c redis.UniversalClient, group
 				g.err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 			default:
 				g.err = err
+				p.countRefused(ctx, c, g)
 			}
 		}
 		if lost != nil {
@@ -301,8 +335,8 @@ func (p *Publisher) queueGroup(ctx context.Context, pipe noretry.Processor, g *t
 			args := make([]interface{}, 0, 7+len(f))
 			args = append(args, "xadd", streamKey(g.topic))
 			switch {
-			case r.MaxLen > 0:
-				args = append(args, "maxlen", "~", r.MaxLen)
+			case r.addMaxLen() > 0:
+				args = append(args, "maxlen", "~", r.addMaxLen())
 			case minID != "":
 				args = append(args, "minid", "~", minID)
 			}

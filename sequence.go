@@ -43,7 +43,8 @@ type producer struct {
 // earlier send added them.
 //
 // KEYS[1] stream, KEYS[2] the producer's key; ARGV[1] sequence number,
-// ARGV[2] key TTL in ms, ARGV[3] MAXLEN ~ (0: none), ARGV[4] MINID ~ (""
+// ARGV[2] key TTL in ms, ARGV[3] MAXLEN ~ (0: none; negative: refuse past
+// that many entries, see luaXAdd's full), ARGV[4] MINID ~ (""
 // none), then per message the number of its field and value arguments
 // followed by them. The trimming clause goes with the last XADD.
 var sequencedAddScript = noretry.NewScript(luaXAdd + `
@@ -51,8 +52,14 @@ local prev = redis.call('GET', KEYS[2])
 if prev and tonumber(prev) >= tonumber(ARGV[1]) then
   return false
 end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 local added, i, n = 0, 5, #ARGV
+if string.byte(ARGV[3], 1) == 45 then
+  local count, j = 0, 5
+  while j <= n do count, j = count + 1, j + tonumber(ARGV[j]) + 1 end
+  local refused = full(KEYS[1], ARGV[3], count)
+  if refused then return refused end
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 while i <= n do
   local k = tonumber(ARGV[i])
   local id = xadd(KEYS[1], i, k, i + k >= n, ARGV[3], ARGV[4])
@@ -74,7 +81,7 @@ return added
 func (p *Publisher) sequencedArgs(g *topicGroup) (*noretry.Script, []string, []interface{}) {
 	r := p.config.retention(g.topic)
 	args := make([]interface{}, 0, 4+g.argCount())
-	args = append(args, g.seq, producerKeyTTL.Milliseconds(), r.MaxLen, r.minID())
+	args = append(args, g.seq, producerKeyTTL.Milliseconds(), r.addMaxLen(), r.minID())
 	args = g.appendMessages(args)
 	return sequencedAddScript, []string{streamKey(g.topic), keys.Producer(g.topic, g.producer)}, args
 }

@@ -11,13 +11,15 @@
 //	res, err := a.ReplayDeadLetters(ctx, "orders", admin.ReplayOptions{DryRun: true})
 //
 // The reads send only cheap commands (XINFO STREAM, XINFO GROUPS, XINFO
-// CONSUMERS, XPENDING summary, XRANGE ... COUNT 1, XLEN), never XINFO
-// STREAM FULL, so they can run all day, e.g. behind a Prometheus scrape.
+// CONSUMERS, XPENDING summary, XRANGE ... COUNT 1, XLEN, HGETALL of the
+// topic's overflow counts), never XINFO STREAM FULL, so they can run all
+// day, e.g. behind a Prometheus scrape.
 package admin
 
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -35,11 +37,21 @@ type Options struct {
 	// SubscriberConfig.DeadLetterTopic. Default: millrace.DeadLetterTopic,
 	// "{topic}:dlq".
 	DeadLetterTopic func(topic string) string
+	// AbandonedAfter is how long a group's oldest unread entry must have
+	// waited, with no consumer of the group seen, for GroupStats.Abandoned.
+	// Default: 24h.
+	AbandonedAfter time.Duration
 }
+
+// DefaultAbandonedAfter is Options.AbandonedAfter's default.
+const DefaultAbandonedAfter = 24 * time.Hour
 
 func (o *Options) setDefaults() {
 	if o.DeadLetterTopic == nil {
 		o.DeadLetterTopic = millrace.DeadLetterTopic
+	}
+	if o.AbandonedAfter <= 0 {
+		o.AbandonedAfter = DefaultAbandonedAfter
 	}
 }
 

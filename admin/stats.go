@@ -39,6 +39,9 @@ type TopicStats struct {
 	// large ones); 0 without a stream, -1 when the server refused to tell
 	// (an ACL without MEMORY USAGE).
 	Memory int64
+	// Refused counts the messages a Publisher refused because the topic was
+	// at its ceiling (millrace.RefusePublish), since the topic was created.
+	Refused int64
 	// Time is the server's clock when the snapshot was taken; the ages in
 	// GroupStats are measured against it.
 	Time time.Time
@@ -81,6 +84,19 @@ type GroupStats struct {
 	OldestUndeliveredAge time.Duration
 	// Consumers are the group's consumers, sorted by name.
 	Consumers []ConsumerStats
+	// Dropped counts the entries the topic's ceiling trimmed before the
+	// group read them (millrace.DropOldest), since the group was created.
+	Dropped int64
+	// Abandoned is true when the group has entries to read (Lag > 0) that
+	// have waited at least Options.AbandonedAfter, and no consumer of it
+	// has been seen for that long: nobody reads it any more, and with the
+	// default retention it holds every entry of the topic up to the
+	// ceiling. Delete it (DeleteGroup) unless it is coming back.
+	Abandoned bool
+	// BeyondEnd is true when the group's position is past the stream's
+	// last ID: it will skip every entry added until the stream reaches
+	// that ID (a reset to a time or ID in the future).
+	BeyondEnd bool
 }
 
 // ConsumerStats is one consumer of a group (XINFO CONSUMERS).

@@ -3,17 +3,19 @@ package admin
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/reply"
 )
 
 func (a *Admin) parseTopics(topics []string, raws []rawTopic) ([]TopicStats, error) {
 	out := make([]TopicStats, len(topics))
 	for k, t := range topics {
-		s, err := parseTopic(t, a.deadLetterTopic(t), raws[k])
+		s, err := parseTopic(t, a.deadLetterTopic(t), raws[k], a.opts.AbandonedAfter)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read topic %s: %w", t, err)
 		}
@@ -22,7 +24,7 @@ func (a *Admin) parseTopics(topics []string, raws []rawTopic) ([]TopicStats, err
 	return out, nil
 }
 
-func parseTopic(topic, deadLetterTopic string, raw rawTopic) (TopicStats, error) {
+func parseTopic(topic, deadLetterTopic string, raw rawTopic, abandonedAfter time.Duration) (TopicStats, error) {
 	s := TopicStats{
 		Topic:           topic,
 		DeadLetterTopic: deadLetterTopic,
@@ -30,6 +32,7 @@ func parseTopic(topic, deadLetterTopic string, raw rawTopic) (TopicStats, error)
 		EntriesAdded:    -1,
 		Time:            reply.Time(raw.now),
 	}
+	s.Refused, _ = strconv.ParseInt(raw.overflow[keys.OverflowRefused], 10, 64)
 	if raw.info == nil {
 		return s, nil
 	}
@@ -50,7 +53,11 @@ func parseTopic(topic, deadLetterTopic string, raw rawTopic) (TopicStats, error)
 		if len(parts) != 5 {
 			return s, fmt.Errorf("unexpected group reply %v", g)
 		}
-		s.Groups = append(s.Groups, parseGroup(s, parts, raw.countCap))
+		g := parseGroup(s, parts, raw.countCap)
+		g.Dropped, _ = strconv.ParseInt(raw.overflow[keys.OverflowDropped+g.Name], 10, 64)
+		g.Abandoned = abandoned(g, abandonedAfter)
+		g.BeyondEnd = s.LastGeneratedID != "" && entryid.Compare(g.LastDeliveredID, s.LastGeneratedID) > 0
+		s.Groups = append(s.Groups, g)
 	}
 	slices.SortFunc(s.Groups, func(a, b GroupStats) int { return strings.Compare(a.Name, b.Name) })
 	return s, nil
@@ -108,6 +115,20 @@ func parseGroup(s TopicStats, parts []interface{}, countCap int64) GroupStats {
 	}
 	slices.SortFunc(g.Consumers, func(a, b ConsumerStats) int { return strings.Compare(a.Name, b.Name) })
 	return g
+}
+
+// abandoned reports whether g has entries that waited at least after while
+// none of its consumers was seen for as long.
+func abandoned(g GroupStats, after time.Duration) bool {
+	if g.Lag <= 0 || g.OldestUndeliveredAge < after {
+		return false
+	}
+	for _, c := range g.Consumers {
+		if c.Idle < after { // from Redis 7.2 on, any read counts, an empty one too
+			return false
+		}
+	}
+	return true
 }
 
 // ageAt is how old the entry id was at now, never negative.

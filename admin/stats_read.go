@@ -21,18 +21,20 @@ const (
 	lagCountCapPlain = 100
 )
 
-// statsScript reads one topic's figures. KEYS[1] is the stream, KEYS[2] the
-// dead-letter stream (absent when it is in another Cluster slot: its length
-// is then false and read apart), ARGV[1] the lag count cap, ARGV[2] the
+// statsScript reads one topic's figures. KEYS[1] is the stream, KEYS[2] its
+// overflow counts (keys.Overflow), KEYS[3] the dead-letter stream (absent
+// when it is in another Cluster slot: its length is then false and read
+// apart), ARGV[1] the lag count cap, ARGV[2] the
 // SAMPLES of MEMORY USAGE (-1 in the reply when the user may not run it). Entries are
 // reduced to their IDs so payloads never leave the server. Replies are
 // RESP2-shaped (flat field-value arrays, nil as false).
 var statsScript = redis.NewScript(streams.LuaField + `
 local now = redis.call('TIME')
 local dlq = false
-if KEYS[2] then dlq = redis.call('XLEN', KEYS[2]) end
+if KEYS[3] then dlq = redis.call('XLEN', KEYS[3]) end
+local overflow = redis.call('HGETALL', KEYS[2])
 local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'none' then return {now, dlq, false, {}, 0} end
+if kind == 'none' then return {now, dlq, false, {}, 0, overflow} end
 if kind ~= 'stream' then
   return redis.error_reply('WRONGTYPE key ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream')
 end
@@ -60,7 +62,7 @@ for i, g in ipairs(groups) do
 end
 local mem = redis.pcall('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', ARGV[2])
 if type(mem) ~= 'number' then mem = -1 end
-return {now, dlq, info, out, mem}
+return {now, dlq, info, out, mem, overflow}
 `)
 
 // rawTopic is one topic's replies, shaped alike by both read paths.
@@ -73,6 +75,7 @@ type rawTopic struct {
 	// reaches it is a lower bound.
 	countCap int64
 	memory   int64 // MEMORY USAGE of the stream, -1 when refused
+	overflow map[string]string // HGETALL of keys.Overflow
 }
 
 func (a *Admin) readScripted(ctx context.Context, topics []string) ([]rawTopic, error) {
@@ -80,9 +83,9 @@ func (a *Admin) readScripted(ctx context.Context, topics []string) ([]rawTopic, 
 	var apart []int // topics whose dead-letter stream is in another slot
 	for k, t := range topics {
 		stream, dlq := keys.Stream(t), a.deadLetterStream(t)
-		calls[k] = scriptCall{keys: []string{stream, dlq}, args: []interface{}{lagCountCap, memorySamples}}
+		calls[k] = scriptCall{keys: []string{stream, keys.Overflow(t), dlq}, args: []interface{}{lagCountCap, memorySamples}}
 		if keys.Slot(stream) != keys.Slot(dlq) {
-			calls[k].keys = calls[k].keys[:1]
+			calls[k].keys = calls[k].keys[:2]
 			apart = append(apart, k)
 		}
 	}
@@ -96,13 +99,14 @@ func (a *Admin) readScripted(ctx context.Context, topics []string) ([]rawTopic, 
 			return nil, fmt.Errorf("cannot read topic %s: %w", topics[k], err)
 		}
 		parts, _ := cmd.Val().([]interface{})
-		if len(parts) != 5 {
+		if len(parts) != 6 {
 			return nil, fmt.Errorf("cannot read topic %s: unexpected script reply %v", topics[k], cmd.Val())
 		}
 		dlq, _ := reply.Int(parts[1])
 		groups, _ := parts[3].([]interface{})
 		memory, _ := reply.Int(parts[4])
-		raws[k] = rawTopic{now: parts[0], dlq: dlq, info: parts[2], groups: groups, countCap: lagCountCap, memory: memory}
+		raws[k] = rawTopic{now: parts[0], dlq: dlq, info: parts[2], groups: groups, countCap: lagCountCap, memory: memory,
+			overflow: flatMap(parts[5])}
 	}
 	if len(apart) == 0 {
 		return raws, nil
@@ -129,11 +133,12 @@ func (a *Admin) readScripted(ctx context.Context, topics []string) ([]rawTopic, 
 func (a *Admin) readPlain(ctx context.Context, topics []string) ([]rawTopic, error) {
 	pipe := a.client.Pipeline()
 	now := pipe.Time(ctx)
-	type first struct{ dlq, info, groups *redis.Cmd }
+	type first struct{ dlq, overflow, info, groups *redis.Cmd }
 	firsts := make([]first, len(topics))
 	for k, t := range topics {
 		firsts[k] = first{
-			dlq:    keyCmd(ctx, pipe, 1, "xlen", a.deadLetterStream(t)),
+			dlq:      keyCmd(ctx, pipe, 1, "xlen", a.deadLetterStream(t)),
+			overflow: keyCmd(ctx, pipe, 1, "hgetall", keys.Overflow(t)),
 			info:   keyCmd(ctx, pipe, 2, "xinfo", "stream", keys.Stream(t)),
 			groups: keyCmd(ctx, pipe, 2, "xinfo", "groups", keys.Stream(t)),
 		}
@@ -157,7 +162,10 @@ func (a *Admin) readPlain(ctx context.Context, topics []string) ([]rawTopic, err
 		if err != nil && !rediserr.IsNil(err) {
 			return nil, fmt.Errorf("cannot read the dead letters of topic %s: %w", t, err)
 		}
-		raws[k] = rawTopic{now: nowReply, dlq: dlq, countCap: lagCountCapPlain}
+		if err := f.overflow.Err(); err != nil && !rediserr.IsNil(err) {
+			return nil, fmt.Errorf("cannot read the overflow counts of topic %s: %w", t, err)
+		}
+		raws[k] = rawTopic{now: nowReply, dlq: dlq, countCap: lagCountCapPlain, overflow: flatMap(f.overflow.Val())}
 		if err := f.info.Err(); err != nil {
 			if rediserr.IsNoSuchKey(err) {
 				continue
@@ -219,6 +227,16 @@ func (a *Admin) readPlain(ctx context.Context, topics []string) ([]rawTopic, err
 		}
 	}
 	return raws, nil
+}
+
+// flatMap is a flat field-value reply (HGETALL in RESP2 shape, or a RESP3
+// map) as a map of strings.
+func flatMap(v interface{}) map[string]string {
+	out := map[string]string{}
+	for k, v := range reply.Map(v) {
+		out[k] = reply.String(v)
+	}
+	return out
 }
 
 // entriesAsIDs replaces the first and last entries of an XINFO STREAM reply

@@ -34,6 +34,18 @@ func Published(topic, uuid string) string { return aux(topic, "published:"+uuid)
 // "{topic}:producer:<id>".
 func Producer(topic, id string) string { return aux(topic, "producer:"+id) }
 
+// Overflow is the hash that counts what topic's ceiling cost
+// (Retention.Ceiling): field "dropped:<group>" the entries trimmed before
+// the group read them, field "refused" the messages Publish refused:
+// "{topic}:overflow".
+func Overflow(topic string) string { return aux(topic, "overflow") }
+
+// Fields of [Overflow].
+const (
+	OverflowDropped = "dropped:" // + group name
+	OverflowRefused = "refused"
+)
+
 // DeadLettered is the marker, in the slot of dead-letter topic dlq, that
 // entry id of group on stream was added to dlq:
 // "{dlq}:dead:<len(stream)>:<stream>:<len(group)>:<group>:<id>".

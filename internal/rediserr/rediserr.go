@@ -116,6 +116,13 @@ func IsTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// TopicFullPrefix starts the error the publishing scripts return when a
+// topic's ceiling refuses messages (millrace.RefusePublish).
+const TopicFullPrefix = "TOPICFULL"
+
+// IsTopicFull reports a refusal by a topic's ceiling.
+func IsTopicFull(err error) bool { return redis.HasErrorPrefix(err, TopicFullPrefix) }
+
 // IsOOM reports OOM: the server reached maxmemory and refuses writes that
 // would add memory (maxmemory-policy noeviction, or nothing left to evict).
 func IsOOM(err error) bool { return redis.HasErrorPrefix(err, "OOM") }

@@ -70,7 +70,7 @@ const movePage = 1000
 // counted} when more entries follow the position than ARGV[4]: the caller
 // counts the rest and calls again with ARGV[5]. Errors are XGROUP's (NOGROUP,
 // BUSYGROUP, no stream) or a refusal of the commands the script calls.
-var moveScript = redis.NewScript(LuaField + `
+var moveScript = redis.NewScript(LuaField + LuaIDBefore + `
 local op, group, pos, page = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local function move(read)
   local args = {'XGROUP', op, KEYS[1], group, pos}
@@ -87,14 +87,6 @@ local function move(read)
   return {'moved', read or false}
 end
 if ARGV[5] then return move(tonumber(ARGV[5])) end
-local function before(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  if #am ~= #bm then return #am < #bm end
-  if am ~= bm then return am < bm end
-  if #as ~= #bs then return #as < #bs end
-  return as < bs
-end
 local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
 if info.err then
   if string.find(info.err, 'no such key', 1, true) then return move(nil) end

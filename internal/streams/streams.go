@@ -44,6 +44,21 @@ local function field(flat, name)
 end
 `
 
+// LuaIDBefore defines before(a, b) for scripts: whether entry ID a
+// ("<ms>-<seq>", no leading zeros) sorts before entry ID b. The parts are
+// compared as decimal strings: a sequence number may exceed what a Lua
+// number holds exactly.
+const LuaIDBefore = `
+local function before(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if #am ~= #bm then return #am < #bm end
+  if am ~= bm then return am < bm end
+  if #as ~= #bs then return #as < #bs end
+  return as < bs
+end
+`
+
 // pruneScript deletes the consumers of a group that are idle at least
 // ARGV[2] ms and hold no pending entry, in one atomic step, so no entry can
 // become pending at a consumer between the check and XGROUP DELCONSUMER
