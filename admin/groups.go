@@ -122,7 +122,9 @@ func (a *Admin) MoveGroup(ctx context.Context, topic, group, to string, opts Mov
 		return mv, err
 	}
 	if !s.Exists {
-		return mv, noSuchTopic{topic: topic, group: group}
+		if err := a.mustExist(ctx, topic, group); err != nil {
+			return mv, err
+		}
 	}
 	var ok bool
 	if mv.Before, ok = findGroup(s, group); !ok {

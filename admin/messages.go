@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -76,4 +77,95 @@ func (a *Admin) Messages(ctx context.Context, topic string, count int64) ([]Mess
 		out[k] = decodeMessage(m)
 	}
 	return out, nil
+}
+
+// MessageQuery selects a page of a topic's entries for
+// [Admin.BrowseMessages].
+type MessageQuery struct {
+	// Start and End bound the entries listed, both included: an entry ID,
+	// or a time in Unix milliseconds ("1700000000000": every entry of that
+	// millisecond). Default: the stream's first and last entry. Use
+	// entryid.MinAt(t) as Start and entryid.Before(t) as End for times.
+	Start, End string
+	// Count caps the entries of a page. Default: 100; at most 10,000.
+	Count int64
+	// Reverse lists newest first (XREVRANGE).
+	Reverse bool
+	// After continues a listing: the Next of the previous page.
+	After string
+}
+
+// MessagePage is one page of [Admin.BrowseMessages].
+type MessagePage struct {
+	Messages []Message
+	// Next is the After of the following page, "" when this is the last.
+	Next string
+}
+
+// maxPage caps the entries of one page.
+const maxPage = 10000
+
+// BrowseMessages lists a page of topic's entries between q.Start and
+// q.End, oldest first (newest first with q.Reverse), decoded (XRANGE /
+// XREVRANGE ... COUNT). It reads the stream only. A topic of which nothing
+// exists is an [ErrNoSuchTopic] error.
+func (a *Admin) BrowseMessages(ctx context.Context, topic string, q MessageQuery) (MessagePage, error) {
+	var page MessagePage
+	if err := checkTopic(topic); err != nil {
+		return page, err
+	}
+	for _, b := range []string{q.Start, q.End, q.After} {
+		if b != "" && !entryid.Valid(b) && !isMillis(b) {
+			return page, fmt.Errorf("invalid bound %q: want an entry ID like 1700000000000-0 or Unix milliseconds", b)
+		}
+	}
+	if q.Count <= 0 {
+		q.Count = 100
+	}
+	q.Count = min(q.Count, maxPage)
+	lo, hi := q.Start, q.End
+	if lo == "" {
+		lo = "-"
+	}
+	if hi == "" {
+		hi = "+"
+	}
+	if q.After != "" {
+		if q.Reverse {
+			hi = "(" + q.After
+		} else {
+			lo = "(" + q.After
+		}
+	}
+	stream := keys.Stream(topic)
+	var msgs []redis.XMessage
+	var err error
+	if q.Reverse {
+		msgs, err = a.client.XRevRangeN(ctx, stream, hi, lo, q.Count).Result()
+	} else {
+		msgs, err = a.client.XRangeN(ctx, stream, lo, hi, q.Count).Result()
+	}
+	if err != nil && !rediserr.IsNil(err) {
+		return page, fmt.Errorf("cannot read topic %s: %w", topic, err)
+	}
+	if len(msgs) == 0 {
+		if err := a.mustExist(ctx, topic, ""); err != nil {
+			return page, err
+		}
+	}
+	page.Messages = make([]Message, len(msgs))
+	for k, m := range msgs {
+		page.Messages[k] = decodeMessage(m)
+	}
+	if int64(len(msgs)) == q.Count {
+		page.Next = msgs[len(msgs)-1].ID
+	}
+	return page, nil
+}
+
+// isMillis reports whether s is a time in Unix milliseconds, a bound XRANGE
+// takes as the first (start) or last (end) entry of that millisecond.
+func isMillis(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
 }
