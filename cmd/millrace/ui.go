@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/cmd/millrace/ui"
@@ -37,12 +38,16 @@ events.
 Safety:
   - It listens on 127.0.0.1:8080 by default. Any address that is not loopback
     needs --auth: token:<secret> (at least 16 characters; sign in once in the
-    page or send Authorization: Bearer <secret>) or basic:<user>:<password>.
+    page or send Authorization: Bearer <secret>) or basic:<user>:<password>
+    (a password of at least 12 characters). Wrong credentials are logged and
+    throttled per client address: 5 at once, then one each 10s.
     Give it in $` + envAuth + ` rather than the flag to keep it out of the process list.
   - --read-only hides every action and the server refuses them.
   - Actions are same-origin POSTs carrying a per-server CSRF token.
-  - Every action is logged to stderr with what it did. No password of the
-    Redis URL is shown or logged.`,
+  - Every action is logged to stderr with what it changed. No password of the
+    Redis URL is shown or logged; go-redis's own lines (a pool that cannot
+    dial) go to the same log, at most one each 10s.
+  - While Redis cannot be read, the header says since when instead of "live".`,
 		Example: `  millrace ui
   millrace ui --read-only --url redis-sentinel://s1:26379,s2:26379/mymaster
   ` + envAuth + `=token:$(openssl rand -hex 16) millrace ui --listen 0.0.0.0:8080`,
@@ -61,6 +66,9 @@ Safety:
 			cfg.Target = a.target.describe()
 			cfg.Timeout = a.timeout
 			cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, nil))
+			// go-redis's own lines (a pool that cannot dial while Redis is
+			// down) in the same format, at most one each 10s.
+			redis.SetLogger(ui.NewRedisLogger(cfg.Logger, 10*time.Second))
 			// Refuse a bad address before connecting to Redis.
 			if err := ui.CheckListen(cfg.Listen, cfg.Auth); err != nil {
 				if errors.Is(err, ui.ErrAuthRequired) {

@@ -72,8 +72,11 @@ const maxLoggedIDs = 20
 
 // checkIDs refuses an empty selection without All and malformed IDs.
 func checkIDs(req actionRequest) error {
-	if req.All == (len(req.IDs) > 0) {
+	if req.All && len(req.IDs) > 0 {
 		return fmt.Errorf("%w: give either ids or all", errBadRequest)
+	}
+	if !req.All && len(req.IDs) == 0 {
+		return fmt.Errorf("%w: no dead letter selected", errBadRequest)
 	}
 	for _, id := range req.IDs {
 		if !entryid.Valid(id) {
@@ -122,7 +125,32 @@ func (s *Server) purge(ctx context.Context, req actionRequest) (any, []any, erro
 	return map[string]int64{"deleted": n}, attrs, err
 }
 
+// groupBefore reads group before an action changes it, for the log line:
+// where it was and what it held.
+func (s *Server) groupBefore(ctx context.Context, topic, group string) (admin.GroupStats, []any, error) {
+	g, err := s.admin.Group(ctx, topic, group)
+	if err != nil {
+		return g, []any{"group", group}, err
+	}
+	return g, []any{"group", group, "from", g.LastDeliveredID, "lag_before", g.Lag, "pending", g.Pending}, nil
+}
+
 func (s *Server) resetGroup(ctx context.Context, req actionRequest) (any, []any, error) {
+	_, attrs, err := s.groupBefore(ctx, req.Topic, req.Group)
+	if err != nil {
+		return nil, attrs, err
+	}
+	res, more, err := s.moveGroup(ctx, req)
+	attrs = append(attrs, more...)
+	if err == nil {
+		if g, gerr := s.admin.Group(ctx, req.Topic, req.Group); gerr == nil {
+			attrs = append(attrs, "now_at", g.LastDeliveredID, "lag_after", g.Lag)
+		}
+	}
+	return res, attrs, err
+}
+
+func (s *Server) moveGroup(ctx context.Context, req actionRequest) (any, []any, error) {
 	var err error
 	switch {
 	case req.Time != "" && req.To != "":
@@ -134,17 +162,22 @@ func (s *Server) resetGroup(ctx context.Context, req actionRequest) (any, []any,
 			return nil, nil, fmt.Errorf("%w: time: %v", errBadRequest, err)
 		}
 		err = s.admin.ResetGroupToTime(ctx, req.Topic, req.Group, t)
-		return map[string]string{"to": entryid.Before(t)}, []any{"group", req.Group, "time", t.UTC().Format(time.RFC3339Nano)}, err
+		return map[string]string{"to": entryid.Before(t)}, []any{"time", t.UTC().Format(time.RFC3339Nano)}, err
 	case req.To == millrace.StartOldest, req.To == millrace.StartNewest, entryid.Valid(req.To):
 		err = s.admin.ResetGroup(ctx, req.Topic, req.Group, req.To)
-		return map[string]string{"to": req.To}, []any{"group", req.Group, "to", req.To}, err
+		return map[string]string{"to": req.To}, []any{"to", req.To}, err
 	}
 	return nil, nil, fmt.Errorf("%w: to must be 0, $ or an entry ID, got %q", errBadRequest, req.To)
 }
 
 func (s *Server) deleteGroup(ctx context.Context, req actionRequest) (any, []any, error) {
-	err := s.admin.DeleteGroup(ctx, req.Topic, req.Group)
-	return map[string]bool{"deleted": err == nil}, []any{"group", req.Group}, err
+	g, attrs, err := s.groupBefore(ctx, req.Topic, req.Group)
+	if err != nil {
+		return nil, attrs, err
+	}
+	attrs = append(attrs, "consumers", len(g.Consumers))
+	err = s.admin.DeleteGroup(ctx, req.Topic, req.Group)
+	return map[string]bool{"deleted": err == nil}, attrs, err
 }
 
 func (s *Server) pruneGroup(ctx context.Context, req actionRequest) (any, []any, error) {

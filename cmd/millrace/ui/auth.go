@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Auth is how people sign in to the console: none (the zero value), a
@@ -19,7 +21,13 @@ type Auth struct {
 	secret string
 }
 
-// ParseAuth parses "token:<secret>" or "basic:<user>:<password>".
+// MinPasswordLength is the shortest basic-auth password [ParseAuth]
+// accepts.
+const MinPasswordLength = 12
+
+// ParseAuth parses "token:<secret>" (a secret of at least 16 characters)
+// or "basic:<user>:<password>" (a password of at least
+// [MinPasswordLength]).
 func ParseAuth(s string) (Auth, error) {
 	kind, rest, _ := strings.Cut(s, ":")
 	switch kind {
@@ -32,6 +40,9 @@ func ParseAuth(s string) (Auth, error) {
 		user, pw, ok := strings.Cut(rest, ":")
 		if !ok || user == "" || pw == "" {
 			return Auth{}, fmt.Errorf("%w: want basic:<user>:<password>", ErrInvalidAuth)
+		}
+		if n := utf8.RuneCountInString(pw); n < MinPasswordLength {
+			return Auth{}, fmt.Errorf("%w: the password is %d characters, a password must be at least %d", ErrInvalidAuth, n, MinPasswordLength)
 		}
 		return Auth{kind: "basic", user: user, secret: pw}, nil
 	}
@@ -116,6 +127,8 @@ func (a Auth) who(r *http.Request, port string) (string, bool) {
 // require wraps h with the Auth: a request without valid credentials gets
 // 401 (with a basic-auth challenge, or the token form for a page).
 // POST /login checks a token from the form and sets the session cookie.
+// Wrong credentials are logged and throttled per client address
+// (signinGuard): past the allowance, 429 before any check.
 func (s *Server) require(h http.Handler) http.Handler {
 	a := s.cfg.Auth
 	if !a.Enabled() {
@@ -126,13 +139,33 @@ func (s *Server) require(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r) // the static files hold nothing secret; the sign-in page uses them
 			return
 		}
-		if a.kind == "token" && r.URL.Path == "/login" && r.Method == http.MethodPost {
+		login := a.kind == "token" && r.URL.Path == "/login" && r.Method == http.MethodPost
+		credentials := login || r.Header.Get("Authorization") != ""
+		if credentials {
+			if wait, ok := s.signin.allow(r.RemoteAddr, r.URL.Path); !ok {
+				secs := int(wait.Seconds()) + 1
+				w.Header().Set("Retry-After", strconv.Itoa(secs))
+				http.Error(w, fmt.Sprintf("too many wrong credentials from your address: try again in %ds", secs), http.StatusTooManyRequests)
+				return
+			}
+		}
+		if login {
 			s.login(w, r)
 			return
 		}
 		if _, ok := a.who(r, s.port); ok {
+			if credentials {
+				s.signin.signedIn(r.RemoteAddr)
+			}
 			h.ServeHTTP(w, r)
 			return
+		}
+		if credentials {
+			what := "bearer token"
+			if a.kind == "basic" {
+				what = "user or password"
+			}
+			s.signin.wrong(r.RemoteAddr, r.URL.Path, what)
 		}
 		if a.kind == "basic" {
 			w.Header().Set("WWW-Authenticate", `Basic realm="millrace", charset="UTF-8"`)
@@ -152,7 +185,7 @@ func (s *Server) require(h http.Handler) http.Handler {
 // login checks the token of the sign-in form and sets the session cookie.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !equal(r.PostFormValue("token"), s.cfg.Auth.secret) {
-		s.log.Warn("sign-in refused: wrong token", "remote", r.RemoteAddr)
+		s.signin.wrong(r.RemoteAddr, r.URL.Path, "token")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusUnauthorized)
 		_ = s.pages.ExecuteTemplate(w, "login.html", map[string]bool{"Wrong": true})
@@ -162,6 +195,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		Name: sessionCookie(s.port), Value: s.cfg.Auth.session(), Path: "/",
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Expires: time.Now().Add(7 * 24 * time.Hour),
 	})
+	s.signin.signedIn(r.RemoteAddr)
 	s.log.Info("signed in", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

@@ -34,10 +34,10 @@ func TestCheckListen(t *testing.T) {
 }
 
 func TestParseAuth(t *testing.T) {
-	a, err := ParseAuth("basic:alice:s3cr:et")
+	a, err := ParseAuth("basic:alice:s3cr:et-long-enough")
 	require.NoError(t, err)
 	assert.Equal(t, "basic (user alice)", a.String())
-	assert.Equal(t, "s3cr:et", a.secret)
+	assert.Equal(t, "s3cr:et-long-enough", a.secret)
 	a, err = ParseAuth("token:0123456789abcdef")
 	require.NoError(t, err)
 	assert.Equal(t, "token", a.String(), "the secret is never in the description")
@@ -48,7 +48,7 @@ func TestParseAuth(t *testing.T) {
 }
 
 func TestAuth_Basic(t *testing.T) {
-	auth, err := ParseAuth("basic:alice:s3cret")
+	auth, err := ParseAuth("basic:alice:s3cret-s3cret")
 	require.NoError(t, err)
 	con := start(t, redistest.StartFromEnv(t).Client(t), Config{Auth: auth}, nil)
 
@@ -58,7 +58,7 @@ func TestAuth_Basic(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, res.StatusCode)
 	assert.Contains(t, res.Header.Get("WWW-Authenticate"), "Basic")
 
-	for pw, code := range map[string]int{"wrong": http.StatusUnauthorized, "s3cret": http.StatusOK} {
+	for pw, code := range map[string]int{"wrong": http.StatusUnauthorized, "s3cret-s3cret": http.StatusOK} {
 		req, _ := http.NewRequest(http.MethodGet, con.url+"/api/overview", nil)
 		req.SetBasicAuth("alice", pw)
 		res, err := http.DefaultClient.Do(req)
@@ -66,7 +66,7 @@ func TestAuth_Basic(t *testing.T) {
 		res.Body.Close()
 		assert.Equal(t, code, res.StatusCode, pw)
 	}
-	assert.NotContains(t, con.log.String(), "s3cret")
+	assert.NotContains(t, con.log.String(), "s3cret-s3cret")
 }
 
 func TestAuth_Token(t *testing.T) {

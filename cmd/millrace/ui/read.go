@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/millrace/millrace"
@@ -54,11 +56,23 @@ func deadLetterJSON(d admin.DeadLetter) messageJSON {
 	return j
 }
 
+// pendingJSON is one pending entry. Idle is the time since its last
+// delivery (a claim or a hand-over by Close restarts it); Age is the time
+// since it was added, from its ID: how long the message has waited.
 type pendingJSON struct {
 	ID         string `json:"id"`
 	Consumer   string `json:"consumer"`
 	Idle       int64  `json:"idleMs"`
+	Age        int64  `json:"ageMs"`
 	Deliveries int64  `json:"deliveries"`
+}
+
+func newPendingJSON(p admin.PendingEntry, now time.Time) pendingJSON {
+	j := pendingJSON{ID: p.ID, Consumer: p.Consumer, Idle: p.Idle.Milliseconds(), Deliveries: p.Deliveries}
+	if t, ok := entryid.Time(p.ID); ok {
+		j.Age = max(now.Sub(t), 0).Milliseconds()
+	}
+	return j
 }
 
 func (s *Server) writeJSON(w http.ResponseWriter, v any) {
@@ -102,22 +116,76 @@ func (s *Server) getOverview(w http.ResponseWriter, _ *http.Request) {
 	s.writeJSON(w, overview(s.sampler.snapshot(), s.cfg.Interval, s.cfg.Thresholds, overviewSpan))
 }
 
-// getTopic serves one topic's figures and its whole history, from memory.
+// shown reports whether the console shows topic: every topic, or one of
+// Config.Topics.
+func (s *Server) shown(topic string) bool {
+	return len(s.cfg.Topics) == 0 || slices.Contains(s.cfg.Topics, topic)
+}
+
+// topicStats returns the figures of topic from the last round; a shown
+// topic the last round did not cover (created since the topics were last
+// listed) is read from Redis now, and the next round lists the topics
+// again. ok is false for a topic that is not shown or has neither a stream
+// nor dead letters.
+func (s *Server) topicStats(ctx context.Context, snap snapshot, name string) (admin.TopicStats, bool, error) {
+	for _, t := range snap.stats {
+		if t.Topic == name {
+			return t, true, nil
+		}
+	}
+	if name == "" || !s.shown(name) {
+		return admin.TopicStats{}, false, nil
+	}
+	t, err := s.admin.Topic(ctx, name)
+	if err != nil || (!t.Exists && t.DeadLetters == 0) {
+		return admin.TopicStats{}, false, err
+	}
+	s.sampler.rediscover()
+	s.sampler.refresh()
+	return t, true, nil
+}
+
+// getTopic serves one topic's figures and its whole history, from memory
+// (from Redis for a topic new since the last round).
 func (s *Server) getTopic(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("topic")
 	snap := s.sampler.snapshot()
-	for _, t := range snap.stats {
-		if t.Topic == name {
-			s.writeJSON(w, struct {
-				Seq   uint64    `json:"seq"`
-				At    int64     `json:"at"`
-				Error string    `json:"error,omitempty"`
-				Topic topicJSON `json:"topic"`
-			}{snap.seq, snap.at.UnixMilli(), errText(snap.err), topicView(t, snap, snap.history, s.cfg.Thresholds, true)})
-			return
-		}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	t, ok, err := s.topicStats(ctx, snap, name)
+	if err != nil {
+		s.fail(w, err)
+		return
 	}
-	http.Error(w, "no such topic: "+name, http.StatusNotFound)
+	if !ok {
+		http.Error(w, "no such topic: "+name, http.StatusNotFound)
+		return
+	}
+	s.writeJSON(w, struct {
+		Seq   uint64    `json:"seq"`
+		At    int64     `json:"at"`
+		Error string    `json:"error,omitempty"`
+		Topic topicJSON `json:"topic"`
+	}{snap.seq, snap.at.UnixMilli(), errText(snap.err), topicView(t, snap, snap.history, s.cfg.Thresholds, true)})
+}
+
+// getCounts reads a topic's figures from Redis now, for the dialogs: what
+// they say an action will touch is what Redis holds when they open, not
+// what a list or the last round showed.
+func (s *Server) getCounts(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("topic")
+	if !s.shown(name) {
+		http.Error(w, "no such topic: "+name, http.StatusNotFound)
+		return
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	t, err := s.admin.Topic(ctx, name)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.writeJSON(w, topicView(t, snapshot{at: t.Time}, nil, s.cfg.Thresholds, false))
 }
 
 func errText(err error) string {
@@ -145,25 +213,26 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request) {
 	for _, m := range msgs {
 		out.Messages = append(out.Messages, newMessageJSON(m))
 	}
-	for _, t := range s.sampler.snapshot().stats {
-		if t.Topic != topic {
-			continue
+	t, _, err := s.topicStats(ctx, s.sampler.snapshot(), topic)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	for _, g := range t.Groups {
+		pending, err := s.admin.Pending(ctx, topic, g.Name, count(r, 20))
+		if errors.Is(err, admin.ErrNoSuchGroup) {
+			continue // deleted since the last round
 		}
-		for _, g := range t.Groups {
-			pending, err := s.admin.Pending(ctx, topic, g.Name, count(r, 20))
-			if errors.Is(err, admin.ErrNoSuchGroup) {
-				continue // deleted since the last round
-			}
-			if err != nil {
-				s.fail(w, err)
-				return
-			}
-			list := []pendingJSON{}
-			for _, p := range pending {
-				list = append(list, pendingJSON{ID: p.ID, Consumer: p.Consumer, Idle: p.Idle.Milliseconds(), Deliveries: p.Deliveries})
-			}
-			out.Pending[g.Name] = list
+		if err != nil {
+			s.fail(w, err)
+			return
 		}
+		now := time.Now()
+		list := []pendingJSON{}
+		for _, p := range pending {
+			list = append(list, newPendingJSON(p, now))
+		}
+		out.Pending[g.Name] = list
 	}
 	s.writeJSON(w, out)
 }
@@ -178,9 +247,15 @@ func (s *Server) getDeadLetters(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	t, err := s.admin.Topic(ctx, q.Get("topic"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	out := struct {
 		DeadLetters []messageJSON `json:"deadLetters"`
-	}{DeadLetters: []messageJSON{}}
+		Total       int64         `json:"total"` // in Redis as the list was read
+	}{DeadLetters: []messageJSON{}, Total: t.DeadLetters}
 	for _, d := range dls {
 		out.DeadLetters = append(out.DeadLetters, deadLetterJSON(d))
 	}

@@ -45,6 +45,9 @@ type snapshot struct {
 	stats   []admin.TopicStats
 	history []round // oldest first, the newest is the round of stats
 	err     error   // of the last round, nil when it read Redis
+	// downSince is when the rounds began to fail, zero while they read
+	// Redis.
+	downSince time.Time
 }
 
 // sampler is the server's one loop that reads Redis: every interval it
@@ -68,6 +71,7 @@ type sampler struct {
 	latest       []admin.TopicStats
 	latestAt     time.Time
 	lastErr      error
+	downSince    time.Time
 	discovered   []string
 	discoveredAt time.Time
 	subs         map[chan uint64]struct{}
@@ -111,9 +115,10 @@ func (s *sampler) refresh() {
 	}
 }
 
-// sample runs one round and tells the subscribers.
-func (s *sampler) sample(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+// sample runs one round and tells the subscribers. A round that times out
+// counts as failed: a Redis that does not answer is down.
+func (s *sampler) sample(parent context.Context) {
+	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	defer cancel()
 	at := s.now()
 	topics, err := s.topicList(ctx, at)
@@ -121,22 +126,23 @@ func (s *sampler) sample(ctx context.Context) {
 	if err == nil && len(topics) > 0 {
 		stats, err = s.admin.Stats(ctx, topics...)
 	}
-	if ctx.Err() != nil && err != nil {
-		return // shutting down or timed out: the next round tells
+	if parent.Err() != nil {
+		return // shutting down
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
 	if err != nil {
 		if s.lastErr == nil {
+			s.downSince = at
 			s.log.Warn("cannot read the topics", "err", err)
 		}
 		s.lastErr = err
 	} else {
 		if s.lastErr != nil {
-			s.log.Info("reading the topics again")
+			s.log.Info("reading the topics again", "down_for", at.Sub(s.downSince).Round(time.Millisecond))
 		}
-		s.lastErr = nil
+		s.lastErr, s.downSince = nil, time.Time{}
 		s.latest, s.latestAt = stats, at
 		s.history.push(newRound(at, stats))
 	}
@@ -178,7 +184,7 @@ func (s *sampler) rediscover() {
 func (s *sampler) snapshot() snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return snapshot{seq: s.seq, at: s.latestAt, stats: s.latest, history: s.history.values(), err: s.lastErr}
+	return snapshot{seq: s.seq, at: s.latestAt, stats: s.latest, history: s.history.values(), err: s.lastErr, downSince: s.downSince}
 }
 
 // subscribe returns a channel that receives the round number after each

@@ -3,7 +3,9 @@ package ui
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,8 +72,13 @@ func events(t *testing.T, ctx context.Context, url string) <-chan string {
 		defer close(out)
 		sc := bufio.NewScanner(res.Body)
 		for sc.Scan() {
-			if seq, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				out <- seq
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var ev roundEvent
+				if err := json.Unmarshal([]byte(data), &ev); err != nil {
+					t.Errorf("round event %q: %v", data, err)
+					return
+				}
+				out <- strconv.FormatUint(ev.Seq, 10)
 			}
 		}
 	}()

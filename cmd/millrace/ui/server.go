@@ -123,6 +123,7 @@ type Server struct {
 	sampler *sampler
 	log     *slog.Logger
 	csrf    string
+	signin  *signinGuard
 	pages   *template.Template
 	static  fs.FS
 
@@ -152,7 +153,7 @@ func New(client redis.UniversalClient, cfg Config) (*Server, error) {
 	a := admin.New(client, cfg.AdminOptions)
 	return &Server{
 		cfg: cfg, admin: a, sampler: newSampler(a, cfg, cfg.Logger), log: cfg.Logger,
-		csrf: newToken(), pages: pages, static: static, done: make(chan struct{}),
+		csrf: newToken(), signin: newSigninGuard(cfg.Logger), pages: pages, static: static, done: make(chan struct{}),
 	}, nil
 }
 
@@ -216,6 +217,7 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(s.static)))
 	mux.HandleFunc("GET /api/overview", s.getOverview)
 	mux.HandleFunc("GET /api/topic", s.getTopic)
+	mux.HandleFunc("GET /api/counts", s.getCounts)
 	mux.HandleFunc("GET /api/messages", s.getMessages)
 	mux.HandleFunc("GET /api/deadletters", s.getDeadLetters)
 	mux.HandleFunc("GET /api/deadletter", s.getDeadLetter)

@@ -1,12 +1,16 @@
 // The dead letters of a topic: list, open one, replay or purge.
-import {h, fill, get, num, dur, when, enc, dlqHref, topicHref, table, payload, metadata, readOnly, confirm, act} from './util.js';
+import {h, fill, get, num, dur, when, enc, dlqHref, topicHref, table, payload, metadata, readOnly, confirm, act, counts, plural, toast} from './util.js';
+
+const pageSize = 200;
 
 function detail(d) {
   const field = (k, v) => [h('dt', {}, k), h('dd', {}, v === '' || v === undefined ? '–' : v)];
   return h('section', {id: 'dead-letter', class: 'detail', 'data-id': d.id},
     h('h2', {}, `Dead letter ${d.id}`),
     h('dl', {class: 'fields'},
-      field('Reason', h('span', {id: 'dl-reason'}, d.reason)), field('Group', d.group), field('Consumer', d.consumer),
+      field('Reason', h('span', {id: 'dl-reason'}, d.reason)),
+      d.lastError ? field('Last error', h('span', {id: 'dl-last-error', class: 'bad-text'}, d.lastError)) : null,
+      field('Group', d.group), field('Consumer', d.consumer),
       field('Deliveries', num(d.deliveries)), field('Original entry', d.originalId), field('From topic', d.topic),
       field('Dead-lettered', when(d.time)), field('UUID', d.uuid)),
     d.foreign ? h('p', {}, h('span', {class: 'badge foreign'}, 'foreign entry'), ' written by another producer: the payload shows its fields') : null,
@@ -16,74 +20,127 @@ function detail(d) {
 }
 
 // dlqPage renders the dead letters of topic, with id open, and returns its
-// refresh for each round and reload after actions.
+// refresh for each round, reload after actions and open for another entry
+// of the list (opened in place, under its row).
 export async function dlqPage(main, topic, id) {
-  const state = {count: null};
+  const state = {total: null, shown: 0, open: id};
   const notice = h('p', {id: 'dlq-notice', class: 'muted'});
   const list = h('div', {id: 'dlq-list'});
-  const open = h('div', {id: 'dlq-open'});
+  const top = h('div', {id: 'dlq-open'});
   const selected = () => [...list.querySelectorAll('input[name=dl]:checked')].map((c) => c.value);
   const buttons = h('div', {class: 'toolbar'});
+  const b = {};
 
+  // Buttons that would act on nothing are disabled: no selection, or no
+  // dead letter at all.
+  function updateButtons() {
+    if (readOnly) return;
+    const n = selected().length;
+    b.replaySelected.disabled = b.purgeSelected.disabled = n === 0;
+    b.replaySelected.textContent = n ? `Replay ${n} selected` : 'Replay selected';
+    b.purgeSelected.textContent = n ? `Purge ${n} selected` : 'Purge selected';
+    b.replayAll.disabled = b.purgeAll.disabled = state.total === 0;
+  }
+  list.addEventListener('change', updateButtons);
+
+  // what is the subject of a dialog: the selection, or every dead letter
+  // counted in Redis as the dialog opens.
+  async function what(all, verb) {
+    if (!all) {
+      const ids = selected();
+      return ids.length ? {n: ids.length, ids, text: `${plural(ids.length, 'selected dead letter')}`} : null;
+    }
+    const c = await counts(topic);
+    if (!c.deadLetters) {
+      toast(`No dead letters in ${topic} to ${verb}.`);
+      return null;
+    }
+    return {n: c.deadLetters, all: true, text: `Every dead letter of ${topic} (${num(c.deadLetters)} now)`};
+  }
   async function replay(all) {
-    const ids = selected(), n = all ? state.count : ids.length;
-    const ok = await confirm(all ? `Replay all dead letters of ${topic}` : `Replay ${n} dead letter${n === 1 ? '' : 's'}`,
-      h('p', {class: 'what'}, `${all ? `Every dead letter of ${topic} (${num(n)} now)` : `${n} selected dead letter${n === 1 ? '' : 's'}`} ` +
-        'will be published again to the topic each came from, as new entries, and removed from the dead letters. ' +
+    const w = await what(all, 'replay');
+    if (!w) return;
+    const ok = await confirm(all ? `Replay all dead letters of ${topic}` : `Replay ${plural(w.n, 'dead letter')}`,
+      h('p', {class: 'what'}, `${w.text} will be published again to the topic each came from, as new entries, and removed from the dead letters. ` +
         'Entries that cannot be decoded stay.'), all ? 'Replay all' : 'Replay');
     if (!ok) return;
-    await act('/api/replay', all ? {topic, all: true} : {topic, ids},
+    await act('/api/replay', all ? {topic, all: true} : {topic, ids: w.ids},
       (r) => `Replayed ${r.replayed.length}` + (r.skipped.length ? `, skipped ${r.skipped.length}` : '') + (r.missing.length ? `, ${r.missing.length} already gone` : '') + '.');
   }
   async function purge(all) {
-    const ids = selected(), n = all ? state.count : ids.length;
-    const ok = await confirm(all ? `Purge all dead letters of ${topic}` : `Purge ${n} dead letter${n === 1 ? '' : 's'}`,
-      h('p', {class: 'what'}, `${all ? `Every dead letter of ${topic} (${num(n)} now)` : `${n} selected dead letter${n === 1 ? '' : 's'}`} ` +
-        'will be deleted for good. This cannot be undone.'), all ? 'Purge all' : 'Purge');
+    const w = await what(all, 'purge');
+    if (!w) return;
+    const ok = await confirm(all ? `Purge all dead letters of ${topic}` : `Purge ${plural(w.n, 'dead letter')}`,
+      h('p', {class: 'what'}, `${w.text} will be deleted for good. This cannot be undone.`), all ? 'Purge all' : 'Purge');
     if (!ok) return;
-    await act('/api/purge', all ? {topic, all: true} : {topic, ids}, (r) => `Deleted ${r.deleted} dead letter${r.deleted === 1 ? '' : 's'}.`);
+    await act('/api/purge', all ? {topic, all: true} : {topic, ids: w.ids}, (r) => `Deleted ${plural(r.deleted, 'dead letter')}.`);
   }
   if (!readOnly) {
-    buttons.append(
-      h('button', {id: 'replay-selected', onclick: () => replay(false)}, 'Replay selected'),
-      h('button', {id: 'replay-all', onclick: () => replay(true)}, 'Replay all'),
-      h('button', {id: 'purge-selected', class: 'danger', onclick: () => purge(false)}, 'Purge selected'),
-      h('button', {id: 'purge-all', class: 'danger', onclick: () => purge(true)}, 'Purge all'));
+    b.replaySelected = h('button', {id: 'replay-selected', onclick: () => replay(false)}, 'Replay selected');
+    b.replayAll = h('button', {id: 'replay-all', onclick: () => replay(true)}, 'Replay all');
+    b.purgeSelected = h('button', {id: 'purge-selected', class: 'danger', onclick: () => purge(false)}, 'Purge selected');
+    b.purgeAll = h('button', {id: 'purge-all', class: 'danger', onclick: () => purge(true)}, 'Purge all');
+    buttons.append(b.replaySelected, b.replayAll, b.purgeSelected, b.purgeAll);
+  }
+
+  // open shows the dead letter under its row, scrolled into view only if
+  // it is not; one not in the list shows above it.
+  async function open(openID) {
+    state.open = openID;
+    list.querySelectorAll('tr.dl-detail').forEach((r) => r.remove());
+    list.querySelectorAll('tr.dl-row.open').forEach((r) => r.classList.remove('open'));
+    fill(top);
+    if (!openID) return;
+    let content;
+    try { content = detail(await get(`/api/deadletter?topic=${enc(topic)}&id=${enc(openID)}`)); }
+    catch (e) { content = h('p', {class: 'muted', id: 'dead-letter-gone'}, `Dead letter ${openID} is gone (${e.message}).`); }
+    if (state.open !== openID) return; // another was opened meanwhile
+    const row = list.querySelector(`tr.dl-row[data-id="${CSS.escape(openID)}"]`);
+    if (!row) {
+      fill(top, content);
+      return;
+    }
+    row.classList.add('open');
+    const cells = row.children.length;
+    const under = h('tr', {class: 'dl-detail'}, h('td', {colspan: cells}, content));
+    row.after(under);
+    const r = under.getBoundingClientRect(), rowTop = row.getBoundingClientRect().top;
+    if (rowTop < 0 || r.bottom > window.innerHeight) row.scrollIntoView({block: 'start'});
   }
 
   async function reload() {
-    const {deadLetters} = await get(`/api/deadletters?topic=${enc(topic)}&count=200`);
-    state.count = deadLetters.length;
+    const {deadLetters, total} = await get(`/api/deadletters?topic=${enc(topic)}&count=${pageSize}`);
+    state.total = total;
+    state.shown = deadLetters.length;
+    const checked = new Set(selected());
     notice.textContent = '';
-    const row = (d) => h('tr', {class: d.id === id ? 'dl-row open' : 'dl-row', 'data-id': d.id},
-      h('td', {}, readOnly ? '' : h('input', {type: 'checkbox', name: 'dl', value: d.id})),
+    const row = (d) => h('tr', {class: 'dl-row', 'data-id': d.id},
+      h('td', {}, readOnly ? '' : h('input', {type: 'checkbox', name: 'dl', value: d.id, checked: checked.has(d.id)})),
       h('td', {class: 'mono'}, h('a', {href: dlqHref(topic, d.id)}, d.id)),
       h('td', {}, `${dur(Date.now() - d.time)} ago`),
       h('td', {class: 'reason'}, d.error ? `cannot decode: ${d.error}` : d.reason),
       h('td', {}, d.group), h('td', {}, d.consumer), h('td', {class: 'num'}, num(d.deliveries)),
       h('td', {class: 'mono'}, d.uuid));
-    const selectAll = readOnly ? '' : h('input', {type: 'checkbox', id: 'select-all', title: 'Select all',
+    const selectAll = readOnly ? '' : h('input', {type: 'checkbox', id: 'select-all', title: 'Select all shown',
       onchange: (e) => list.querySelectorAll('input[name=dl]').forEach((c) => { c.checked = e.target.checked; })});
     fill(list, deadLetters.length
       ? table([selectAll, 'ID', 'Dead-lettered', 'Reason', 'Group', 'Consumer', 'Deliveries', 'UUID'],
         deadLetters.map(row), {class: 'grid', id: 'dead-letters'})
       : h('p', {class: 'muted', id: 'dlq-empty'}, `No dead letters in ${topic}.`));
-    if (deadLetters.length === 200) list.append(h('p', {class: 'muted'}, 'Showing the oldest 200.'));
-    if (id) {
-      try { fill(open, detail(await get(`/api/deadletter?topic=${enc(topic)}&id=${enc(id)}`))); }
-      catch (e) { fill(open, h('p', {class: 'muted'}, `Dead letter ${id} is gone (${e.message}).`)); }
-    } else fill(open);
+    if (total > deadLetters.length) list.append(h('p', {class: 'muted', id: 'dlq-more'}, `Showing the oldest ${num(deadLetters.length)} of ${num(total)}.`));
+    updateButtons();
+    await open(state.open);
   }
   // refresh tells when the count changed since the list was read.
   async function refresh() {
     const {topic: t} = await get(`/api/topic?topic=${enc(topic)}`);
-    if (state.count !== null && state.count < 200 && t.deadLetters !== state.count) {
+    if (state.total !== null && t.deadLetters !== state.total) {
       fill(notice, `${num(t.deadLetters)} dead letters now. `, h('button', {class: 'small', onclick: reload}, 'Reload'));
     }
   }
-  fill(main, 
+  fill(main,
     h('h1', {}, h('span', {class: 'muted'}, 'Dead letters of '), h('a', {href: topicHref(topic)}, topic)),
-    buttons, notice, list, open);
+    buttons, notice, top, list);
   await reload();
-  return {refresh, reload};
+  return {refresh, reload, open};
 }

@@ -1,6 +1,6 @@
 // Actions on a consumer group: reset, delete, prune. Each opens a
 // confirmation that says what will happen.
-import {h, fill, num, dur, confirm, act, post} from './util.js';
+import {h, fill, num, dur, confirm, act, post, counts, toast} from './util.js';
 
 // cmpID compares two entry IDs ("ms-seq").
 function cmpID(a, b) {
@@ -35,7 +35,18 @@ function resetText(t, g, kind, value) {
   return null;
 }
 
-async function reset(t, g) {
+// fresh reads the topic and group from Redis as a dialog opens: what the
+// dialog says is what Redis holds now, not what the last round showed.
+async function fresh(t, g) {
+  const ft = await counts(t.name);
+  const fg = ft.groups.find((x) => x.name === g.name);
+  if (!fg) throw new Error(`group ${g.name} no longer exists`);
+  return [ft, fg];
+}
+
+async function reset(t0, g0) {
+  let t, g;
+  try { [t, g] = await fresh(t0, g0); } catch (e) { toast(`Failed: ${e.message}`, true); return; }
   const text = h('p', {class: 'what', id: 'reset-what'});
   const idInput = h('input', {type: 'text', id: 'reset-id', placeholder: g.lastDeliveredId, size: 24});
   const timeInput = h('input', {type: 'datetime-local', id: 'reset-time', step: 1});
@@ -68,7 +79,9 @@ async function reset(t, g) {
   await act('/api/group/reset', body, (r) => `Group ${g.name} reset to ${r.to}.`);
 }
 
-async function remove(t, g) {
+async function remove(t0, g0) {
+  let t, g;
+  try { [t, g] = await fresh(t0, g0); } catch (e) { toast(`Failed: ${e.message}`, true); return; }
   const ok = await confirm(`Delete group ${g.name} of ${t.name}`, [
     h('p', {class: 'what'}, `Group ${g.name} is deleted with its position and its pending entries list: ` +
       `its ${num(g.pending)} pending entr${g.pending === 1 ? 'y is' : 'ies are'} no longer tracked for it and its ` +

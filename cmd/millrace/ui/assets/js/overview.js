@@ -1,5 +1,5 @@
 // The overview: every topic and its groups in one table, problems first.
-import {h, fill, get, num, rate, dur, problemText, topicHref, dlqHref, table} from './util.js';
+import {h, fill, get, num, rate, dur, lagText, problemText, topicHref, dlqHref, table} from './util.js';
 import {sparkline} from './chart.js';
 
 // cellClass marks a cell that shows a problem of kind (for group, or the
@@ -13,6 +13,9 @@ function cellClass(problems, kinds, group) {
 
 function topicRows(t) {
   const maxLag = t.groups.length ? Math.max(...t.groups.map((g) => g.lag)) : null;
+  // The topic's lag is its groups' largest: a lower bound, as on the
+  // group's row, when any group's count stopped at its cap.
+  const maxLowerBound = t.groups.some((g) => g.lagSource === 'lower-bound');
   const pending = t.groups.reduce((n, g) => n + g.pending, 0);
   const oldest = t.groups.length ? Math.max(...t.groups.map((g) => g.oldestPendingAgeMs)) : null;
   const p = t.problems;
@@ -23,7 +26,7 @@ function topicRows(t) {
     h('td', {class: 'num'}, rate(t.out)),
     h('td', {}, sparkline(t.series.t, [{values: t.series.in, cls: 's-in'}, {values: t.series.out, cls: 's-out'}])),
     h('td', {class: 'num'}, t.groups.length),
-    h('td', {class: cellClass(p, ['behind', 'lag-growing'])}, num(maxLag)),
+    h('td', {class: cellClass(p, ['behind', 'lag-growing'])}, lagText(maxLag, maxLowerBound)),
     h('td', {class: 'num'}, num(pending)),
     h('td', {class: cellClass(p, ['old-pending'])}, pending ? dur(oldest) : '–'),
     h('td', {class: cellClass(p, ['dlq-growing', 'dead-letters'])},
@@ -36,7 +39,7 @@ function topicRows(t) {
       h('td', {}), h('td', {}),
       h('td', {class: 'num'}, rate(g.out)),
       h('td', {}), h('td', {class: 'num muted'}, `${g.consumers.length} cons.`),
-      h('td', {class: cellClass(p, ['behind', 'lag-growing'], g.name)}, num(g.lag), g.lagSource === 'lower-bound' ? '+' : ''),
+      h('td', {class: cellClass(p, ['behind', 'lag-growing'], g.name)}, lagText(g.lag, g.lagSource === 'lower-bound')),
       h('td', {class: 'num'}, num(g.pending)),
       h('td', {class: cellClass(p, ['old-pending'], g.name)}, g.pending ? dur(g.oldestPendingAgeMs) : '–'),
       h('td', {}), h('td', {}),

@@ -1,6 +1,6 @@
 // The topic page: figures, charts, groups with their consumers and
 // actions, pending entries and the newest messages.
-import {h, fill, get, num, rate, dur, when, problemText, dlqHref, table, payload, metadata, readOnly, enc} from './util.js';
+import {h, fill, get, num, rate, dur, when, lagText, problemText, dlqHref, table, payload, metadata, readOnly, enc} from './util.js';
 import {chart} from './chart.js';
 import {groupActions} from './groups.js';
 
@@ -28,7 +28,7 @@ function groups(t) {
       h('h3', {}, g.name, readOnly ? null : groupActions(t, g)),
       probs.length ? h('ul', {class: 'problems-inline'}, probs.map((p) => h('li', {class: p.level}, problemText(p)))) : null,
       h('div', {class: 'stats'},
-        stat('Lag', num(g.lag) + (g.lagSource === 'lower-bound' ? '+' : ''), probs.some((p) => p.kind === 'behind') ? 'bad' : ''),
+        stat('Lag', lagText(g.lag, g.lagSource === 'lower-bound'), probs.some((p) => p.kind === 'behind') ? 'bad' : ''),
         stat('Pending', num(g.pending)),
         stat('Oldest pending', g.pending ? dur(g.oldestPendingAgeMs) : '–', probs.some((p) => p.kind === 'old-pending') ? 'bad' : ''),
         stat('Oldest unread', g.lag ? dur(g.oldestUnreadAgeMs) : '–'),
@@ -48,8 +48,10 @@ function pendingLists(lists) {
   return names.map((g) => h('div', {class: 'pending', 'data-group': g},
     h('h3', {}, `Group ${g}`),
     lists[g].length
-      ? table(['Entry ID', 'Owner', 'Idle', 'Deliveries'], lists[g].map((p) => h('tr', {},
-        h('td', {class: 'mono'}, p.id), h('td', {}, p.consumer), h('td', {class: 'num'}, dur(p.idleMs)),
+      ? table(['Entry ID', 'Owner', 'Age', 'Idle', 'Deliveries'], lists[g].map((p) => h('tr', {class: 'pending-row', 'data-id': p.id},
+        h('td', {class: 'mono'}, p.id), h('td', {}, p.consumer),
+        h('td', {class: 'num age', title: 'since the entry was added (from its ID)'}, dur(p.ageMs)),
+        h('td', {class: 'num idle', title: 'since its last delivery; a claim or a hand-over restarts it'}, dur(p.idleMs)),
         h('td', {class: 'num'}, num(p.deliveries)))), {class: 'grid'})
       : h('p', {class: 'muted'}, 'Nothing pending.')));
 }

@@ -50,6 +50,15 @@ export function rate(r) {
   if (r === null || r === undefined) return '–';
   return r < 10 ? r.toFixed(1) : Math.round(r).toLocaleString('en-US');
 }
+// lagText is a lag with a "+" when it is a lower bound (the count stopped
+// at its cap).
+export const lagText = (lag, lowerBound) => (lag === null || lag === undefined ? '–' : num(lag) + (lowerBound ? '+' : ''));
+
+// counts reads a topic's figures from Redis now, for a dialog.
+export const counts = (topic) => get(`/api/counts?topic=${enc(topic)}`);
+
+export const plural = (n, one, many) => `${num(n)} ${n === 1 ? one : (many || one + 's')}`;
+
 export const when = (ms) => new Date(ms).toISOString().replace('T', ' ').replace('Z', ' UTC');
 
 // problemText phrases a problem the server found.
