@@ -2,6 +2,7 @@ package stagecheck
 
 import (
 	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,31 @@ func TestStageCheck(t *testing.T) {
 	if res.Kills == 0 || res.Cuts+res.LostReplies == 0 || res.Reruns == 0 {
 		t.Errorf("the run injected too few faults to check anything: %d kills, %d cuts, %d lost replies, %d inputs rerun",
 			res.Kills, res.Cuts, res.LostReplies, res.Reruns)
+	}
+}
+
+// TestStageCheck_CatchesThePlainRouter runs the short form on the build
+// without the feature, the same handler through the plain Router (Publish,
+// then Ack): the check must find outputs added twice, by consumers killed
+// between the two, and nothing else wrong. Skipped when the flags ask for
+// the plain build already (TestStageCheck then runs it).
+func TestStageCheck_CatchesThePlainRouter(t *testing.T) {
+	if *flagPlain {
+		t.Skip("-stagecheck.plain: TestStageCheck runs the plain Router")
+	}
+	res := Run(t, Config{
+		Seed: *flagSeed, Duration: 8 * time.Second, Rate: *flagRate, Consumers: *flagConsumers,
+		KillGap: 250 * time.Millisecond, CutGap: *flagCutGap, Work: *flagWork, ClaimMinIdle: time.Second,
+		Drain: *flagDrain, Plain: true,
+	})
+	t.Log(res)
+	if len(res.Duplicated) == 0 {
+		t.Errorf("the check found no output twice on the plain Router, after %d kills", res.Kills)
+	}
+	for _, f := range res.Failures() {
+		if !strings.Contains(f, "more than once") {
+			t.Errorf("check: %s", f)
+		}
 	}
 }
 
