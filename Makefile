@@ -145,6 +145,23 @@ ORDER_CHECK_ARGS ?= -order.messages=100000 -order.keys=1000 -order.duration=60s
 order-check: redis-tools
 	cd partition && GOWORK=off $(GO) test -count=1 -timeout 60m -v -run '^TestOrderCheck$$' . -args $(ORDER_CHECK_ARGS)
 
+# Arguments of `make stage-check`, e.g.
+# make stage-check STAGE_CHECK_ARGS='-stagecheck.seed=7 -stagecheck.duration=10m'.
+STAGE_CHECK_ARGS ?=
+
+.PHONY: stage-check
+## stage-check: the long stage check (chaos/stagecheck, not in CI): for 3
+## minutes a Router handler with millrace.Stage turns inputs into 1-3
+## outputs each while its consumer processes are SIGKILLed mid-handler and
+## their connections cut or a commit's reply lost; fails unless every
+## input's outputs are in the output topic exactly once and no input is
+## lost. With STAGE_CHECK_ARGS=-stagecheck.plain it runs the same handler
+## through the plain Router, and must fail. `make test` runs its short form
+## (10 s, seed 1, and 8 s of the plain Router that it must catch).
+stage-check: redis-tools
+	cd chaos && GOWORK=off $(GO) test -race -count=1 -timeout 60m -v -run '^TestStageCheck$$' ./stagecheck \
+		-args -stagecheck.duration=3m $(STAGE_CHECK_ARGS)
+
 ## vet: go vet every module.
 vet:
 	$(call in_modules,$(GO) vet ./...)
