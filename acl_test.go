@@ -41,7 +41,7 @@ var (
 	aclRetention = []string{"+xinfo|groups", "+xpending", "+xtrim"}
 	// aclSubscriber (consumer group): create the group and join it, wait
 	// for news (XREAD, XREVRANGE; CLIENT ID and UNBLOCK let a new
-	// subscription interrupt the wait), read, ack, reclaim and redeliver, extend leases, hold the consumer name (GET, SET; GETEX renews it)
+	// subscription interrupt the wait), read, ack, reclaim and redeliver, extend leases, hold the consumer name (GET, SET)
 	// and prune idle consumers (Lua scripts),
 	// dead-letter (XADD to "{topic}:dlq") and move due delayed messages (a
 	// Lua script: EVALSHA, EVAL when the script is not cached, and the
@@ -51,7 +51,7 @@ var (
 		"+xread", "+xrevrange", "+client|id", "+client|unblock",
 		"+xinfo|consumers", "+xgroup|delconsumer",
 		"+xadd",
-		"+get", "+set", "+getex",
+		"+get", "+set",
 		"+evalsha", "+eval", "+time", "+zrangebyscore", "+zrange", "+zrem",
 		"+subscribe",
 	}

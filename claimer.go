@@ -2,6 +2,7 @@ package millrace
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -31,15 +32,20 @@ type claimer struct {
 	// reader waits in the same wait in which the group's PEL was found
 	// empty (emptyIn), no entry was added, so none can have been delivered
 	// and nothing is left to claim: the scan is skipped, except once every
-	// minIdle (an entry is claimable only after that long anyway). That
-	// look covers what no news announces: a failover that rolled the PEL
-	// back to before an XACK, a group reset by hand (XGROUP SETID).
+	// quietLook. A restart or a failover, which may roll the PEL back to
+	// before an XACK, fails the news waiter's read, which wakes every
+	// reader: each then waits anew and its claimer looks. The rare look
+	// covers what neither announces, at a cost flat enough for thousands of
+	// quiet topics.
 	quiet    *atomic.Uint64
 	emptyIn  uint64
-	lastLook time.Time
-	held     *holder
-	queue    *queue
-	logger   watermill.LoggerAdapter
+	nextLook time.Time
+	// paused is set while an operator has paused the group: nothing is
+	// taken over meanwhile (nil in tests).
+	paused *atomic.Bool
+	held   *holder
+	queue  *queue
+	logger watermill.LoggerAdapter
 }
 
 type claimerParams struct {
@@ -51,6 +57,7 @@ type claimerParams struct {
 	pruneAfter     time.Duration // PruneConsumersAfter
 	ownPendingRead <-chan struct{}
 	quiet          *atomic.Uint64 // nil without a news waiter
+	paused         *atomic.Bool
 	held           *holder
 	queue          *queue
 	logger         watermill.LoggerAdapter
@@ -66,10 +73,20 @@ func newClaimer(p claimerParams) *claimer {
 		pruneAfter:     p.pruneAfter,
 		ownPendingRead: p.ownPendingRead,
 		quiet:          p.quiet,
+		paused:         p.paused,
 		held:           p.held,
 		queue:          p.queue,
 		logger:         p.logger,
 	}
+}
+
+// quietLook is how long a claimer waits before it looks again at a quiet
+// group's PEL, found empty since its reader began waiting for news: ten
+// times ClaimMinIdle on average (5 minutes by default), spread between 5
+// and 15 times so that the looks of topics that went quiet together do not
+// come together.
+func quietLook(minIdle time.Duration) time.Duration {
+	return 5*minIdle + rand.N(10*minIdle)
 }
 
 // pruneEvery is how often idle consumers are looked for, at most; within a
@@ -114,7 +131,7 @@ func (c *claimer) run(ctx context.Context) {
 // interleaved (the leaser keeps them leased meanwhile). Entries deleted
 // from the stream are dropped from the PEL by Redis 7.
 func (c *claimer) claimAll(ctx context.Context, log *errlog.Log) {
-	if c.nothingToClaim(ctx) {
+	if c.paused != nil && c.paused.Load() || c.nothingToClaim(ctx) {
 		return
 	}
 	cursor := "0-0"
@@ -148,14 +165,14 @@ func (c *claimer) nothingToClaim(ctx context.Context) bool {
 	if q == 0 {
 		return false
 	}
-	if q == c.emptyIn && time.Since(c.lastLook) < c.minIdle {
+	if q == c.emptyIn && time.Now().Before(c.nextLook) {
 		return true
 	}
 	n, err := c.m.pendingCount(ctx)
 	if err != nil || n > 0 {
 		return false
 	}
-	c.emptyIn, c.lastLook = q, time.Now()
+	c.emptyIn, c.nextLook = q, time.Now().Add(quietLook(c.minIdle))
 	return true
 }
 

@@ -169,12 +169,14 @@ type SubscriberConfig struct {
 	// ConsumerLease guards the Consumer name against a second live
 	// Subscriber of the group and topic (a copied configuration, a fixed
 	// name in a scaled deployment), which would silently share this one's
-	// pending entries: the name is held by a key
-	// ("{topic}:consumer:...", SET PX ConsumerLease) renewed every third of
-	// it (GETEX PX, one command per topic), and released by Close. Subscribe under a name held elsewhere waits
-	// up to 1.5×ConsumerLease for it to expire (a crashed predecessor's
-	// does), then fails with ErrConsumerInUse, or subscribes under a new
-	// name with RenameTakenConsumer. Negative turns the check off.
+	// pending entries: the name is held by a key ("{topic}:consumer:...")
+	// naming the Subscriber's holder key ("{first topic}:holder:...", SET
+	// PX ConsumerLease), renewed every third of it with one SET for all the
+	// Subscriber's topics, and released by Close. Subscribe under a name
+	// held elsewhere waits up to 1.5×ConsumerLease for that holder key to
+	// expire (a crashed predecessor's does), then fails with
+	// ErrConsumerInUse, or subscribes under a new name with
+	// RenameTakenConsumer. Negative turns the check off.
 	// Default: 10s.
 	ConsumerLease time.Duration
 	// RenameTakenConsumer subscribes under "<Consumer>-<random>" (logged)
@@ -236,7 +238,8 @@ type SubscriberConfig struct {
 	// idle ones of other consumers; each scan goes through the whole list,
 	// ClaimBatch entries per XAUTOCLAIM. On a quiet topic (standalone or
 	// Sentinel) one XPENDING finding the list empty stands for the scans
-	// until the next entry is added, or for ClaimMinIdle.
+	// until the next entry is added, a restart or failover, or for ten
+	// times ClaimMinIdle.
 	// Default: ClaimMinIdle/2, at most 5s.
 	ClaimInterval time.Duration
 	// ClaimBatch caps one XAUTOCLAIM (COUNT); Prefetch caps it in turn.

@@ -3,43 +3,64 @@ package millrace
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
-// consumerLease is a Subscriber's claim on a consumer name in a group of a
-// topic: a key holding the Subscriber's random token that expires unless
-// renewed. A second live Subscriber under the same name finds the key held
-// by another token, which catches a copied configuration before two
-// processes share one pending entries list.
+// Consumer-name leases.
+//
+// A Subscriber's claim on a consumer name in a group of a topic is the
+// topic's key "{topic}:consumer:<group>:<name>" holding the name of the
+// Subscriber's holder key, "{topic}:holder:<token>" (in the slot of the
+// first topic it leased), which lives only while the Subscriber renews it.
+// A name is held while its key names a holder key that exists: a second
+// live Subscriber under the same name finds both and is refused, as the
+// first keeps its holder alive; a crashed one's holder key expires within
+// ConsumerLease, and with it every name it held.
+//
+// So the idle cost is flat in topics: one SET per Subscriber every third
+// of ConsumerLease keeps every name it holds, whatever the number of
+// topics and, on Cluster, of slots (the holder key is in one slot; a name
+// key names it across slots). Each name key itself is written when taken,
+// refreshed every nameKeyTTL/3 (it only keeps the keys of crashed
+// Subscribers from lingering) and expired at release.
+
+// nameKeyTTL is how long a name key outlives its last refresh: it holds a
+// name only while its holder key lives, so it needs no short expiry.
+const nameKeyTTL = 6 * time.Hour
+
+// consumerLease is one subscription's claim on a consumer name in a group
+// of a topic: the name key, held through the Subscriber's holder.
 type consumerLease struct {
 	client redis.UniversalClient
 	key    string
-	token  string
-	ttl    time.Duration
-	// scriptOnly is set once GETEX was refused: renewals then take the
-	// lease with the script, at three commands instead of one. foreign is
-	// set while another Subscriber holds the key: renewals then take it
-	// with the script, which does not extend that one's lease, so a dead
-	// holder's lapses.
-	scriptOnly, foreign bool
+	holder *nameHolder
+	value  string        // the holder's key
+	ttl    time.Duration // ConsumerLease: how long a taken name waits
+	once   sync.Once     // drops the holder's reference
+	// foreign is set while another live Subscriber holds the key (taken
+	// after this one's holder lapsed); guarded by holder.mu.
+	foreign bool
+	logger  watermill.LoggerAdapter
+	logMu   sync.Mutex // the holder's renewals and the leaser's refresh share log
+	log     errlog.Log
 }
 
-func newConsumerLease(client redis.UniversalClient, topic, group, consumer, token string, ttl time.Duration) *consumerLease {
-	return &consumerLease{client: client, key: keys.Consumer(topic, group, consumer), token: token, ttl: ttl}
-}
-
-// takeLeaseScript sets KEYS[1] to ARGV[1] for ARGV[2] ms unless another
-// token holds it; 1 when it is ours now.
+// takeLeaseScript sets KEYS[1] to ARGV[1] for ARGV[2] ms unless it holds
+// another value, or holds ARGV[3] (a holder found dead; "" for none).
+// Returns 1 when the key is ours now, else the value that holds it.
 var takeLeaseScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v and v ~= ARGV[1] then
-  return 0
+if v and v ~= ARGV[1] and v ~= ARGV[3] then
+  return v
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
@@ -55,42 +76,35 @@ end
 return 0
 `)
 
-// take claims or renews the name; false when another Subscriber holds it.
+// take claims or refreshes the name; false when another live Subscriber
+// holds it. A name whose holder key is gone is taken over.
 func (l *consumerLease) take(ctx context.Context) (bool, error) {
-	n, err := takeLeaseScript.Run(ctx, l.client, []string{l.key}, l.token, l.ttl.Milliseconds()).Int()
-	return n == 1, err
-}
-
-// renew extends the lease with one command, GETEX PX, which also says
-// whose it is: false when another Subscriber holds it (whose lease that
-// GETEX extended once; later renewals use take until the name is ours
-// again). A lapsed lease is taken again. refused is GETEX's NOPERM,
-// returned once; renewals then use take.
-func (l *consumerLease) renew(ctx context.Context) (ok bool, refused, err error) {
-	if !l.scriptOnly && !l.foreign {
-		v, err := l.client.GetEx(ctx, l.key, l.ttl).Result()
-		switch {
-		case err == nil && v == l.token:
-			return true, nil, nil
-		case err == nil:
-			l.foreign = true
-			return false, nil, nil
-		case rediserr.IsNoPerm(err):
-			l.scriptOnly, refused = true, err
-		case !rediserr.IsNil(err):
-			return false, nil, err
+	dead := ""
+	for range 2 {
+		v, err := takeLeaseScript.Run(ctx, l.client, []string{l.key}, l.value, nameKeyTTL.Milliseconds(), dead).Result()
+		if err != nil {
+			return false, err
 		}
+		other, ok := v.(string)
+		if !ok {
+			return true, nil
+		}
+		// GET, not EXISTS: the lease needs no right beyond GET and SET.
+		err = l.client.Get(ctx, other).Err()
+		if err == nil {
+			return false, nil
+		}
+		if !rediserr.IsNil(err) {
+			return false, err
+		}
+		dead = other
 	}
-	ok, err = l.take(ctx)
-	if ok {
-		l.foreign = false
-	}
-	return ok, refused, err
+	return false, nil // taken by another meanwhile, alive a moment ago
 }
 
 // acquire takes the name, waiting while another Subscriber holds it, for
 // as long as a lease lasts: a predecessor that crashed stops renewing and
-// its lease expires within that time, a live one keeps it.
+// its holder key expires within that time, a live one keeps it.
 func (l *consumerLease) acquire(ctx context.Context) (bool, error) {
 	deadline := time.Now().Add(l.ttl + l.ttl/2)
 	for {
@@ -104,9 +118,142 @@ func (l *consumerLease) acquire(ctx context.Context) (bool, error) {
 	}
 }
 
+// refresh keeps the name key from expiring and says whether the name is
+// still ours, taking it back from a holder that died.
+func (l *consumerLease) refresh(ctx context.Context) {
+	ok, err := l.take(ctx)
+	l.logMu.Lock()
+	defer l.logMu.Unlock()
+	log := &l.log
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			log.Failure("Cannot renew the lease on the consumer name", err, nil)
+		}
+		return
+	case !ok:
+		log.Failure("Another live subscriber took this consumer name; both read the same pending entries", ErrConsumerInUse, nil)
+	default:
+		log.Recovered("Holding the consumer name again", nil)
+	}
+	l.holder.mu.Lock()
+	l.foreign = !ok
+	l.holder.mu.Unlock()
+}
+
 // release gives the name up at once, if it is still ours.
 func (l *consumerLease) release(ctx context.Context) error {
-	return dropLeaseScript.Run(ctx, l.client, []string{l.key}, l.token).Err()
+	return dropLeaseScript.Run(ctx, l.client, []string{l.key}, l.value).Err()
+}
+
+// done drops the subscription's reference to the holder: the last one
+// stops its renewals and lets its key expire. Idempotent.
+func (l *consumerLease) done(ctx context.Context) {
+	l.once.Do(func() { l.holder.drop(ctx, l) })
+}
+
+// nameHolder is a Subscriber's holder key, kept alive while any of its
+// subscriptions holds a consumer name. Its zero value is ready: the first
+// hold sets it up.
+type nameHolder struct {
+	mu     sync.Mutex
+	client redis.UniversalClient
+	ttl    time.Duration
+	logger watermill.LoggerAdapter
+	key    string // set while held
+	gen    int    // numbers the keys, one per span held
+	leases map[*consumerLease]struct{}
+	// recheck counts the renewals that still look at every name after
+	// the holder key lapsed: a Subscriber that found the key gone a moment
+	// before this one set it again may take a name just after the first
+	// look.
+	recheck int
+	renewer *loop
+}
+
+// hold adds l to the names the holder keeps, setting its key first if it
+// holds nothing yet: a name key must never name a holder key not yet set.
+func (h *nameHolder) hold(ctx context.Context, s *Subscriber, topic string, l *consumerLease) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.renewer == nil {
+		h.client, h.ttl, h.logger = s.client, s.config.ConsumerLease, s.logger
+		h.gen++
+		key := keys.Holder(topic, s.token+":"+strconv.Itoa(h.gen))
+		if err := h.client.Set(ctx, key, 1, h.ttl).Err(); err != nil {
+			return err
+		}
+		h.key = key
+		if h.leases == nil {
+			h.leases = map[*consumerLease]struct{}{}
+		}
+		r := newLoop(context.Background())
+		h.renewer = &r
+		ttl := h.ttl
+		r.goRun(func(ctx context.Context) { h.run(ctx, key, ttl) })
+	}
+	l.holder, l.value = h, h.key
+	h.leases[l] = struct{}{}
+	return nil
+}
+
+// drop removes l; after the last, the renewals stop and the key expires.
+func (h *nameHolder) drop(ctx context.Context, l *consumerLease) {
+	h.mu.Lock()
+	delete(h.leases, l)
+	if len(h.leases) > 0 || h.renewer == nil {
+		h.mu.Unlock()
+		return
+	}
+	r, key, client, logger := h.renewer, h.key, h.client, h.logger
+	h.renewer = nil
+	h.mu.Unlock()
+	r.stop()
+	if err := client.Set(ctx, key, 0, time.Millisecond).Err(); err != nil {
+		logger.Error("Cannot release the consumer names; they are free after ConsumerLease", err, nil)
+	}
+}
+
+// run renews the key every third of ConsumerLease with one SET ... GET,
+// which also tells whether it had lapsed: then, and twice after, every
+// name is looked at (another Subscriber may have taken it meanwhile); a
+// name found taken is looked at on every renewal until it is ours again.
+func (h *nameHolder) run(ctx context.Context, key string, ttl time.Duration) {
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	h.mu.Lock()
+	client, log := h.client, errlog.New(h.logger)
+	h.mu.Unlock()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		err := client.SetArgs(ctx, key, 1, redis.SetArgs{TTL: ttl, Get: true}).Err()
+		if err != nil && !rediserr.IsNil(err) {
+			if ctx.Err() == nil {
+				log.Failure("Cannot renew the lease on the consumer names", err, nil)
+			}
+			continue
+		}
+		log.Recovered("Renewing the lease on the consumer names again", nil)
+		h.mu.Lock()
+		if rediserr.IsNil(err) {
+			h.recheck = 3
+		}
+		var look []*consumerLease
+		for l := range h.leases {
+			if h.recheck > 0 || l.foreign {
+				look = append(look, l)
+			}
+		}
+		h.recheck = max(h.recheck-1, 0)
+		h.mu.Unlock()
+		for _, l := range look {
+			l.refresh(ctx)
+		}
+	}
 }
 
 // claimConsumer returns the consumer name a new subscription of topic uses
@@ -118,8 +265,7 @@ func (s *Subscriber) claimConsumer(ctx context.Context, topic string) (string, *
 	if cfg.ConsumerGroup == "" || cfg.ConsumerLease < 0 {
 		return cfg.Consumer, nil, nil
 	}
-	lease := newConsumerLease(s.client, topic, cfg.ConsumerGroup, cfg.Consumer, s.token, cfg.ConsumerLease)
-	ok, err := lease.acquire(ctx)
+	lease, ok, err := s.leaseName(ctx, topic, cfg.Consumer, true)
 	if rediserr.IsNoPerm(err) || rediserr.IsScriptRefused(err) {
 		// An ACL from before ConsumerLease: subscribe unguarded, and say so.
 		s.logger.Error("Cannot hold the consumer name (ACL: the lease needs EVALSHA, GET and SET on "+
@@ -137,12 +283,39 @@ func (s *Subscriber) claimConsumer(ctx context.Context, topic string) (string, *
 		return "", nil, fmt.Errorf("%w: %s in group %s on topic %s", ErrConsumerInUse, cfg.Consumer, cfg.ConsumerGroup, topic)
 	}
 	name := cfg.Consumer + "-" + watermill.NewShortUUID()
-	lease = newConsumerLease(s.client, topic, cfg.ConsumerGroup, name, s.token, cfg.ConsumerLease)
-	if _, err := lease.take(ctx); err != nil {
+	if lease, _, err = s.leaseName(ctx, topic, name, false); err != nil {
 		return "", nil, fmt.Errorf("cannot claim consumer name %s of group %s on topic %s: %w", name, cfg.ConsumerGroup, topic, err)
 	}
 	s.logger.Info("Consumer name is in use by another live subscriber; subscribing under a new one", watermill.LogFields{
 		"topic": topic, "consumer_group": cfg.ConsumerGroup, "consumer": cfg.Consumer, "new_consumer": name,
 	})
 	return name, lease, nil
+}
+
+// leaseName takes name in topic's group through the Subscriber's holder,
+// waiting (wait) while another live Subscriber holds it. The lease it
+// returns holds a reference to the holder, dropped by done, unless the name
+// was not taken.
+func (s *Subscriber) leaseName(ctx context.Context, topic, name string, wait bool) (*consumerLease, bool, error) {
+	cfg := s.config
+	l := &consumerLease{
+		client: s.client,
+		key:    keys.Consumer(topic, cfg.ConsumerGroup, name),
+		ttl:    cfg.ConsumerLease,
+	}
+	l.logger = s.logger.With(watermill.LogFields{"topic": topic, "consumer_group": cfg.ConsumerGroup, "consumer": name})
+	l.log = errlog.New(l.logger)
+	if err := s.holder.hold(ctx, s, topic, l); err != nil {
+		return nil, false, err
+	}
+	take := l.take
+	if wait {
+		take = l.acquire
+	}
+	ok, err := take(ctx)
+	if !ok || err != nil {
+		l.done(ctx)
+		return nil, false, err
+	}
+	return l, true, nil
 }

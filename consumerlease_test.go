@@ -102,25 +102,75 @@ func TestConsumerLease_RestartUnderTheSameName(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// A running subscription renews its name: the key outlives many leases.
+// A running subscription renews its name: the key names the Subscriber's
+// holder key, which outlives many leases.
 func TestConsumerLease_Renewed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	topic := newTopic()
 	subscribe(t, e.subscriber(t, leaseConfig("worker-1", 90*time.Millisecond)), topic)
+	ctx := context.Background()
 	key := consumerKey(topic, "worker-1")
-	token := e.client.Get(context.Background(), key).Val()
-	require.NotEmpty(t, token)
+	holder := e.client.Get(ctx, key).Val()
+	require.NotEmpty(t, holder)
 	deadline := time.Now().Add(900 * time.Millisecond) // ten leases
 	for time.Now().Before(deadline) {
-		require.Equal(t, token, e.client.Get(context.Background(), key).Val(), "the lease lapsed")
+		require.Equal(t, holder, e.client.Get(ctx, key).Val(), "the name changed hands")
+		require.EqualValues(t, 1, e.client.Exists(ctx, holder).Val(), "the lease lapsed")
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// A lease taken by another Subscriber while this one could not renew (here
-// set by hand) is not kept alive by this one's renewals: once the other
-// stops renewing it lapses, and this Subscriber holds its name again.
+// One holder key keeps every name of a Subscriber: a second live
+// Subscriber under the same name is refused on each of its topics after
+// many leases, and gets the names once the first is gone, at once after
+// its Close and within a lease after it stopped renewing.
+func TestConsumerLease_OneHolderCatchesSecondOnEveryTopic(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	topics := []string{newTopic(), newTopic(), newTopic()}
+	first, err := millrace.NewSubscriber(e.client, leaseConfig("worker-1", 150*time.Millisecond), testLogger)
+	require.NoError(t, err)
+	for _, topic := range topics {
+		_, err := first.Subscribe(ctx, topic)
+		require.NoError(t, err)
+	}
+	holder := e.client.Get(ctx, consumerKey(topics[0], "worker-1")).Val()
+	for _, topic := range topics {
+		assert.Equal(t, holder, e.client.Get(ctx, consumerKey(topic, "worker-1")).Val(), "one holder for every topic")
+	}
+	time.Sleep(time.Second) // several leases: only renewals keep the names
+
+	second, err := millrace.NewSubscriber(e.client, leaseConfig("worker-1", 150*time.Millisecond), testLogger)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = second.Close() })
+	for _, topic := range topics {
+		_, err := second.Subscribe(ctxTimeout(t, 10*time.Second), topic)
+		require.ErrorIs(t, err, millrace.ErrConsumerInUse, "topic %s", topic)
+	}
+
+	// A holder that stops renewing (its key expires, as a crashed
+	// process's does) frees every name within a lease.
+	require.NoError(t, e.client.Set(ctx, "crashed-holder", 1, 150*time.Millisecond).Err())
+	other := newTopic()
+	require.NoError(t, e.client.Set(ctx, consumerKey(other, "worker-1"), "crashed-holder", time.Hour).Err())
+	_, err = second.Subscribe(ctxTimeout(t, 10*time.Second), other)
+	require.NoError(t, err, "the name of a dead holder is free")
+
+	require.NoError(t, first.Close())
+	require.Eventually(t, func() bool { return e.client.Exists(ctx, holder).Val() == 0 }, time.Second, time.Millisecond,
+		"Close drops the holder key")
+	for _, topic := range topics {
+		_, err := second.Subscribe(ctxTimeout(t, 5*time.Second), topic)
+		require.NoError(t, err, "topic %s", topic)
+	}
+}
+
+// A name taken by another Subscriber while this one's holder key had
+// lapsed (here: deleted by hand and the name key set to another holder) is
+// noticed at the next renewal, and taken back once the other holder's key
+// expires.
 func TestConsumerLease_TakenOverThenLapsed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -128,11 +178,16 @@ func TestConsumerLease_TakenOverThenLapsed(t *testing.T) {
 	subscribe(t, e.subscriber(t, leaseConfig("worker-1", 150*time.Millisecond)), topic)
 	ctx := context.Background()
 	key := consumerKey(topic, "worker-1")
-	token := e.client.Get(ctx, key).Val()
-	require.NotEmpty(t, token)
-	require.NoError(t, e.client.Set(ctx, key, "another-subscriber", 150*time.Millisecond).Err())
-	require.Eventually(t, func() bool { return e.client.Get(ctx, key).Val() == token }, 10*time.Second, 10*time.Millisecond,
-		"the name is held again once the other lease lapsed")
+	holder := e.client.Get(ctx, key).Val()
+	require.NotEmpty(t, holder)
+	require.NoError(t, e.client.Set(ctx, "another-holder", 1, 300*time.Millisecond).Err())
+	require.NoError(t, e.client.Set(ctx, key, "another-holder", time.Hour).Err())
+	require.NoError(t, e.client.Del(ctx, holder).Err())
+	require.Eventually(t, func() bool { return e.client.Exists(ctx, holder).Val() == 1 }, 10*time.Second, 5*time.Millisecond,
+		"the holder key is set again")
+	assert.Equal(t, "another-holder", e.client.Get(ctx, key).Val(), "a live holder's name is not taken")
+	require.Eventually(t, func() bool { return e.client.Get(ctx, key).Val() == holder }, 10*time.Second, 10*time.Millisecond,
+		"the name is held again once the other holder lapsed")
 }
 
 // consumers lists the consumers of group "g" on topic.

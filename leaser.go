@@ -9,8 +9,9 @@ import (
 	"github.com/millrace/millrace/internal/errlog"
 )
 
-// leaser keeps the entries a subscription holds leased, and the lease on
-// its consumer name (when ConsumerLease is on) renewed. It resets the idle
+// leaser keeps the entries a subscription holds leased, and the key of its
+// consumer name (when ConsumerLease is on) from expiring (the Subscriber's
+// holder key, which it renews, keeps the name itself). It resets the idle
 // time (XCLAIM ... JUSTID, which counts no delivery) before it reaches
 // ClaimMinIdle, so no other consumer's XAUTOCLAIM takes them while a handler
 // is slow, while the queue is full, or while Close waits for handlers. It
@@ -49,41 +50,20 @@ func (l *leaser) run(ctx context.Context) {
 	defer tick.Stop()
 	var nameTick <-chan time.Time
 	if l.name != nil {
-		t := time.NewTicker(l.name.ttl / 3)
+		t := time.NewTicker(nameKeyTTL / 3)
 		defer t.Stop()
 		nameTick = t.C
 	}
 	log := errlog.New(l.logger)
-	nameLog := errlog.New(l.logger)
 	for {
 		select {
 		case <-tick.C:
 			l.renew(ctx, &log)
 		case <-nameTick:
-			l.renewName(ctx, &nameLog)
+			l.name.refresh(ctx)
 		case <-ctx.Done():
 			return
 		}
-	}
-}
-
-// renewName extends the lease on the consumer name. A lease found held by
-// another Subscriber (taken after this one could not renew it in time)
-// is reported: both now read as the same consumer.
-func (l *leaser) renewName(ctx context.Context, log *errlog.Log) {
-	ok, refused, err := l.name.renew(ctx)
-	if refused != nil {
-		l.logger.Error("Cannot renew the lease on the consumer name in one command (ACL: +getex); renewing it with a script", refused, nil)
-	}
-	switch {
-	case err != nil:
-		if ctx.Err() == nil {
-			log.Failure("Cannot renew the lease on the consumer name", err, nil)
-		}
-	case !ok:
-		log.Failure("Another live subscriber took this consumer name; both read the same pending entries", ErrConsumerInUse, nil)
-	default:
-		log.Recovered("Holding the consumer name again", nil)
 	}
 }
 

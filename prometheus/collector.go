@@ -1,7 +1,8 @@
 // Package prometheus exports the state of Millrace topics as Prometheus
 // metrics: stream length, consumer-group lag, pending entries, oldest
 // pending and undelivered ages, consumers and dead-letter depth, per topic
-// and group.
+// and group, and what a topic's ceiling cost: entries dropped before a group
+// read them, messages refused, abandoned groups.
 //
 // The figures are read when Prometheus scrapes, with the cheap commands of
 // [admin.Admin] in one pipelined round trip for all topics. Labels are
@@ -62,6 +63,10 @@ type Config struct {
 	Namespace string
 	// ConstLabels are added to every metric, e.g. the Redis instance.
 	ConstLabels prom.Labels
+	// AbandonedAfter is how long a group's oldest unread entry must have
+	// waited with no consumer seen for group_abandoned to be 1.
+	// Default: admin.DefaultAbandonedAfter (24h).
+	AbandonedAfter time.Duration
 }
 
 // Collector is a prometheus.Collector of Millrace topics. It is safe for
@@ -75,6 +80,7 @@ type Collector struct {
 	entriesAdded, entriesRead                *prom.Desc
 	lag, pending, oldestPending, oldestUndel *prom.Desc
 	consumers, minIdle                       *prom.Desc
+	dropped, abandoned, beyondEnd, refused   *prom.Desc
 	consumerPending, consumerIdle            *prom.Desc
 	partitions                               partitionDescs
 
@@ -103,7 +109,7 @@ func NewCollector(client redis.UniversalClient, config Config) *Collector {
 	group := []string{"topic", "group"}
 	consumer := []string{"topic", "group", "consumer"}
 	return &Collector{
-		admin:  admin.New(client, admin.Options{}),
+		admin:  admin.New(client, admin.Options{AbandonedAfter: config.AbandonedAfter}),
 		config: config,
 
 		up:             desc("up", "1 if the last scrape read every topic from Redis, 0 if it failed."),
@@ -123,6 +129,11 @@ func NewCollector(client redis.UniversalClient, config Config) *Collector {
 		entriesRead:   desc("group_entries_read_total", "Entries the group has read (XINFO GROUPS entries-read, Redis 7.0+): its rate is the group's consume rate. It restarts when the group is moved with XGROUP SETID; absent while Redis does not know it.", group...),
 		minIdle:       desc("group_consumer_min_idle_seconds", "Idle time of the group's most recently active consumer: high means nobody is consuming. Absent without consumers.", group...),
 
+		dropped:   desc("group_dropped_entries_total", "Entries the topic's ceiling (Retention.Ceiling, DropOldest) trimmed before the group read them: lost messages. Absent while none.", group...),
+		abandoned: desc("group_abandoned", "1 when the group has entries that waited longer than AbandonedAfter (default 24h) and no consumer of it was seen for as long: delete it unless it is coming back.", group...),
+		beyondEnd: desc("group_beyond_end", "1 when the group's position is past the stream's last ID: it skips every new entry until the stream gets there.", group...),
+		refused:   desc("stream_refused_total", "Messages Publish refused because the topic was at its ceiling (Retention.Ceiling, RefusePublish). Absent while none.", topic...),
+
 		consumerPending: desc("consumer_pending", "Entries pending at the consumer.", consumer...),
 		consumerIdle:    desc("consumer_idle_seconds", "Time since the consumer's last interaction with Redis.", consumer...),
 
@@ -135,6 +146,7 @@ func (c *Collector) Describe(ch chan<- *prom.Desc) {
 	for _, d := range []*prom.Desc{
 		c.up, c.scrapeDuration, c.length, c.firstAge, c.lastAge, c.deadLetters, c.entriesAdded,
 		c.lag, c.pending, c.oldestPending, c.oldestUndel, c.consumers, c.minIdle, c.entriesRead,
+		c.dropped, c.abandoned, c.beyondEnd, c.refused,
 		c.partitions.lag, c.partitions.owner, c.partitions.members, c.partitions.unowned,
 	} {
 		ch <- d
@@ -202,6 +214,9 @@ func (c *Collector) collectTopic(ch chan<- prom.Metric, s admin.TopicStats) {
 	if s.EntriesAdded >= 0 {
 		ch <- prom.MustNewConstMetric(c.entriesAdded, prom.CounterValue, float64(s.EntriesAdded), s.Topic)
 	}
+	if s.Refused > 0 {
+		ch <- prom.MustNewConstMetric(c.refused, prom.CounterValue, float64(s.Refused), s.Topic)
+	}
 	if s.FirstEntryID != "" {
 		gauge(c.firstAge, age(s.Time, s.FirstEntryTime), s.Topic)
 	}
@@ -214,6 +229,11 @@ func (c *Collector) collectTopic(ch chan<- prom.Metric, s admin.TopicStats) {
 		gauge(c.oldestPending, g.OldestPendingAge.Seconds(), s.Topic, g.Name)
 		gauge(c.oldestUndel, g.OldestUndeliveredAge.Seconds(), s.Topic, g.Name)
 		gauge(c.consumers, float64(len(g.Consumers)), s.Topic, g.Name)
+		gauge(c.abandoned, flag(g.Abandoned), s.Topic, g.Name)
+		gauge(c.beyondEnd, flag(g.BeyondEnd), s.Topic, g.Name)
+		if g.Dropped > 0 {
+			ch <- prom.MustNewConstMetric(c.dropped, prom.CounterValue, float64(g.Dropped), s.Topic, g.Name)
+		}
 		if g.EntriesRead >= 0 {
 			ch <- prom.MustNewConstMetric(c.entriesRead, prom.CounterValue, float64(g.EntriesRead), s.Topic, g.Name)
 		}
@@ -231,6 +251,14 @@ func (c *Collector) collectTopic(ch chan<- prom.Metric, s admin.TopicStats) {
 			}
 		}
 	}
+}
+
+// flag is 1 for true, 0 for false.
+func flag(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func age(now, t time.Time) float64 {

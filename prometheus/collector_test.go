@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -189,4 +190,42 @@ func gather(t *testing.T, col prom.Collector) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// What a topic's ceiling cost, from a real Publisher: entries dropped
+// before an abandoned group read them, messages refused on another topic;
+// the abandoned group and one moved past the stream's end are flagged.
+func TestCollector_Capacity(t *testing.T) {
+	srv := redistest.StartFromEnv(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	require.NoError(t, c.XGroupCreateMkStream(ctx, "drop", "gone", "$").Err())
+	require.NoError(t, c.XGroupCreateMkStream(ctx, "refuse", "gone", "$").Err())
+	require.NoError(t, c.XGroupCreate(ctx, "refuse", "ahead", "$").Err())
+	require.NoError(t, c.XGroupSetID(ctx, "refuse", "ahead", "99999999999999-0").Err())
+	publish := func(topic string, r millrace.Retention, n int) error {
+		pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{Retention: r}, watermill.NopLogger{})
+		require.NoError(t, err)
+		msgs := make([]*message.Message, n)
+		for i := range msgs {
+			msgs[i] = message.NewMessage(watermill.NewUUID(), []byte("m"))
+		}
+		err = pub.Publish(topic, msgs...)
+		require.NoError(t, pub.Close()) // its last trim round counts the drops
+		return err
+	}
+	require.NoError(t, publish("drop", millrace.Retention{Ceiling: 100}, 1000))
+	require.NoError(t, publish("refuse", millrace.Retention{Ceiling: 100, Overflow: millrace.RefusePublish}, 100))
+	require.ErrorIs(t, publish("refuse", millrace.Retention{Ceiling: 100, Overflow: millrace.RefusePublish}, 7), millrace.ErrTopicFull)
+	length, err := c.XLen(ctx, "drop").Result()
+	require.NoError(t, err)
+
+	values := gather(t, millraceprom.NewCollector(c, millraceprom.Config{Topics: []string{"drop", "refuse"}, AbandonedAfter: time.Nanosecond}))
+	assert.Equal(t, float64(1000-length), values[`millrace_group_dropped_entries_total{group="gone",topic="drop"}`])
+	assert.Equal(t, 7.0, values[`millrace_stream_refused_total{topic="refuse"}`])
+	assert.Equal(t, 1.0, values[`millrace_group_abandoned{group="gone",topic="drop"}`])
+	assert.Equal(t, 1.0, values[`millrace_group_beyond_end{group="ahead",topic="refuse"}`])
+	assert.Equal(t, 0.0, values[`millrace_group_beyond_end{group="gone",topic="refuse"}`])
+	_, ok := values[`millrace_group_dropped_entries_total{group="gone",topic="refuse"}`]
+	assert.False(t, ok, "nothing dropped: no series")
 }

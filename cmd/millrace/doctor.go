@@ -48,6 +48,9 @@ func (a *app) doctorCommand() *cobra.Command {
   cluster      Cluster health, and dead-letter streams in their topic's slot
   retention    streams that grow without retention: entries every group acknowledged
                more than a day ago are still there
+  capacity     groups nobody reads any more (entries waiting a day, no consumer seen),
+               groups that lost entries to a topic's ceiling or sit past their stream's
+               end, topics that refused messages at their ceiling
 
 Exit status 1 when a check fails, 0 otherwise (warnings included).`,
 		Example: `  millrace doctor
@@ -121,7 +124,7 @@ func (d *doctor) run() []check {
 			}
 		}
 	}
-	return []check{d.version(), d.eviction(), d.persistence(), d.replication(), d.acl(), d.cluster(), d.retention()}
+	return []check{d.version(), d.eviction(), d.persistence(), d.replication(), d.acl(), d.cluster(), d.retention(), d.capacity()}
 }
 
 func (d *doctor) version() check {

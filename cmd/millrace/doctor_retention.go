@@ -90,3 +90,66 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %s", v, suffix[i])
 }
+
+// capacity finds what threatens or already cost messages at the topics'
+// ceilings (millrace Retention.Ceiling): groups nobody reads any more, which
+// hold every entry of their topic up to the ceiling; groups that lost
+// entries to it; topics that refused messages; groups placed past the end
+// of their stream, which skip every new message.
+func (d *doctor) capacity() check {
+	a := admin.New(d.c, admin.Options{})
+	topics, err := a.Topics(d.ctx)
+	var stats []admin.TopicStats
+	if err == nil && len(topics) > 0 {
+		stats, err = a.Stats(d.ctx, topics...)
+	}
+	if err != nil {
+		return check{Name: "capacity", Status: statusWarn, Detail: "cannot read the streams: " + err.Error()}
+	}
+	return capacityCheck(stats)
+}
+
+func capacityCheck(stats []admin.TopicStats) check {
+	ch := check{Name: "capacity", Status: statusOK}
+	if len(stats) == 0 {
+		ch.Detail = "no streams"
+		return ch
+	}
+	var found, advice []string
+	bad := false
+	for _, s := range stats {
+		if s.Refused > 0 {
+			found = append(found, fmt.Sprintf("%s refused %d messages at its ceiling", s.Topic, s.Refused))
+		}
+		for _, g := range s.Groups {
+			if g.BeyondEnd {
+				bad = true
+				found = append(found, fmt.Sprintf("group %s of %s is past the stream's end (at %s, last entry %s): it skips every new message",
+					g.Name, s.Topic, g.LastDeliveredID, s.LastGeneratedID))
+				advice = append(advice, fmt.Sprintf("millrace group reset %s %s --to <id|time>", s.Topic, g.Name))
+			}
+			if g.Abandoned {
+				found = append(found, fmt.Sprintf("group %s of %s looks abandoned: %d entries unread, the oldest waiting %s, no consumer seen for as long",
+					g.Name, s.Topic, g.Lag, humanDuration(g.OldestUndeliveredAge)))
+				advice = append(advice, fmt.Sprintf("millrace group delete %s %s --yes", s.Topic, g.Name))
+			}
+			if g.Dropped > 0 {
+				found = append(found, fmt.Sprintf("group %s of %s lost %d entries it had not read to the topic's ceiling", g.Name, s.Topic, g.Dropped))
+			}
+		}
+	}
+	if len(found) == 0 {
+		ch.Detail = "no group is abandoned, past its stream's end, or lost entries to a ceiling; no topic refused messages"
+		return ch
+	}
+	ch.Status = statusWarn
+	if bad {
+		ch.Status = statusFail
+	}
+	ch.Detail = strings.Join(found, "; ")
+	ch.Advice = "delete the groups nobody will read again, move those past the end, or raise Retention.Ceiling"
+	if len(advice) > 0 {
+		ch.Advice += ": " + strings.Join(advice, "; ")
+	}
+	return ch
+}

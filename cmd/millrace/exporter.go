@@ -13,16 +13,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/millrace/millrace/admin"
 	millraceprom "github.com/millrace/millrace/prometheus"
 )
 
 func (a *app) exporterCommand() *cobra.Command {
 	var (
-		listen      string
-		path        string
-		topics      []string
-		perConsumer bool
-		discovery   time.Duration
+		listen         string
+		path           string
+		topics         []string
+		perConsumer    bool
+		discovery      time.Duration
+		abandonedAfter time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "exporter",
@@ -45,6 +47,10 @@ Metrics (labels: topic, and group for group_*):
   millrace_group_consumers                         consumers of the group
   millrace_group_consumer_min_idle_seconds         idle time of the most active consumer
   millrace_group_entries_read_total                counter of entries the group read (Redis 7.0+)
+  millrace_group_dropped_entries_total             entries the topic's ceiling trimmed before the group read them
+  millrace_group_abandoned                         1: entries waited --abandoned-after with no consumer seen
+  millrace_group_beyond_end                        1: the group's position is past the stream's end
+  millrace_stream_refused_total                    messages refused at the topic's ceiling
 With --per-consumer, also millrace_consumer_pending and millrace_consumer_idle_seconds
 (label consumer). Go runtime and process metrics are served too.
 
@@ -61,7 +67,10 @@ Without --topic, topics are found with SCAN ... TYPE stream at most once per
 			}
 			reg := prom.NewRegistry()
 			reg.MustRegister(
-				millraceprom.NewCollector(c, millraceprom.Config{Topics: topics, PerConsumer: perConsumer, DiscoveryInterval: discovery, Timeout: a.timeout}),
+				millraceprom.NewCollector(c, millraceprom.Config{
+					Topics: topics, PerConsumer: perConsumer, DiscoveryInterval: discovery, Timeout: a.timeout,
+					AbandonedAfter: abandonedAfter,
+				}),
 				collectors.NewGoCollector(),
 				collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			)
@@ -104,5 +113,6 @@ Without --topic, topics are found with SCAN ... TYPE stream at most once per
 	f.StringArrayVar(&topics, "topic", nil, "export this topic (repeatable; default: every topic)")
 	f.BoolVar(&perConsumer, "per-consumer", false, "add per-consumer series (label cardinality grows with consumers)")
 	f.DurationVar(&discovery, "discovery-interval", time.Minute, "how long a list of discovered topics is reused")
+	f.DurationVar(&abandonedAfter, "abandoned-after", admin.DefaultAbandonedAfter, "a group whose entries waited this long with no consumer seen is abandoned")
 	return cmd
 }

@@ -60,6 +60,11 @@ func Consumer(topic, group, consumer string) string {
 	return aux(topic, "consumer:"+strconv.Itoa(len(group))+":"+group+":"+consumer)
 }
 
+// Holder is the key that says a Subscriber holding consumer names is
+// alive, in the slot of the first topic it leased: the value of its
+// [Consumer] keys. "{topic}:holder:<token>".
+func Holder(topic, token string) string { return aux(topic, "holder:"+token) }
+
 // Partition is the topic of partition i of a partitioned topic:
 // "{topic#i}", a hash tag of its own, so that the partitions of a topic
 // hash to different Cluster slots.

@@ -23,11 +23,12 @@ import (
 // stream KEYS[1] (see above), adding each group's loss to field
 // ARGV[1]..group of the hash KEYS[2]. Reply: flat {group, dropped, ...}
 // for every group moved, dropped -1 when Redis did not know what the group
-// had read. A group whose entries-read Redis does not know but whose lag it
-// can work out (created at "0", or moved without ENTRIESREAD, before
-// anything was trimmed past it) is given the ENTRIESREAD that lag implies,
-// without moving: from then on its losses are counted exactly. Nothing
-// before Redis 7.0 (no entries-added, no ENTRIESREAD).
+// had read. A group whose entries-read Redis does not know is taken to have
+// read nothing when it is at 0-0 (it has read no entry), and otherwise what
+// the lag Redis works out implies (right unless something was trimmed past
+// it since it was moved without ENTRIESREAD); it is given that ENTRIESREAD
+// without moving, so that from then on its losses are counted exactly.
+// Nothing before Redis 7.0 (no entries-added, no ENTRIESREAD).
 var settleScript = redis.NewScript(LuaField + LuaIDBefore + `
 local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
 if info.err then
@@ -52,7 +53,9 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local name, last = field(g, 'name'), field(g, 'last-delivered-id')
   local read, lag = field(g, 'entries-read'), field(g, 'lag')
   local pin = false
-  if not read and lag then
+  if not read and last == '0-0' then
+    read, pin = 0, true
+  elseif not read and lag then
     read, pin = added - lag, true
   end
   if before(last, prev) and (not read or read < gone) then
