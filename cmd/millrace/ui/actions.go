@@ -21,6 +21,7 @@ type actionRequest struct {
 	To    string   `json:"to"`   // reset: "0", "$" or an entry ID
 	Time  string   `json:"time"` // reset: an RFC 3339 time instead of To
 	Idle  string   `json:"idle"` // prune: a Go duration
+	Force bool     `json:"force"`
 	Dry   bool     `json:"dryRun"`
 }
 
@@ -135,39 +136,41 @@ func (s *Server) groupBefore(ctx context.Context, topic, group string) (admin.Gr
 	return g, []any{"group", group, "from", g.LastDeliveredID, "lag_before", g.Lag, "pending", g.Pending}, nil
 }
 
+// resetGroup moves a group; a position beyond the stream's end is
+// refused (409) unless forced.
 func (s *Server) resetGroup(ctx context.Context, req actionRequest) (any, []any, error) {
-	_, attrs, err := s.groupBefore(ctx, req.Topic, req.Group)
+	to, attrs, err := resetTarget(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	mv, err := s.admin.MoveGroup(ctx, req.Topic, req.Group, to, admin.MoveOptions{Force: req.Force})
+	attrs = append([]any{"group", req.Group, "from", mv.Before.LastDeliveredID, "lag_before", mv.Before.Lag, "pending", mv.Before.Pending}, attrs...)
+	if req.Force {
+		attrs = append(attrs, "force", true)
+	}
 	if err != nil {
 		return nil, attrs, err
 	}
-	res, more, err := s.moveGroup(ctx, req)
-	attrs = append(attrs, more...)
-	if err == nil {
-		if g, gerr := s.admin.Group(ctx, req.Topic, req.Group); gerr == nil {
-			attrs = append(attrs, "now_at", g.LastDeliveredID, "lag_after", g.Lag)
-		}
-	}
-	return res, attrs, err
+	attrs = append(attrs, "now_at", mv.After.LastDeliveredID, "lag_after", mv.After.Lag)
+	return map[string]string{"to": to}, attrs, nil
 }
 
-func (s *Server) moveGroup(ctx context.Context, req actionRequest) (any, []any, error) {
-	var err error
+// resetTarget is the position a reset asks for: 0, $, an entry ID, or the
+// ID just before a time.
+func resetTarget(req actionRequest) (string, []any, error) {
 	switch {
 	case req.Time != "" && req.To != "":
-		return nil, nil, fmt.Errorf("%w: give either to or time", errBadRequest)
+		return "", nil, fmt.Errorf("%w: give either to or time", errBadRequest)
 	case req.Time != "":
-		var t time.Time
-		t, err = time.Parse(time.RFC3339Nano, req.Time)
+		t, err := time.Parse(time.RFC3339Nano, req.Time)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: time: %v", errBadRequest, err)
+			return "", nil, fmt.Errorf("%w: time: %v", errBadRequest, err)
 		}
-		err = s.admin.ResetGroupToTime(ctx, req.Topic, req.Group, t)
-		return map[string]string{"to": entryid.Before(t)}, []any{"time", t.UTC().Format(time.RFC3339Nano)}, err
+		return entryid.Before(t), []any{"time", t.UTC().Format(time.RFC3339Nano)}, nil
 	case req.To == millrace.StartOldest, req.To == millrace.StartNewest, entryid.Valid(req.To):
-		err = s.admin.ResetGroup(ctx, req.Topic, req.Group, req.To)
-		return map[string]string{"to": req.To}, []any{"to", req.To}, err
+		return req.To, []any{"to", req.To}, nil
 	}
-	return nil, nil, fmt.Errorf("%w: to must be 0, $ or an entry ID, got %q", errBadRequest, req.To)
+	return "", nil, fmt.Errorf("%w: to must be 0, $ or an entry ID, got %q", errBadRequest, req.To)
 }
 
 func (s *Server) deleteGroup(ctx context.Context, req actionRequest) (any, []any, error) {

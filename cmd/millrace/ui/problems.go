@@ -46,6 +46,10 @@ const (
 	problemDLQGrowing  = "dlq-growing"  // From → Value over Span
 	problemDeadLetters = "dead-letters" // Value: dead letters, not growing
 	problemNoRetention = "no-retention" // Value: length, nothing ever removed
+	problemDropped     = "dropped"      // Value: entries the ceiling trimmed unread by the group (all time); bad while growing
+	problemAbandoned   = "abandoned"    // Value: lag; no consumer seen for AbandonedAfter
+	problemBeyondEnd   = "beyond-end"   // the group's position is past the stream's end
+	problemRefused     = "refused"      // Value: publishes refused at the ceiling (all time); bad while growing
 )
 
 // problem is one thing on a topic that needs a look. Level "bad" needs
@@ -76,6 +80,30 @@ func problems(s admin.TopicStats, hist []round, th Thresholds) []problem {
 		if g.Pending > 0 && g.OldestPendingAge >= th.PendingAge {
 			out = append(out, problem{Kind: problemOldPending, Level: "bad", Group: g.Name, Value: g.OldestPendingAge.Milliseconds()})
 		}
+		if g.BeyondEnd {
+			out = append(out, problem{Kind: problemBeyondEnd, Level: "bad", Group: g.Name})
+		}
+		if g.Abandoned {
+			out = append(out, problem{Kind: problemAbandoned, Level: "bad", Group: g.Name, Value: g.Lag})
+		}
+		if g.Dropped > 0 {
+			p := problem{Kind: problemDropped, Level: "warn", Group: g.Name, Value: g.Dropped}
+			if window != nil {
+				if then, ok := window[0].topics[s.Topic].groups[g.Name]; ok && g.Dropped > then.dropped {
+					p.Level, p.From, p.Span = "bad", then.dropped, span(window)
+				}
+			}
+			out = append(out, p)
+		}
+	}
+	if s.Refused > 0 {
+		p := problem{Kind: problemRefused, Level: "warn", Value: s.Refused}
+		if window != nil {
+			if then, ok := window[0].topics[s.Topic]; ok && s.Refused > then.refused {
+				p.Level, p.From, p.Span = "bad", then.refused, span(window)
+			}
+		}
+		out = append(out, p)
 	}
 	grew := false
 	if window != nil {

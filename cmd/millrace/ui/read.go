@@ -82,14 +82,15 @@ func (s *Server) writeJSON(w http.ResponseWriter, v any) {
 	}
 }
 
-// fail answers an error of admin: 404 for what does not exist, 400 for a
-// bad argument, 502 for Redis.
+// fail answers an error of admin: 404 for what does not exist, 409 for
+// what needs force or exists already, 400 for a bad argument, 502 for
+// Redis.
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	code := http.StatusBadGateway
 	switch {
-	case errors.Is(err, admin.ErrNoSuchGroup), errors.Is(err, admin.ErrNoSuchDeadLetter):
+	case errors.Is(err, admin.ErrNoSuchGroup), errors.Is(err, admin.ErrNoSuchDeadLetter), errors.Is(err, admin.ErrNoSuchTopic):
 		code = http.StatusNotFound
-	case errors.Is(err, admin.ErrGroupExists):
+	case errors.Is(err, admin.ErrGroupExists), errors.Is(err, admin.ErrBeyondEnd), errors.Is(err, admin.ErrWouldLoseEntries):
 		code = http.StatusConflict
 	case errors.Is(err, millrace.ErrEmptyTopic), errors.Is(err, errBadRequest):
 		code = http.StatusBadRequest

@@ -17,20 +17,20 @@ type round struct {
 }
 
 type topicPoint struct {
-	length, added, deadLetters int64
-	groups                     map[string]groupPoint
+	length, added, deadLetters, refused int64
+	groups                              map[string]groupPoint
 }
 
 type groupPoint struct {
-	lag, pending, read int64
+	lag, pending, read, dropped int64
 }
 
 func newRound(at time.Time, stats []admin.TopicStats) round {
 	r := round{at: at, topics: make(map[string]topicPoint, len(stats))}
 	for _, s := range stats {
-		p := topicPoint{length: s.Length, added: s.EntriesAdded, deadLetters: s.DeadLetters, groups: make(map[string]groupPoint, len(s.Groups))}
+		p := topicPoint{length: s.Length, added: s.EntriesAdded, deadLetters: s.DeadLetters, refused: s.Refused, groups: make(map[string]groupPoint, len(s.Groups))}
 		for _, g := range s.Groups {
-			p.groups[g.Name] = groupPoint{lag: g.Lag, pending: g.Pending, read: g.EntriesRead}
+			p.groups[g.Name] = groupPoint{lag: g.Lag, pending: g.Pending, read: g.EntriesRead, dropped: g.Dropped}
 		}
 		r.topics[s.Topic] = p
 	}

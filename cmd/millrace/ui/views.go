@@ -25,6 +25,8 @@ type topicJSON struct {
 	FirstEntryAge   *int64      `json:"firstEntryAgeMs"`
 	LastEntryID     string      `json:"lastEntryId"`
 	LastEntryAge    *int64      `json:"lastEntryAgeMs"`
+	LastGeneratedID string      `json:"lastGeneratedId"`
+	Refused         int64       `json:"refused"`
 	EntriesAdded    int64       `json:"entriesAdded"`
 	DeadLetterTopic string      `json:"deadLetterTopic"`
 	DeadLetters     int64       `json:"deadLetters"`
@@ -48,6 +50,9 @@ type groupJSON struct {
 	NextUnreadID     string         `json:"nextUnreadId"`
 	OldestUnreadAge  int64          `json:"oldestUnreadAgeMs"`
 	Out              *float64       `json:"out"`
+	Dropped          int64          `json:"dropped"`
+	Abandoned        bool           `json:"abandoned"`
+	BeyondEnd        bool           `json:"beyondEnd"`
 	Consumers        []consumerJSON `json:"consumers"`
 }
 
@@ -102,7 +107,8 @@ func since(hist []round, t time.Time) []round {
 func topicView(s admin.TopicStats, snap snapshot, hist []round, th Thresholds, withGroups bool) topicJSON {
 	t := topicJSON{
 		Name: s.Topic, Exists: s.Exists, Length: s.Length,
-		FirstEntryID: s.FirstEntryID, LastEntryID: s.LastEntryID, EntriesAdded: s.EntriesAdded,
+		FirstEntryID: s.FirstEntryID, LastEntryID: s.LastEntryID, LastGeneratedID: s.LastGeneratedID,
+		EntriesAdded: s.EntriesAdded, Refused: s.Refused,
 		DeadLetterTopic: s.DeadLetterTopic, DeadLetters: s.DeadLetters,
 		Retention: retention(s), Groups: []groupJSON{},
 	}
@@ -123,6 +129,7 @@ func topicView(s admin.TopicStats, snap snapshot, hist []round, th Thresholds, w
 			OldestPendingID: g.OldestPendingID, OldestPendingAge: g.OldestPendingAge.Milliseconds(),
 			NextUnreadID: g.NextUndeliveredID, OldestUnreadAge: g.OldestUndeliveredAge.Milliseconds(),
 			Out: groupRate(recent, s.Topic, g.Name), Consumers: []consumerJSON{},
+			Dropped: g.Dropped, Abandoned: g.Abandoned, BeyondEnd: g.BeyondEnd,
 		}
 		if gj.Out != nil {
 			outSum += *gj.Out

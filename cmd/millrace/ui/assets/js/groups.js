@@ -59,13 +59,39 @@ async function reset(t0, g0) {
     choice('id', 'after entry ID', idInput),
     choice('time', 'the entries added from', timeInput),
     text);
+  // A position after the stream's last entry and ahead of the clock makes
+  // the group skip every message published until then: the server refuses
+  // it unless forced, and so does the dialog.
+  const force = h('input', {type: 'checkbox', id: 'reset-force'});
+  const beyondBox = h('div', {class: 'beyond', id: 'reset-beyond', hidden: true},
+    h('p', {class: 'bad-text', id: 'reset-beyond-text'}),
+    h('label', {class: 'choice'}, force, ' Move it there anyway (force)'));
+  form.append(beyondBox);
+  const beyond = (kind, value) => {
+    let ms;
+    if (kind === 'id' && validID(value)) ms = Number(value.split('-')[0]);
+    else if (kind === 'time' && value && !isNaN(new Date(value))) ms = new Date(value).getTime();
+    else return null;
+    const last = t.lastGeneratedId || '0-0';
+    const pos = kind === 'id' ? value : `${ms}-0`;
+    return cmpID(pos, last) > 0 && ms >= Date.now() ? ms : null;
+  };
   const state = () => {
     const kind = form.querySelector('input[name=reset-to]:checked').value;
     const value = kind === 'id' ? idInput.value.trim() : timeInput.value;
-    return {kind, value, text: resetText(t, g, kind, value)};
+    return {kind, value, text: resetText(t, g, kind, value), beyond: beyond(kind, value)};
   };
   let setEnabled;
-  const update = () => { const s = state(); text.textContent = s.text || 'Give a valid entry ID or time.'; setEnabled(!!s.text); };
+  const update = () => {
+    const s = state();
+    text.textContent = s.text || 'Give a valid entry ID or time.';
+    beyondBox.hidden = s.beyond === null;
+    if (s.beyond !== null) {
+      document.getElementById('reset-beyond-text').textContent = `This is beyond the end of the stream (its last entry is ${t.lastGeneratedId || 'none'}): ` +
+        `group ${g.name} would skip every message published until ${new Date(s.beyond).toISOString()}.`;
+    }
+    setEnabled(!!s.text && (s.beyond === null || force.checked));
+  };
   form.addEventListener('input', update);
   form.addEventListener('change', update);
   const ok = await confirm(`Reset group ${g.name} of ${t.name}`, form, 'Reset group', (f) => { setEnabled = f; update(); });
@@ -76,8 +102,13 @@ async function reset(t0, g0) {
   else if (s.kind === 'newest') body.to = '$';
   else if (s.kind === 'id') body.to = s.value;
   else body.time = new Date(s.value).toISOString();
+  if (s.beyond !== null && force.checked) body.force = true;
   await act('/api/group/reset', body, (r) => `Group ${g.name} reset to ${r.to}.`);
 }
+
+// deleteGroup opens the confirmation of a group's deletion (the
+// overview's problems offer it for an abandoned group).
+export const deleteGroup = (topic, group) => remove({name: topic}, {name: group});
 
 async function remove(t0, g0) {
   let t, g;

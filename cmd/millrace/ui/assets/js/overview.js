@@ -1,6 +1,7 @@
 // The overview: every topic and its groups in one table, problems first.
-import {h, fill, get, num, rate, dur, lagText, problemText, topicHref, dlqHref, table} from './util.js';
+import {h, fill, get, num, rate, dur, lagText, problemText, topicHref, dlqHref, table, readOnly} from './util.js';
 import {sparkline} from './chart.js';
+import {deleteGroup} from './groups.js';
 
 // cellClass marks a cell that shows a problem of kind (for group, or the
 // topic when group is undefined).
@@ -54,8 +55,11 @@ export async function overview(main) {
   const bad = problems.filter((p) => p.level === 'bad');
   const box = h('section', {id: 'problems', class: bad.length ? 'problems bad' : 'problems'},
     h('h2', {}, problems.length ? `Problems (${problems.length})` : 'No problems'),
-    problems.length ? h('ul', {}, problems.map((p) => h('li', {class: p.level},
-      h('a', {href: ['dlq-growing', 'dead-letters'].includes(p.kind) ? dlqHref(p.topic) : topicHref(p.topic)}, p.topic), ': ', problemText(p)))) : null);
+    problems.length ? h('ul', {}, problems.map((p) => h('li', {class: p.level, 'data-kind': p.kind, 'data-group': p.group ? `${p.topic}/${p.group}` : null},
+      h('a', {href: ['dlq-growing', 'dead-letters'].includes(p.kind) ? dlqHref(p.topic) : topicHref(p.topic)}, p.topic), ': ', problemText(p),
+      p.kind === 'abandoned' && !readOnly
+        ? [' ', h('button', {class: 'small danger', 'data-action': 'delete-group', onclick: () => deleteGroup(p.topic, p.group)}, `Delete group ${p.group}…`)]
+        : null))) : null);
   const body = o.topics.length
     ? table(['Topic', 'Length', 'In /s', 'Out /s', 'Last 5 min', 'Groups', 'Lag', 'Pending', 'Oldest pending', 'Dead letters', 'Retention'],
       o.topics.flatMap(topicRows), {id: 'topics', class: 'grid'})

@@ -20,12 +20,22 @@ function charts(t) {
     chart('Throughput (entries per second)', se.t, flow, (v) => rate(v)));
 }
 
+// groupBadges are a group's states beside its name.
+function groupBadges(g) {
+  return [
+    g.paused ? h('span', {class: 'badge warn', 'data-state': 'paused', title: g.pausedSince ? `since ${when(g.pausedSince)}` : ''}, 'paused') : null,
+    g.beyondEnd ? h('span', {class: 'badge bad', 'data-state': 'beyond-end'}, 'beyond the end') : null,
+    g.abandoned ? h('span', {class: 'badge bad', 'data-state': 'abandoned'}, 'abandoned') : null,
+    g.dropped ? h('span', {class: 'badge bad', 'data-state': 'dropped'}, `${num(g.dropped)} dropped`) : null,
+  ];
+}
+
 function groups(t) {
   if (!t.groups.length) return h('p', {class: 'muted'}, 'No consumer group.');
   return t.groups.map((g) => {
     const probs = t.problems.filter((p) => p.group === g.name);
     return h('div', {class: 'group', 'data-group': g.name},
-      h('h3', {}, g.name, readOnly ? null : groupActions(t, g)),
+      h('h3', {}, g.name, groupBadges(g), readOnly ? null : groupActions(t, g)),
       probs.length ? h('ul', {class: 'problems-inline'}, probs.map((p) => h('li', {class: p.level}, problemText(p)))) : null,
       h('div', {class: 'stats'},
         stat('Lag', lagText(g.lag, g.lagSource === 'lower-bound'), probs.some((p) => p.kind === 'behind') ? 'bad' : ''),

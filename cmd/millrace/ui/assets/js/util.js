@@ -71,6 +71,14 @@ export function problemText(p) {
     case 'dlq-growing': return `dead letters growing, ${num(p.from)} → ${num(p.value)} in ${dur(p.spanMs)}`;
     case 'dead-letters': return `${num(p.value)} dead letter${p.value === 1 ? '' : 's'}`;
     case 'no-retention': return `no retention: ${num(p.value)} entries, none ever removed`;
+    case 'beyond-end': return `${g}position beyond the end of the stream: it skips every new message until the stream reaches it; reset it`;
+    case 'abandoned': return `${g}abandoned: no consumer seen for a long time, ${num(p.value)} entries unread; delete it unless it is coming back`;
+    case 'dropped': return p.spanMs
+      ? `${g}lost entries to the topic's ceiling, ${num(p.from)} → ${num(p.value)} in ${dur(p.spanMs)}`
+      : `${g}${plural(p.value, 'entry', 'entries')} trimmed by the topic's ceiling before it read them`;
+    case 'refused': return p.spanMs
+      ? `publishes refused at the topic's ceiling, ${num(p.from)} → ${num(p.value)} in ${dur(p.spanMs)}`
+      : `${plural(p.value, 'publish', 'publishes')} refused at the topic's ceiling`;
   }
   return p.kind;
 }
