@@ -29,6 +29,7 @@ type deadLetterer struct {
 	marshaler   Marshaler
 	acker       *acker
 	held        *holder
+	lastErrors  *lastErrors // nil in broadcast mode
 	// atomic says the dead-letter stream may be written in a script with
 	// the topic's stream (always but on Cluster, where the two must share a
 	// slot): the XADD and the XACK then happen in one step.
@@ -42,15 +43,16 @@ type deadLetterer struct {
 }
 
 type deadLettererParams struct {
-	client    redis.UniversalClient
-	m         *member // nil in broadcast mode
-	topic     string
-	config    SubscriberConfig
-	acker     *acker
-	held      *holder
-	redeliver *redeliverer
-	hard      context.Context
-	logger    watermill.LoggerAdapter
+	client     redis.UniversalClient
+	m          *member // nil in broadcast mode
+	topic      string
+	config     SubscriberConfig
+	acker      *acker
+	held       *holder
+	lastErrors *lastErrors
+	redeliver  *redeliverer
+	hard       context.Context
+	logger     watermill.LoggerAdapter
 }
 
 func newDeadLetterer(p deadLettererParams) *deadLetterer {
@@ -63,6 +65,7 @@ func newDeadLetterer(p deadLettererParams) *deadLetterer {
 		marshaler:   p.config.Marshaler,
 		acker:       p.acker,
 		held:        p.held,
+		lastErrors:  p.lastErrors,
 		atomic:      singleNode(p.client) || keys.Slot(streamKey(p.topic)) == keys.Slot(streamKey(dlq)),
 		redeliver:   p.redeliver,
 		hard:        p.hard,
@@ -70,7 +73,8 @@ func newDeadLetterer(p deadLettererParams) *deadLetterer {
 	}
 }
 
-// move copies e to the dead-letter stream, then acknowledges it, and
+// move copies e to the dead-letter stream, with the handler's error of its
+// last failed delivery, then acknowledges it and deletes that error, and
 // reports true. If the copy fails, e is tried again later, and move reports
 // false.
 func (d *deadLetterer) move(e *entry, reason string) bool {
@@ -78,6 +82,13 @@ func (d *deadLetterer) move(e *entry, reason string) bool {
 	if d.m == nil {
 		d.logger.Error("Skipping stream entry", nil, fields)
 		return true
+	}
+	if e.lastErr == "" && e.deliveries > 1 {
+		// Nacked at another consumer, or before a restart.
+		e.lastErr = d.lastErrors.get(e.id)
+	}
+	if e.lastErr != "" {
+		fields["last_error"] = e.lastErr
 	}
 	values, err := d.values(e, reason)
 	if err != nil {
@@ -89,7 +100,7 @@ func (d *deadLetterer) move(e *entry, reason string) bool {
 	defer cancel()
 	moved := true
 	if d.atomic {
-		moved, err = d.m.deadLetter(ctx, streamKey(d.deadLetter), values, e.id)
+		moved, err = d.m.deadLetter(ctx, streamKey(d.deadLetter), values, e.id, keys.LastError(d.topic, d.m.group, e.id))
 		if err == nil {
 			d.held.remove(e.id)
 		}
@@ -100,8 +111,8 @@ func (d *deadLetterer) move(e *entry, reason string) bool {
 		// leaves the entry in both streams, never in neither; a failover in
 		// between can lose the XADD alone.
 		err = d.m.deadLetterCopy(ctx, streamKey(d.deadLetter), values, e.id)
-		if err == nil {
-			d.acker.add(d.hard, e.id)
+		if err == nil && d.acker.add(d.hard, e.id) && e.deliveries > 1 {
+			d.lastErrors.forget(e.id)
 		}
 	}
 	if err != nil {
@@ -145,6 +156,10 @@ func (d *deadLetterer) values(e *entry, reason string) ([]interface{}, error) {
 	msg.Metadata[MetadataDeadLetterEntryID] = e.id
 	msg.Metadata[MetadataDeadLetterDeliveries] = strconv.FormatInt(e.deliveries, 10)
 	msg.Metadata[MetadataDeadLetterTime] = time.Now().UTC().Format(time.RFC3339Nano)
+	delete(msg.Metadata, MetadataLastError)
+	if e.lastErr != "" {
+		msg.Metadata[MetadataLastError] = e.lastErr
+	}
 	fields, err := d.marshaler.Marshal(d.deadLetter, msg)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,18 @@ const (
 	// written by a Watermill marshaler (e.g. redis-cli XADD): their payload is
 	// a JSON object of the entry's fields.
 	MetadataForeign = "_millrace_foreign"
+
+	// MetadataLastError is where a handler's error travels: [RecordErrors]
+	// (or [RecordError]) sets it on a message whose handler failed, and the
+	// subscription that sees the Nack keeps it with the pending entry, for
+	// the admin API and the dead letter. A dead letter carries it too: the
+	// error of the entry's last failed delivery.
+	MetadataLastError = "_millrace_last_error"
+
+	// MetadataReplayGroup, on a message replayed from the dead letters to
+	// one consumer group, names that group: subscribers of every other
+	// group acknowledge the entry without handing it out.
+	MetadataReplayGroup = "_millrace_replay_group"
 )
 
 // Metadata keys on dead-lettered messages, besides those of Watermill's

@@ -102,8 +102,8 @@ func (m member) join(ctx context.Context) error {
 }
 
 // deadLetterScript adds ARGV[4..] as an entry of the dead-letter stream
-// KEYS[1] and acknowledges entry ARGV[2] of group ARGV[1] on KEYS[2], in
-// one step: a failover keeps both or loses both (then the entry is still
+// KEYS[1] and acknowledges entry ARGV[2] of group ARGV[1] on KEYS[2], and
+// deletes the entry's last error KEYS[3], in one step: a failover keeps both or loses both (then the entry is still
 // pending and is dead-lettered again), never the XACK alone. It does so
 // only while the entry is pending at consumer ARGV[3], so that running it
 // again (a resend after a lost reply) adds no second dead letter, and an
@@ -119,17 +119,19 @@ if type(id) == 'table' and id.err then
   return id
 end
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+redis.call('DEL', KEYS[3])
 return id
 `)
 
 // deadLetter moves entry id to the dead-letter stream dlq and acknowledges
-// it, atomically (deadLetterScript); values are the dead letter's fields.
-// moved is false when the entry was not pending at this consumer.
-func (m member) deadLetter(ctx context.Context, dlq string, values []interface{}, id string) (moved bool, err error) {
+// it, atomically (deadLetterScript), deleting its last error lastErr (a key
+// of the stream's slot); values are the dead letter's fields. moved is
+// false when the entry was not pending at this consumer.
+func (m member) deadLetter(ctx context.Context, dlq string, values []interface{}, id, lastErr string) (moved bool, err error) {
 	args := make([]interface{}, 0, 3+len(values))
 	args = append(args, m.group, id, m.consumer)
 	args = append(args, values...)
-	err = deadLetterScript.Run(ctx, m.client, []string{dlq, m.stream}, args...).Err()
+	err = deadLetterScript.Run(ctx, m.client, []string{dlq, m.stream, lastErr}, args...).Err()
 	if rediserr.IsNil(err) {
 		return false, nil
 	}

@@ -45,6 +45,9 @@ type reader struct {
 	// waiting (see claimer.quiet); waits counts them.
 	quiet *atomic.Uint64
 	waits uint64
+	// pause keeps the reader from reading new entries while the group is
+	// paused; nil in broadcast mode.
+	pause *pauseWatch
 	// short says the last read of new entries returned fewer than prefetch:
 	// the next one also learns the stream's end (readWithEnd).
 	short bool
@@ -83,6 +86,7 @@ type readerParams struct {
 	queue    *queue
 	news     *newsWaiter    // nil: blocking reads of its own
 	quiet    *atomic.Uint64 // with news: shared with the claimer
+	pause    *pauseWatch    // nil in broadcast mode
 	logger   watermill.LoggerAdapter
 }
 
@@ -101,6 +105,7 @@ func newReader(p readerParams) *reader {
 		logger:         p.logger,
 		news:           p.news,
 		quiet:          p.quiet,
+		pause:          p.pause,
 		short:          true,
 		lastID:         p.start.lastID,
 		knownEnd:       p.start.knownEnd,
@@ -203,11 +208,30 @@ func (r *reader) readNew(ctx context.Context) (bool, error) {
 	if r.news != nil {
 		return r.readNewAfterNews(ctx)
 	}
+	if ok, err := r.holdWhilePaused(ctx); !ok || err != nil {
+		return !ok && err == nil, err
+	}
 	msgs, err := r.m.read(ctx, ">", r.prefetch, r.block)
 	if err != nil || len(msgs) == 0 {
 		return false, err
 	}
 	return r.pushNew(msgs), nil
+}
+
+// holdWhilePaused returns once the group is not paused; false when ctx
+// ends first. While paused the reader gives its turn to block on its own
+// reads back, and after it learns the stream's end again.
+func (r *reader) holdWhilePaused(ctx context.Context) (bool, error) {
+	if r.pause == nil {
+		return true, nil
+	}
+	return r.pause.hold(ctx, func() {
+		if r.blocking {
+			r.news.unblock()
+			r.blocking = false
+		}
+		r.short = true
+	})
 }
 
 func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
@@ -224,6 +248,9 @@ func (r *reader) readNewAfterNews(ctx context.Context) (bool, error) {
 			return true, nil
 		}
 		r.idleAfter = ""
+	}
+	if ok, err := r.holdWhilePaused(ctx); !ok || err != nil {
+		return !ok && err == nil, err
 	}
 	if r.blocking || r.news.tryBlock() {
 		r.blocking = true

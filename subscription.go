@@ -19,6 +19,9 @@ type entry struct {
 	// deliveries is Redis's delivery counter of the entry, this delivery
 	// included; 0 when unknown.
 	deliveries int64
+	// lastErr is the handler's error at the entry's last Nack in this
+	// subscription, "" when none was left.
+	lastErr string
 	// nacks counts the Nacks of the entry in this subscription; it sets the
 	// backoff before the next delivery.
 	nacks int
@@ -124,6 +127,10 @@ func newSubscription(p subscriptionParams) *subscription {
 		sub.held = p.held.holder()
 	}
 	quiet := new(atomic.Uint64)
+	var paused *pauseWatch
+	if sub.m != nil {
+		paused = newPauseWatch(p.client, p.topic, cfg.ConsumerGroup, p.news, sub.logger)
+	}
 	sub.reader = newReader(readerParams{
 		parent:   soft,
 		client:   p.client,
@@ -138,6 +145,7 @@ func newSubscription(p subscriptionParams) *subscription {
 		queue:    q,
 		news:     p.news,
 		quiet:    quiet,
+		pause:    paused,
 		logger:   sub.logger,
 	})
 	work, redeliveries := q.ch, q
@@ -175,11 +183,16 @@ func newSubscription(p subscriptionParams) *subscription {
 			pruneAfter:     cfg.PruneConsumersAfter,
 			ownPendingRead: sub.reader.ownPendingRead,
 			quiet:          claimerQuiet,
+			paused:         &paused.paused,
 			held:           sub.held,
 			queue:          q,
 			logger:         sub.logger,
 		})
 		sub.leaser = newLeaser(leaserParams{m: sub.m, every: cfg.ClaimMinIdle / 6, held: sub.held, name: p.lease, logger: sub.logger})
+	}
+	var lastErrs *lastErrors
+	if sub.m != nil {
+		lastErrs = &lastErrors{client: p.client, topic: p.topic, group: cfg.ConsumerGroup, hard: hard, logger: sub.logger}
 	}
 	sub.workers = newWorkers(workersParams{
 		n:      cfg.MaxInFlight,
@@ -192,20 +205,22 @@ func newSubscription(p subscriptionParams) *subscription {
 		held:   sub.held,
 		acker:  sub.acker,
 		deadLetters: newDeadLetterer(deadLettererParams{
-			client:    p.client,
-			m:         sub.m,
-			topic:     p.topic,
-			config:    cfg,
-			acker:     sub.acker,
-			held:      sub.held,
-			redeliver: sub.redeliver,
-			hard:      hard,
-			logger:    sub.logger,
+			client:     p.client,
+			m:          sub.m,
+			topic:      p.topic,
+			config:     cfg,
+			acker:      sub.acker,
+			held:       sub.held,
+			lastErrors: lastErrs,
+			redeliver:  sub.redeliver,
+			hard:       hard,
+			logger:     sub.logger,
 		}),
-		redeliver: sub.redeliver,
-		finished:  finished,
-		config:    cfg,
-		logger:    sub.logger,
+		redeliver:  sub.redeliver,
+		lastErrors: lastErrs,
+		finished:   finished,
+		config:     cfg,
+		logger:     sub.logger,
 	})
 	return sub
 }

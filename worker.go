@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/millrace/millrace/internal/lasterror"
 )
 
 // workers are the MaxInFlight goroutines of a subscription that hand out
@@ -29,6 +33,7 @@ type workers struct {
 	acker         *acker        // nil in broadcast mode
 	redeliver     *redeliverer  // Nacked entries and failed claims
 	deadLetters   *deadLetterer // entries delivered too often or malformed
+	lastErrors    *lastErrors   // nil in broadcast mode
 	unmarshaler   Unmarshaler
 	minIdle       time.Duration // ClaimMinIdle: a claim for delivery takes no entry another consumer holds
 	maxDeliveries int
@@ -38,6 +43,10 @@ type workers struct {
 	// finished, with an OrderingKey, gets every entry done with, so that the
 	// next of its key can go; nil without one.
 	finished chan<- *entry
+
+	// skippedReplays counts the replayed messages meant for another group
+	// that were acknowledged without being handed out.
+	skippedReplays atomic.Int64
 
 	wg   sync.WaitGroup
 	done chan struct{}
@@ -54,6 +63,7 @@ type workersParams struct {
 	acker       *acker
 	redeliver   *redeliverer
 	deadLetters *deadLetterer
+	lastErrors  *lastErrors   // nil in broadcast mode
 	finished    chan<- *entry // nil without an OrderingKey
 	config      SubscriberConfig
 	logger      watermill.LoggerAdapter
@@ -72,6 +82,7 @@ func newWorkers(p workersParams) *workers {
 		acker:         p.acker,
 		redeliver:     p.redeliver,
 		deadLetters:   p.deadLetters,
+		lastErrors:    p.lastErrors,
 		unmarshaler:   p.config.Unmarshaler,
 		minIdle:       p.config.ClaimMinIdle,
 		maxDeliveries: p.config.MaxDeliveries,
@@ -149,6 +160,8 @@ func (w *workers) handle(e *entry) (finished, stop bool) {
 	if !ok {
 		return disposed, false
 	}
+	// A PoisonQueue reason set during this delivery is the handler's error.
+	poisoned := msg.Metadata.Get(middleware.ReasonForPoisonedKey)
 	ctx, cancel := context.WithCancel(w.values)
 	defer cancel()
 	msg.SetContext(ctx)
@@ -164,7 +177,7 @@ func (w *workers) handle(e *entry) (finished, stop bool) {
 		return true, false
 	case <-msg.Nacked():
 		cancel()
-		w.nacked(e)
+		w.nacked(e, handlerError(msg, poisoned))
 		return false, false
 	case <-w.hard.Done():
 		return false, true
@@ -200,6 +213,15 @@ func (w *workers) prepareMessage(e *entry) (msg *message.Message, ok, disposed b
 	if msg.Metadata == nil {
 		msg.Metadata = message.Metadata{}
 	}
+	if target := msg.Metadata[MetadataReplayGroup]; target != "" && (w.m == nil || target != w.m.group) {
+		w.logger.Debug("Acknowledging a replayed message meant for another group without handing it out",
+			watermill.LogFields{"entry_id": e.id, "replay_group": target})
+		w.skippedReplays.Add(1)
+		w.acked(e)
+		return nil, false, true
+	}
+	// An error kept with a dead letter is not this delivery's.
+	delete(msg.Metadata, MetadataLastError)
 	msg.Metadata[MetadataEntryID] = e.id
 	msg.Metadata[MetadataDeliveryCount] = strconv.FormatInt(max(e.deliveries, 1), 10)
 	return msg, true, true
@@ -236,17 +258,27 @@ func (w *workers) claimForDelivery(e *entry) (ok, done bool) {
 }
 
 // acked finishes e: in a group its ID is queued for a batched XACK, and the
-// acker stops holding it.
+// acker stops holding it. The last error of an entry delivered before, the
+// only kind that can have one, is deleted.
 func (w *workers) acked(e *entry) {
 	if w.acker != nil && !w.acker.add(w.hard, e.id) {
 		w.logger.Info("Acknowledgement not sent: the subscription ended while acknowledgements waited for Redis; "+
 			"the entry stays pending and is delivered again", watermill.LogFields{"entry_id": e.id})
+		return
+	}
+	if w.lastErrors != nil && (e.deliveries > 1 || e.lastErr != "") {
+		w.lastErrors.forget(e.id)
 	}
 }
 
 // nacked schedules e for another delivery after its backoff. The entry stays
-// pending in Redis meanwhile, and the other entries go on.
-func (w *workers) nacked(e *entry) {
+// pending in Redis meanwhile, and the other entries go on. The handler's
+// error, when it left one, is kept with the entry.
+func (w *workers) nacked(e *entry, handlerErr string) {
+	if handlerErr != "" && w.lastErrors != nil {
+		e.lastErr = lasterror.Cut(handlerErr)
+		w.lastErrors.set(e.id, e.lastErr)
+	}
 	delay := expDelay(w.nackBackoff, w.nackMax, e.nacks)
 	e.nacks++
 	w.redeliver.schedule(e, delay)

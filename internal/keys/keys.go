@@ -65,6 +65,24 @@ func Consumer(topic, group, consumer string) string {
 // [Consumer] keys. "{topic}:holder:<token>".
 func Holder(topic, token string) string { return aux(topic, "holder:"+token) }
 
+// LastError is the key that holds the error the handler returned at the
+// last failed delivery of entry id to group on topic, while the entry is
+// pending: "{topic}:lasterror:<len(group)>:<group>:<id>".
+func LastError(topic, group, id string) string {
+	return aux(topic, "lasterror:"+strconv.Itoa(len(group))+":"+group+":"+id)
+}
+
+// LastErrorPattern matches every [LastError] key of topic (SCAN MATCH):
+// "{topic}:lasterror:*", with the glob characters of the name escaped.
+func LastErrorPattern(topic string) string { return globEscape(aux(topic, "lasterror:")) + "*" }
+
+// Paused is the stream whose last entry says whether group on topic is
+// paused: "{topic}:paused:<len(group)>:<group>". Its subscribers read it,
+// and wait for news of it while paused.
+func Paused(topic, group string) string {
+	return aux(topic, "paused:"+strconv.Itoa(len(group))+":"+group)
+}
+
 // Partition is the topic of partition i of a partitioned topic:
 // "{topic#i}", a hash tag of its own, so that the partitions of a topic
 // hash to different Cluster slots.
@@ -188,4 +206,21 @@ func slotTag(slot uint16) string {
 			return tag
 		}
 	}
+}
+
+// AuxPattern matches every auxiliary key of topic whose name (after the
+// topic's part) starts with prefix, for SCAN MATCH: "{topic}:<prefix>*",
+// the glob characters of the name escaped. An empty prefix matches them all.
+func AuxPattern(topic, prefix string) string { return globEscape(aux(topic, prefix)) + "*" }
+
+// globEscape escapes the characters a SCAN MATCH pattern gives a meaning.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\^`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -1,0 +1,108 @@
+// Package pause reads and sets whether a consumer group of a topic is
+// paused. The state is the last entry of a small stream ([keys.Paused], in
+// the topic's Cluster slot): a field "state" of "paused" or "resumed", the
+// entry's ID saying when. Being a stream, it can be waited on with the
+// XREAD that waits for new entries: a paused subscriber hears the resume
+// without polling. Every command on those streams is here.
+package pause
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/millrace/millrace/internal/entryid"
+	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/rediserr"
+)
+
+// The values of the "state" field.
+const (
+	statePaused  = "paused"
+	stateResumed = "resumed"
+	field        = "state"
+)
+
+// history is how many changes the stream keeps (XADD MAXLEN).
+const history = 16
+
+// State is a group's pause state.
+type State struct {
+	Paused bool
+	// Since is when the group was last paused or resumed, zero when never.
+	Since time.Time
+	// ID is the stream's last entry, "0-0" when there is none: a wait for
+	// the next change waits for an entry after it.
+	ID string
+}
+
+// Read returns the state of group on topic.
+func Read(ctx context.Context, client redis.Cmdable, topic, group string) (State, error) {
+	msgs, err := client.XRevRangeN(ctx, keys.Paused(topic, group), "+", "-", 1).Result()
+	if err != nil && !rediserr.IsNil(err) {
+		return State{ID: "0-0"}, err
+	}
+	return parse(msgs), nil
+}
+
+// ReadMany returns the states of groups on topic, in their order, in one
+// pipelined round trip.
+func ReadMany(ctx context.Context, client redis.Cmdable, topic string, groups []string) ([]State, error) {
+	out := make([]State, len(groups))
+	if len(groups) == 0 {
+		return out, nil
+	}
+	pipe := client.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(groups))
+	for k, g := range groups {
+		cmds[k] = pipe.XRevRangeN(ctx, keys.Paused(topic, g), "+", "-", 1)
+	}
+	_, _ = pipe.Exec(ctx)
+	for k, c := range cmds {
+		msgs, err := c.Result()
+		if err != nil && !rediserr.IsNil(err) {
+			return out, err
+		}
+		out[k] = parse(msgs)
+	}
+	return out, nil
+}
+
+func parse(msgs []redis.XMessage) State {
+	if len(msgs) == 0 {
+		return State{ID: "0-0"}
+	}
+	s := State{ID: msgs[0].ID, Paused: msgs[0].Values[field] == statePaused}
+	s.Since, _ = entryid.Time(msgs[0].ID)
+	return s
+}
+
+// setScript adds ARGV[1] as the state of stream KEYS[1] unless it already
+// is its state ("resumed" when there is none), keeping ARGV[2] entries.
+// Returns 1 when it changed the state, 0 when not: sending it again
+// changes nothing more.
+var setScript = redis.NewScript(`
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local state = 'resumed'
+if #last > 0 then
+  local f = last[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 'state' then state = f[i + 1] end
+  end
+end
+if state == ARGV[1] then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'state', ARGV[1])
+return 1
+`)
+
+// Set pauses or resumes group on topic; changed is false when it already
+// was in that state.
+func Set(ctx context.Context, client redis.Scripter, topic, group string, paused bool) (changed bool, err error) {
+	state := stateResumed
+	if paused {
+		state = statePaused
+	}
+	n, err := setScript.Run(ctx, client, []string{keys.Paused(topic, group)}, state, history).Int()
+	return n == 1, err
+}
