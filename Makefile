@@ -32,7 +32,7 @@ export STRESS_TEST_COUNT
 # again on Valkey, with REDISTEST_SERVER=valkey: Watermill's universal suite,
 # the fault tests, Sentinel, Cluster, ACL, TLS and a full server. Every test:
 # make test_valkey VALKEY_TESTS=.
-VALKEY_TESTS ?= ^(TestPubSub|TestFault|TestSentinel|TestCluster|TestACL|TestTLS|TestRedisFull)
+VALKEY_TESTS ?= ^(TestPubSub|TestFault|TestSentinel|TestCluster|TestACL|TestTLS|TestRedisFull|TestCapacity)
 # Packages whose every test runs on Valkey too: every other package of the
 # root module (admin, dedup, partition and the internal ones, among them the
 # server starter and the classification of server replies).

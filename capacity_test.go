@@ -80,6 +80,8 @@ func TestCapacity_AbandonedGroupDropsOldest(t *testing.T) {
 		return dropped(t, client, topic, "abandoned") == added-xlen(t, client, topic)
 	}, 10*time.Second, 20*time.Millisecond, "dropped %d of %d, stream holds %d",
 		dropped(t, client, topic, "abandoned"), added, xlen(t, client, topic))
+	t.Logf("published %d, stream holds %d, dropped for the abandoned group %d; used_memory %d at the ceiling, peak %d (+%d)",
+		added, xlen(t, client, topic), dropped(t, client, topic, "abandoned"), atCeiling, peak, peak-atCeiling)
 	assert.Zero(t, dropped(t, client, topic, "live"), "the live group read everything")
 	g, ok := groupInfo(t, client, topic, "abandoned")
 	require.True(t, ok)
