@@ -21,6 +21,7 @@ var deadLetterMetadata = []string{
 	middleware.ReasonForPoisonedKey, middleware.PoisonedTopicKey, middleware.PoisonedHandlerKey,
 	middleware.PoisonedSubscriberKey, millrace.MetadataDeadLetterGroup, millrace.MetadataDeadLetterConsumer,
 	millrace.MetadataDeadLetterEntryID, millrace.MetadataDeadLetterDeliveries, millrace.MetadataDeadLetterTime,
+	millrace.MetadataLastError, millrace.MetadataReplayGroup,
 }
 
 // ReplayOptions configure [Admin.ReplayDeadLetters].
@@ -36,6 +37,13 @@ type ReplayOptions struct {
 	// To sends the messages to this topic instead of their own
 	// (topic_poisoned, or the topic replayed when that is missing).
 	To string
+	// Group re-delivers the messages to this consumer group only: each
+	// replayed entry names it (millrace.MetadataReplayGroup), and the
+	// subscribers of every other group acknowledge it without handing it
+	// to their handlers, so a group that had processed a message does not
+	// process it again. It must be a group of the target topic (To, or the
+	// topic replayed). Default: every group of the topic receives them.
+	Group string
 	// Progress, if set, is called after each batch with the messages handled
 	// so far (replayed, skipped or missing) and the total expected.
 	Progress func(done, total int)
@@ -52,6 +60,10 @@ type ReplayResult struct {
 	Missing []string
 	// Skipped are dead letters that could not be decoded; they stay.
 	Skipped []SkippedDeadLetter
+	// Groups are the consumer groups that receive the replayed messages:
+	// Group alone, or every group of the target topic (To, or the topic
+	// replayed) when the replay began, sorted by name.
+	Groups []string
 }
 
 // ReplayedMessage is one message moved back to its topic.
@@ -86,7 +98,9 @@ return id
 // (a Lua script: XADD to the topic and XDEL from the dead-letter stream), so
 // none is lost or duplicated if the replay stops halfway or runs twice at
 // once. Every consumer group of the topic receives a replayed message, not
-// only the group that gave up on it.
+// only the group that gave up on it, unless opts.Group names the one that
+// does; [Admin.ReplayGroups] says beforehand which groups those are, and
+// the result says it too.
 //
 // Entries a Watermill marshaler did not write (Foreign) go back with their
 // original fields. On Redis Cluster the target must share the dead-letter
@@ -104,8 +118,12 @@ func (a *Admin) ReplayDeadLetters(ctx context.Context, topic string, opts Replay
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 100
 	}
+	groups, err := a.ReplayGroups(ctx, topic, opts)
+	if err != nil {
+		return res, err
+	}
+	res.Groups = groups
 	r := &replayer{ctx: ctx, client: a.client, topic: topic, dlq: a.deadLetterStream(topic), opts: opts, res: &res}
-	var err error
 	if len(opts.IDs) > 0 {
 		err = r.replayIDs()
 	} else {
@@ -237,7 +255,7 @@ func (r *replayer) move(msgs []redis.XMessage) error {
 		if target == "" {
 			target = r.topic
 		}
-		fields, err := replayFields(d, target)
+		fields, err := replayFields(d, target, r.opts.Group)
 		if err != nil {
 			r.res.Skipped = append(r.res.Skipped, SkippedDeadLetter{ID: d.ID, Reason: err.Error()})
 			r.done++
@@ -283,10 +301,40 @@ func (r *replayer) progress() {
 	}
 }
 
+// ReplayGroups are the consumer groups of the target topic that a replay of
+// topic's dead letters with opts would deliver to, sorted by name:
+// opts.Group alone ([ErrNoSuchGroup] when the target topic has no such
+// group), or every group of the target topic (opts.To, or topic).
+func (a *Admin) ReplayGroups(ctx context.Context, topic string, opts ReplayOptions) ([]string, error) {
+	if err := checkTopic(topic); err != nil {
+		return nil, err
+	}
+	target := opts.To
+	if target == "" {
+		target = topic
+	}
+	if opts.Group != "" {
+		if _, err := a.Group(ctx, target, opts.Group); err != nil {
+			return nil, err
+		}
+		return []string{opts.Group}, nil
+	}
+	groups, err := a.Groups(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(groups))
+	for k, g := range groups {
+		names[k] = g.Name
+	}
+	return names, nil
+}
+
 // replayFields is the entry a dead letter goes back as: the message without
-// the dead-letter metadata, or a foreign entry's original fields.
-func replayFields(d DeadLetter, target string) ([]interface{}, error) {
-	if d.Foreign {
+// the dead-letter metadata (naming group when it is the only one to
+// receive it), or a foreign entry's original fields.
+func replayFields(d DeadLetter, target, group string) ([]interface{}, error) {
+	if d.Foreign && group == "" {
 		var orig map[string]string
 		if err := json.Unmarshal(d.Payload, &orig); err == nil && len(orig) > 0 {
 			fields := make(map[string]interface{}, len(orig))
@@ -302,6 +350,9 @@ func replayFields(d DeadLetter, target string) ([]interface{}, error) {
 	}
 	for _, k := range deadLetterMetadata {
 		delete(md, k)
+	}
+	if group != "" {
+		md[millrace.MetadataReplayGroup] = group
 	}
 	msg := message.NewMessage(d.UUID, d.Payload)
 	msg.Metadata = md
