@@ -22,6 +22,8 @@ type actionRequest struct {
 	Time  string   `json:"time"` // reset: an RFC 3339 time instead of To
 	Idle  string   `json:"idle"` // prune: a Go duration
 	Force bool     `json:"force"`
+	// Confirm repeats the topic's name for deleting a topic.
+	Confirm string `json:"confirm"`
 	Dry   bool     `json:"dryRun"`
 }
 
@@ -204,4 +206,25 @@ func (s *Server) pruneGroup(ctx context.Context, req actionRequest) (any, []any,
 	}
 	attrs := []any{"group", req.Group, "idle", idle, "dry_run", req.Dry, "removed", removed, "kept", names}
 	return map[string]any{"removed": removed, "kept": kept, "dryRun": req.Dry}, attrs, err
+}
+
+// deleteTopic deletes a topic with everything of it; the request repeats
+// the topic's name, and a topic whose groups hold pending entries is
+// refused (409) unless forced.
+func (s *Server) deleteTopic(ctx context.Context, req actionRequest) (any, []any, error) {
+	if req.Confirm != req.Topic {
+		return nil, nil, fmt.Errorf("%w: confirm must repeat the topic's name", errBadRequest)
+	}
+	res, err := s.admin.DeleteTopic(ctx, req.Topic, req.Force)
+	groups := make([]string, 0, len(res.Groups))
+	for _, g := range res.Groups {
+		groups = append(groups, fmt.Sprintf("%s:%d-pending", g.Name, g.Pending))
+	}
+	attrs := []any{"force", req.Force, "entries", res.Entries, "dead_letters", res.DeadLetters, "delayed", res.Delayed,
+		"groups", groups, "partitions", res.Partitions, "keys", len(res.Keys)}
+	if err != nil {
+		return nil, attrs, err
+	}
+	return map[string]any{"entries": res.Entries, "deadLetters": res.DeadLetters, "delayed": res.Delayed,
+		"groups": len(res.Groups), "partitions": res.Partitions, "keys": len(res.Keys)}, attrs, nil
 }

@@ -262,7 +262,7 @@ func TestBrowser_ReadOnly(t *testing.T) {
 		chromedp.Click(css(`main h1 a`)), // a link within the page: no load event
 		chromedp.WaitVisible(css(`.group[data-group="billing"]`)),
 	)
-	assert.Zero(t, eval[int](t, ctx, `document.querySelectorAll('.group button').length`), "no group action")
+	assert.Zero(t, eval[int](t, ctx, `document.querySelectorAll('.group button, #delete-topic').length`), "no group or topic action")
 
 	// A forged action from the page itself, with the right token.
 	status := eval[int](t, ctx, fmt.Sprintf(`fetch('/api/replay', {method: 'POST', headers: {'Content-Type': 'application/json',
@@ -271,7 +271,7 @@ func TestBrowser_ReadOnly(t *testing.T) {
 	assert.Equal(t, 403, status)
 
 	// The same from outside the page, for every action.
-	for _, path := range []string{"/api/replay", "/api/purge", "/api/group/reset", "/api/group/delete", "/api/group/prune"} {
+	for _, path := range []string{"/api/replay", "/api/purge", "/api/group/reset", "/api/group/delete", "/api/group/prune", "/api/topic/delete"} {
 		code, body := con.post(t, path, fmt.Sprintf(`{"topic":"orders","group":"billing","ids":[%q],"to":"0"}`, id))
 		assert.Equal(t, 403, code, path)
 		assert.Contains(t, body, "read-only", path)
@@ -282,7 +282,7 @@ func TestBrowser_ReadOnly(t *testing.T) {
 	groups, err := admin.New(client, admin.Options{}).Groups(context.Background(), "orders")
 	require.NoError(t, err)
 	assert.Len(t, groups, 1, "the group is still there")
-	assert.GreaterOrEqual(t, strings.Count(con.log.String(), `msg="action refused"`), 6, con.log.String())
+	assert.GreaterOrEqual(t, strings.Count(con.log.String(), `msg="action refused"`), 7, con.log.String())
 }
 
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }

@@ -227,6 +227,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("/api/group/reset", s.action(s.resetGroup))
 	mux.HandleFunc("/api/group/delete", s.action(s.deleteGroup))
 	mux.HandleFunc("/api/group/prune", s.action(s.pruneGroup))
+	mux.HandleFunc("/api/topic/delete", s.action(s.deleteTopic))
 	return securityHeaders(s.checkHost(s.require(mux)))
 }
 

@@ -43,7 +43,10 @@ async function navigate() {
 }
 
 // After an action, reload the lists the page read from Redis.
-document.addEventListener('millrace:acted', () => { if (current.reload) current.reload().catch(show); });
+document.addEventListener('millrace:acted', () => {
+  const page = current;
+  if (page.reload) page.reload().catch((e) => { if (current === page) show(e); });
+});
 
 window.addEventListener('hashchange', navigate);
 navigate();

@@ -1,6 +1,6 @@
 // The topic page: figures, charts, groups with their consumers and
 // actions, pending entries and the newest messages.
-import {h, fill, get, num, rate, dur, when, lagText, problemText, dlqHref, table, payload, metadata, readOnly, enc} from './util.js';
+import {h, fill, get, num, rate, dur, when, lagText, problemText, dlqHref, table, payload, metadata, readOnly, enc, counts, plural, toast, confirm, act} from './util.js';
 import {chart} from './chart.js';
 import {groupActions} from './groups.js';
 
@@ -75,6 +75,36 @@ export function message(m) {
     metadata(m.metadata), payload(m));
 }
 
+// deleteTopic asks for the topic's name typed again, says from Redis what
+// goes with it, and refuses while a group holds pending entries unless
+// forced.
+async function deleteTopic(name) {
+  let t;
+  try { t = await counts(name); } catch (e) { toast(`Failed: ${e.message}`, true); return; }
+  const holding = t.groups.filter((g) => g.pending > 0);
+  const typed = h('input', {type: 'text', id: 'delete-topic-name', autocomplete: 'off', size: 30});
+  const force = h('input', {type: 'checkbox', id: 'delete-topic-force'});
+  const body = [
+    h('p', {class: 'what', id: 'delete-topic-what'}, `Topic ${name} is deleted for good with everything of it: ` +
+      `${plural(t.length, 'entry', 'entries')}, ${plural(t.groups.length, 'consumer group')}, ${plural(t.deadLetters, 'dead letter')}, ` +
+      'its delayed messages and its keys. This cannot be undone. Stop its publishers and subscribers first: they would create it again.'),
+    holding.length ? h('div', {class: 'beyond', id: 'delete-topic-pending'},
+      h('p', {class: 'bad-text'}, 'Refused while groups hold pending entries, not yet processed: ' +
+        holding.map((g) => `${g.name} (${num(g.pending)})`).join(', ') + '.'),
+      h('label', {class: 'choice'}, force, ' Delete them too (force)')) : null,
+    h('p', {}, 'Type the topic’s name to confirm: ', typed),
+  ];
+  let setEnabled;
+  const update = () => setEnabled(typed.value === name && (!holding.length || force.checked));
+  typed.addEventListener('input', update);
+  force.addEventListener('change', update);
+  const ok = await confirm(`Delete topic ${name}`, body, 'Delete topic', (f) => { setEnabled = f; update(); });
+  if (!ok) return;
+  const r = await act('/api/topic/delete', {topic: name, confirm: typed.value, force: force.checked},
+    (r) => `Topic ${name} deleted: ${plural(r.entries, 'entry', 'entries')}, ${plural(r.deadLetters, 'dead letter')}, ${plural(r.groups, 'group')}.`);
+  if (r) location.hash = '#/';
+}
+
 // topicPage renders the page and returns its refresh for each round and
 // the reload of its lists after actions.
 export async function topicPage(main, name) {
@@ -104,7 +134,9 @@ export async function topicPage(main, name) {
       h('h2', {}, 'Consumer groups'),
       groups(t));
   }
-  fill(main, h('h1', {}, h('span', {class: 'muted'}, 'Topic '), name), live, lists);
+  fill(main, h('h1', {class: 'with-actions'}, h('span', {class: 'muted'}, 'Topic '), name,
+    readOnly ? null : h('span', {class: 'actions'},
+      h('button', {class: 'small danger', id: 'delete-topic', onclick: () => deleteTopic(name)}, 'Delete topic…'))), live, lists);
   await refresh();
   await loadLists();
   return {refresh, reload: loadLists};
