@@ -24,7 +24,7 @@ type actionRequest struct {
 	Force bool     `json:"force"`
 	// Confirm repeats the topic's name for deleting a topic.
 	Confirm string `json:"confirm"`
-	Dry   bool     `json:"dryRun"`
+	Dry     bool   `json:"dryRun"`
 }
 
 // actionFunc does one action and returns the JSON answer and the log
