@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/rediserr"
 	"github.com/millrace/millrace/internal/redistest"
 )
 
@@ -39,6 +41,11 @@ var (
 	// in the background of a Publisher: XINFO GROUPS, XPENDING (groups
 	// with pending entries) and XTRIM.
 	aclRetention = []string{"+xinfo|groups", "+xpending", "+xtrim"}
+	// aclCeiling: what counting the entries a ceiling dropped runs in the
+	// same background rounds (a script: XINFO STREAM, then XGROUP SETID and
+	// HINCRBY for a group that lost entries). With RefusePublish the
+	// publishing script also runs XLEN.
+	aclCeiling = []string{"+xinfo|stream", "+xgroup|setid", "+hincrby"}
 	// aclSubscriber (consumer group): create the group and join it, wait
 	// for news (XREAD, XREVRANGE; CLIENT ID and UNBLOCK let a new
 	// subscription interrupt the wait), read, ack, reclaim and redeliver, extend leases, hold the consumer name (GET, SET)
@@ -172,7 +179,7 @@ func TestACL_MinimalRulesWork(t *testing.T) {
 	logger := topoLoggerTo(logs)
 	const pubPass, subPass, bcPass = "pub-Secret-9f2c", "sub-Secret-71ab", "bc-Secret-4d0e"
 	topic := "orders"
-	pubClient := a.setUser(t, "publisher", pubPass, slices.Concat(aclPublisher, aclRetention), aclTopicKeys(topic))
+	pubClient := a.setUser(t, "publisher", pubPass, slices.Concat(aclPublisher, aclRetention, aclCeiling), aclTopicKeys(topic))
 	subClient := a.setUser(t, "subscriber", subPass, aclSubscriber, aclTopicKeys(topic))
 	bcClient := a.setUser(t, "watcher", bcPass, aclBroadcast, aclTopicKeys(topic))
 
@@ -602,4 +609,63 @@ func aclAwaitIdle(t *testing.T, admin *redis.Client, topic string) {
 		}
 		return false
 	}, 10*time.Second, 5*time.Millisecond, "no XREAD blocked for news")
+}
+
+// Counting the entries a ceiling dropped needs each rule of aclCeiling:
+// without one, Publish still works and the refusal is logged; with all, the
+// drops are counted. RefusePublish needs XLEN: without it Publish fails.
+func TestACL_Ceiling(t *testing.T) {
+	t.Parallel()
+	a := newACLServer(t)
+	ctx := context.Background()
+	publish100 := func(pub *millrace.Publisher, topic string) error {
+		msgs := make([]*message.Message, 100)
+		for i := range msgs {
+			msgs[i] = message.NewMessage(watermill.NewUUID(), []byte("m"))
+		}
+		return pub.Publish(topic, msgs...)
+	}
+	for _, rule := range append([]string{""}, aclCeiling...) {
+		topic := "c" + strings.Trim(rule, "+|")
+		c := a.setUser(t, "pub-"+topic, "Ceiling-Secret-5e1d", slices.Concat(aclPublisher, aclRetention, aclWithout(aclCeiling, rule)), aclTopicKeys(topic))
+		logs := &topoLogBuffer{}
+		pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{Retention: millrace.Retention{Ceiling: 100}}, topoLoggerTo(logs))
+		require.NoError(t, err)
+		require.NoError(t, a.admin.XGroupCreateMkStream(ctx, topic, "gone", "$").Err())
+		for range 3 {
+			require.NoError(t, publish100(pub, topic))
+		}
+		require.NoError(t, pub.Close()) // its last round counts
+		n, err := a.admin.HGet(ctx, keys.Overflow(topic), keys.OverflowDropped+"gone").Int()
+		if rule == "" {
+			require.NoError(t, err)
+			assert.Positive(t, n)
+			assert.NotContains(t, logs.String(), "Cannot count the entries dropped")
+			continue
+		}
+		assert.ErrorIs(t, err, redis.Nil, "without %s", rule)
+		assert.Contains(t, logs.String(), "Cannot count the entries dropped", "without %s; log:\n%s", rule, logs)
+	}
+
+	for _, withXLen := range []bool{true, false} {
+		rules := slices.Concat(aclPublisher, aclRetention, aclCeiling)
+		topic := "refuse"
+		if withXLen {
+			rules = append(rules, "+xlen")
+			topic = "refuse-xlen"
+		}
+		c := a.setUser(t, "pub-"+topic, "Refuse-Secret-0b9c", rules, aclTopicKeys(topic))
+		pub, err := millrace.NewPublisher(c, millrace.PublisherConfig{Retention: millrace.Retention{Ceiling: 150, Overflow: millrace.RefusePublish}}, testLogger)
+		require.NoError(t, err)
+		require.NoError(t, a.admin.XGroupCreateMkStream(ctx, topic, "gone", "$").Err())
+		err = publish100(pub, topic)
+		if withXLen {
+			require.NoError(t, err)
+			require.ErrorIs(t, publish100(pub, topic), millrace.ErrTopicFull)
+		} else {
+			require.Error(t, err)
+			assert.True(t, rediserr.IsNoPerm(err), "the script's refusal: %v", err)
+		}
+		require.NoError(t, pub.Close())
+	}
 }
