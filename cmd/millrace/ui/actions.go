@@ -15,12 +15,12 @@ import (
 // actionRequest is the JSON body of every action; each uses its fields.
 type actionRequest struct {
 	Topic string   `json:"topic"`
-	Group string   `json:"group"`
-	IDs   []string `json:"ids"`  // replay, purge: these dead letters
-	All   bool     `json:"all"`  // replay, purge: every dead letter
-	To    string   `json:"to"`   // reset: "0", "$" or an entry ID
-	Time  string   `json:"time"` // reset: an RFC 3339 time instead of To
-	Idle  string   `json:"idle"` // prune: a Go duration
+	Group string   `json:"group"` // replay: only this group ("" every group)
+	IDs   []string `json:"ids"`   // replay, purge: these dead letters
+	All   bool     `json:"all"`   // replay, purge: every dead letter
+	To    string   `json:"to"`    // reset: "0", "$" or an entry ID
+	Time  string   `json:"time"`  // reset: an RFC 3339 time instead of To
+	Idle  string   `json:"idle"`  // prune: a Go duration
 	Force bool     `json:"force"`
 	// Confirm repeats the topic's name for deleting a topic.
 	Confirm string `json:"confirm"`
@@ -93,12 +93,16 @@ func (s *Server) replay(ctx context.Context, req actionRequest) (any, []any, err
 	if err := checkIDs(req); err != nil {
 		return nil, nil, err
 	}
-	res, err := s.admin.ReplayDeadLetters(ctx, req.Topic, admin.ReplayOptions{IDs: req.IDs})
+	res, err := s.admin.ReplayDeadLetters(ctx, req.Topic, admin.ReplayOptions{IDs: req.IDs, Group: req.Group})
 	moved := make([]string, 0, len(res.Replayed))
 	for _, m := range res.Replayed[:min(len(res.Replayed), maxLoggedIDs)] {
 		moved = append(moved, m.DeadLetterID+"->"+m.Topic+"/"+m.NewID)
 	}
-	attrs := []any{"all", req.All, "replayed", len(res.Replayed), "moved", moved, "missing", res.Missing, "skipped", len(res.Skipped)}
+	to := req.Group
+	if to == "" {
+		to = "every group"
+	}
+	attrs := []any{"all", req.All, "to_group", to, "groups", res.Groups, "replayed", len(res.Replayed), "moved", moved, "missing", res.Missing, "skipped", len(res.Skipped)}
 	if err != nil {
 		return nil, attrs, err
 	}
@@ -112,7 +116,9 @@ func (s *Server) replay(ctx context.Context, req actionRequest) (any, []any, err
 		Replayed []replayed                `json:"replayed"`
 		Missing  []string                  `json:"missing"`
 		Skipped  []admin.SkippedDeadLetter `json:"skipped"`
-	}{Replayed: []replayed{}, Missing: append([]string{}, res.Missing...), Skipped: append([]admin.SkippedDeadLetter{}, res.Skipped...)}
+		Groups   []string                  `json:"groups"`
+	}{Replayed: []replayed{}, Missing: append([]string{}, res.Missing...), Skipped: append([]admin.SkippedDeadLetter{}, res.Skipped...),
+		Groups: append([]string{}, res.Groups...)}
 	for _, m := range res.Replayed {
 		out.Replayed = append(out.Replayed, replayed{m.DeadLetterID, m.UUID, m.Topic, m.NewID})
 	}

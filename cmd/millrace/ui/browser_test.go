@@ -236,7 +236,7 @@ func TestBrowser_ReplayDeadLetter(t *testing.T) {
 	clickFor(t, ctx, `#topics a[data-topic="payments"]`, `#messages .badge.foreign`)
 	assert.Contains(t, text(t, ctx, `#messages article.message:has(.badge.foreign)`), `"sku": "A-7"`)
 
-	assert.Regexp(t, `msg="action done" action=/api/replay topic=orders all=false replayed=1 moved=\[\d+-\d+->orders/\d+-\d+\] missing=\[\] skipped=0`, con.log.String())
+	assert.Regexp(t, `msg="action done" action=/api/replay topic=orders all=false to_group=billing groups=\[billing\] replayed=1 moved=\[\d+-\d+->orders/\d+-\d+\] missing=\[\] skipped=0`, con.log.String())
 }
 
 // TestBrowser_ReadOnly checks that a read-only console shows no action and

@@ -65,10 +65,11 @@ type pendingJSON struct {
 	Idle       int64  `json:"idleMs"`
 	Age        int64  `json:"ageMs"`
 	Deliveries int64  `json:"deliveries"`
+	LastError  string `json:"lastError,omitempty"`
 }
 
 func newPendingJSON(p admin.PendingEntry, now time.Time) pendingJSON {
-	j := pendingJSON{ID: p.ID, Consumer: p.Consumer, Idle: p.Idle.Milliseconds(), Deliveries: p.Deliveries}
+	j := pendingJSON{ID: p.ID, Consumer: p.Consumer, Idle: p.Idle.Milliseconds(), Deliveries: p.Deliveries, LastError: p.LastError}
 	if t, ok := entryid.Time(p.ID); ok {
 		j.Age = max(now.Sub(t), 0).Milliseconds()
 	}
@@ -277,4 +278,57 @@ func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, deadLetterJSON(d))
+}
+
+// getPendingEntry reads one pending entry in full: the message, who holds
+// it, how often it was delivered, its age and idle time and the handler's
+// last error.
+func (s *Server) getPendingEntry(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !entryid.Valid(q.Get("id")) {
+		http.Error(w, "invalid entry ID "+strconv.Quote(q.Get("id")), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	d, err := s.admin.PendingEntry(ctx, q.Get("topic"), q.Get("group"), q.Get("id"))
+	if errors.Is(err, admin.ErrNotPending) {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := struct {
+		messageJSON
+		Idle      int64  `json:"idleMs"`
+		Age       int64  `json:"ageMs"`
+		LastError string `json:"lastError,omitempty"`
+		Trimmed   bool   `json:"trimmed"`
+	}{Idle: d.Idle.Milliseconds(), Age: d.Age.Milliseconds(), LastError: d.LastError, Trimmed: d.Message.ID == ""}
+	if !out.Trimmed {
+		out.messageJSON = newMessageJSON(d.Message)
+	} else {
+		out.messageJSON = messageJSON{ID: d.ID, Time: d.Time.UnixMilli(), Metadata: map[string]string{}}
+	}
+	out.Group, out.Consumer, out.Deliveries = q.Get("group"), d.Consumer, d.Deliveries
+	s.writeJSON(w, out)
+}
+
+// getReplayGroups says which groups a replay of topic's dead letters
+// reaches: the one asked for, or every group of the topic.
+func (s *Server) getReplayGroups(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	groups, err := s.admin.ReplayGroups(ctx, q.Get("topic"), admin.ReplayOptions{Group: q.Get("group")})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if groups == nil {
+		groups = []string{}
+	}
+	s.writeJSON(w, map[string][]string{"groups": groups})
 }

@@ -221,6 +221,8 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /api/messages", s.getMessages)
 	mux.HandleFunc("GET /api/deadletters", s.getDeadLetters)
 	mux.HandleFunc("GET /api/deadletter", s.getDeadLetter)
+	mux.HandleFunc("GET /api/pending", s.getPendingEntry)
+	mux.HandleFunc("GET /api/replaygroups", s.getReplayGroups)
 	mux.HandleFunc("GET /api/events", s.events)
 	mux.HandleFunc("/api/replay", s.action(s.replay))
 	mux.HandleFunc("/api/purge", s.action(s.purge))

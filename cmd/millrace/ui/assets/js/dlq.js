@@ -23,7 +23,7 @@ function detail(d) {
 // refresh for each round, reload after actions and open for another entry
 // of the list (opened in place, under its row).
 export async function dlqPage(main, topic, id) {
-  const state = {total: null, shown: 0, open: id};
+  const state = {total: null, rows: [], open: id};
   const notice = h('p', {id: 'dlq-notice', class: 'muted'});
   const list = h('div', {id: 'dlq-list'});
   const top = h('div', {id: 'dlq-open'});
@@ -57,15 +57,50 @@ export async function dlqPage(main, topic, id) {
     }
     return {n: c.deadLetters, all: true, text: `Every dead letter of ${topic} (${num(c.deadLetters)} now)`};
   }
+  // replay says which groups will see the messages again and offers one
+  // group, the one that gave up on them when they share it, or every group
+  // (those that had acknowledged a message process it again).
   async function replay(all) {
     const w = await what(all, 'replay');
     if (!w) return;
+    let every;
+    try { every = (await get(`/api/replaygroups?topic=${enc(topic)}`)).groups; } catch (e) { toast(`Failed: ${e.message}`, true); return; }
+    const ids = new Set(w.ids || []);
+    const origins = [...new Set(state.rows.filter((d) => all || ids.has(d.id)).map((d) => d.group).filter((g) => g))];
+    const origin = origins.length === 1 && every.includes(origins[0]) ? origins[0] : null;
+    const pick = h('select', {id: 'replay-group'}, every.map((g) => h('option', {value: g, selected: g === origin}, g)));
+    const radio = (value, checked, ...label) => h('label', {class: 'choice'},
+      h('input', {type: 'radio', name: 'replay-to', value, checked}), ' ', ...label);
+    const seen = h('p', {class: 'what', id: 'replay-groups'});
+    const form = h('div', {},
+      h('p', {}, `${w.text} will be published again to the topic each came from, as new entries, and removed from the dead letters. ` +
+        'Entries that cannot be decoded stay.'),
+      every.length ? [
+        radio('one', origin !== null || every.length === 1, 'only to group ', pick, origin ? ' (the group that gave up on them)' : ''),
+        radio('every', origin === null && every.length > 1, `to every group of ${topic} (${every.length})`),
+      ] : null,
+      seen);
+    const target = () => {
+      const r = form.querySelector('input[name=replay-to]:checked');
+      return r && r.value === 'one' ? pick.value : '';
+    };
+    let setEnabled;
+    const update = () => {
+      const g = target();
+      if (!every.length) seen.textContent = `${topic} has no consumer group: the messages wait for the first group created at the oldest entry.`;
+      else if (g) seen.textContent = `Seen by group ${g} only: the other groups (${every.filter((x) => x !== g).join(', ') || 'none'}) skip them.`;
+      else seen.textContent = `Seen by every group: ${every.join(', ')}. A group that had processed a message processes it again.`;
+      setEnabled(true);
+    };
+    form.addEventListener('change', update);
     const ok = await confirm(all ? `Replay all dead letters of ${topic}` : `Replay ${plural(w.n, 'dead letter')}`,
-      h('p', {class: 'what'}, `${w.text} will be published again to the topic each came from, as new entries, and removed from the dead letters. ` +
-        'Entries that cannot be decoded stay.'), all ? 'Replay all' : 'Replay');
+      form, all ? 'Replay all' : 'Replay', (f) => { setEnabled = f; update(); });
     if (!ok) return;
-    await act('/api/replay', all ? {topic, all: true} : {topic, ids: w.ids},
-      (r) => `Replayed ${r.replayed.length}` + (r.skipped.length ? `, skipped ${r.skipped.length}` : '') + (r.missing.length ? `, ${r.missing.length} already gone` : '') + '.');
+    const body = all ? {topic, all: true} : {topic, ids: w.ids};
+    const g = target();
+    if (g) body.group = g;
+    await act('/api/replay', body,
+      (r) => `Replayed ${r.replayed.length}${g ? ` to group ${g}` : ''}` + (r.skipped.length ? `, skipped ${r.skipped.length}` : '') + (r.missing.length ? `, ${r.missing.length} already gone` : '') + '.');
   }
   async function purge(all) {
     const w = await what(all, 'purge');
@@ -111,7 +146,7 @@ export async function dlqPage(main, topic, id) {
   async function reload() {
     const {deadLetters, total} = await get(`/api/deadletters?topic=${enc(topic)}&count=${pageSize}`);
     state.total = total;
-    state.shown = deadLetters.length;
+    state.rows = deadLetters;
     const checked = new Set(selected());
     notice.textContent = '';
     const row = (d) => h('tr', {class: 'dl-row', 'data-id': d.id},

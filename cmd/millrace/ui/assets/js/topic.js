@@ -52,18 +52,41 @@ function groups(t) {
   });
 }
 
-function pendingLists(lists) {
+const pendingHref = (topic, g, id) => `#/topic/${enc(topic)}/pending/${enc(g)}/${enc(id)}`;
+const cut = (s, n) => (s.length > n ? s.slice(0, n - 1) + '…' : s);
+
+function pendingLists(topic, lists) {
   const names = Object.keys(lists).sort();
   if (!names.length) return h('p', {class: 'muted'}, 'No group.');
   return names.map((g) => h('div', {class: 'pending', 'data-group': g},
     h('h3', {}, `Group ${g}`),
     lists[g].length
-      ? table(['Entry ID', 'Owner', 'Age', 'Idle', 'Deliveries'], lists[g].map((p) => h('tr', {class: 'pending-row', 'data-id': p.id},
-        h('td', {class: 'mono'}, p.id), h('td', {}, p.consumer),
+      ? table(['Entry ID', 'Owner', 'Age', 'Idle', 'Deliveries', 'Last error'], lists[g].map((p) => h('tr', {class: 'pending-row', 'data-id': p.id},
+        h('td', {class: 'mono'}, h('a', {href: pendingHref(topic, g, p.id)}, p.id)), h('td', {}, p.consumer),
         h('td', {class: 'num age', title: 'since the entry was added (from its ID)'}, dur(p.ageMs)),
         h('td', {class: 'num idle', title: 'since its last delivery; a claim or a hand-over restarts it'}, dur(p.idleMs)),
-        h('td', {class: 'num'}, num(p.deliveries)))), {class: 'grid'})
+        h('td', {class: 'num'}, num(p.deliveries)),
+        h('td', {class: 'last-error bad-text', title: p.lastError || ''}, p.lastError ? cut(p.lastError, 60) : ''))), {class: 'grid'})
       : h('p', {class: 'muted'}, 'Nothing pending.')));
+}
+
+// pendingDetail shows a pending entry like a dead letter.
+function pendingDetail(e) {
+  const field = (k, v) => [h('dt', {}, k), h('dd', {}, v === '' || v === undefined ? '–' : v)];
+  return h('section', {id: 'pending-entry', class: 'detail', 'data-id': e.id},
+    h('h2', {}, `Pending entry ${e.id} of group ${e.group}`),
+    h('dl', {class: 'fields'},
+      field('Last error', e.lastError ? h('span', {id: 'pe-last-error', class: 'bad-text'}, e.lastError) : h('span', {id: 'pe-last-error', class: 'muted'}, 'none recorded')),
+      field('Consumer', h('span', {id: 'pe-consumer'}, e.consumer)),
+      field('Deliveries', h('span', {id: 'pe-deliveries'}, num(e.deliveries))),
+      field('Age', h('span', {id: 'pe-age'}, `${dur(e.ageMs)} (added ${when(e.time)})`)),
+      field('Idle', h('span', {id: 'pe-idle'}, `${dur(e.idleMs)} since its last delivery`)),
+      field('UUID', e.uuid)),
+    e.trimmed ? h('p', {class: 'bad-text'}, 'The entry was deleted from the stream while pending (trimmed): only the pending entries list still names it.') : [
+      e.foreign ? h('p', {}, h('span', {class: 'badge foreign'}, 'foreign entry'), ' written by another producer: the payload shows its fields') : null,
+      e.error ? h('p', {class: 'bad-text'}, `Cannot decode: ${e.error}`) : null,
+      h('h3', {}, 'Metadata'), metadata(e.metadata),
+      h('h3', {}, 'Payload'), payload(e)]);
 }
 
 export function message(m) {
@@ -107,14 +130,37 @@ async function deleteTopic(name) {
 
 // topicPage renders the page and returns its refresh for each round and
 // the reload of its lists after actions.
-export async function topicPage(main, name) {
+export async function topicPage(main, name, rest) {
   const lists = h('section', {id: 'lists'}, h('p', {class: 'muted'}, 'Loading…'));
   const live = h('div', {id: 'topic-live'});
+  const pendingTop = h('div', {id: 'pending-open'});
+  const state = {open: null};
+  // open shows a pending entry (rest: ['pending', group, id]) under its
+  // row, scrolled into view only if it is not; one not listed above them.
+  async function open(arg) {
+    state.open = arg && arg[0] === 'pending' && arg[2] ? {group: arg[1], id: arg[2]} : null;
+    lists.querySelectorAll('tr.pending-detail').forEach((r) => r.remove());
+    lists.querySelectorAll('tr.pending-row.open').forEach((r) => r.classList.remove('open'));
+    fill(pendingTop);
+    const o = state.open;
+    if (!o) return;
+    let content;
+    try { content = pendingDetail(await get(`/api/pending?topic=${enc(name)}&group=${enc(o.group)}&id=${enc(o.id)}`)); }
+    catch (e) { content = h('p', {class: 'muted', id: 'pending-gone'}, `Entry ${o.id} is no longer pending in group ${o.group} (${e.message}).`); }
+    if (state.open !== o) return;
+    const row = lists.querySelector(`.pending[data-group="${CSS.escape(o.group)}"] tr.pending-row[data-id="${CSS.escape(o.id)}"]`);
+    if (!row) { fill(pendingTop, content); return; }
+    row.classList.add('open');
+    const under = h('tr', {class: 'pending-detail'}, h('td', {colspan: row.children.length}, content));
+    row.after(under);
+    if (row.getBoundingClientRect().top < 0 || under.getBoundingClientRect().bottom > window.innerHeight) row.scrollIntoView({block: 'start'});
+  }
   async function loadLists() {
     const m = await get(`/api/messages?topic=${enc(name)}&count=20`);
-    fill(lists, 
+    fill(lists,
       h('div', {class: 'section-head'}, h('h2', {}, 'Pending entries'), h('button', {onclick: loadLists, id: 'reload-lists'}, 'Reload')),
-      pendingLists(m.pending),
+      pendingTop,
+      pendingLists(name, m.pending),
       h('h2', {}, 'Newest messages'),
       m.messages.length ? h('div', {id: 'messages'}, m.messages.map(message)) : h('p', {class: 'muted'}, 'The stream is empty.'));
   }
@@ -137,7 +183,9 @@ export async function topicPage(main, name) {
   fill(main, h('h1', {class: 'with-actions'}, h('span', {class: 'muted'}, 'Topic '), name,
     readOnly ? null : h('span', {class: 'actions'},
       h('button', {class: 'small danger', id: 'delete-topic', onclick: () => deleteTopic(name)}, 'Delete topic…'))), live, lists);
+  const reload = async () => { await loadLists(); await open(state.open ? ['pending', state.open.group, state.open.id] : null); };
   await refresh();
   await loadLists();
-  return {refresh, reload: loadLists};
+  await open(rest);
+  return {refresh, reload, open};
 }

@@ -1,0 +1,101 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/admin"
+	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/redistest"
+)
+
+// TestBrowser_PendingEntry: a pending entry opens under its row like a
+// dead letter: payload, metadata, consumer, deliveries, age, idle and the
+// handler's last error, which the list shows too.
+func TestBrowser_PendingEntry(t *testing.T) {
+	client := redistest.StartFromEnv(t).Client(t)
+	ctx0 := context.Background()
+	require.NoError(t, client.FlushAll(ctx0).Err())
+	old := time.Now().Add(-14 * time.Minute).UnixMilli()
+	publish(t, client, "orders", 3, old)
+	require.NoError(t, client.XGroupCreate(ctx0, "orders", "billing", "0").Err())
+	read(t, client, "orders", "billing", "worker-1", 2, 0)
+	id := fmt.Sprintf("%d-0", old+1)
+	// Delivered twice; the handler's error of the last delivery kept as the
+	// RecordErrors middleware keeps it.
+	require.NoError(t, client.XClaim(ctx0, &redis.XClaimArgs{Stream: "orders", Group: "billing", Consumer: "worker-2", Messages: []string{id}}).Err())
+	require.NoError(t, client.Set(ctx0, keys.LastError("orders", "billing", id), "payment service: 503 Service Unavailable", time.Hour).Err())
+	con := start(t, client, consoleConfig(false), nil)
+	con.waitRound(t)
+	ctx := browser(t)
+
+	row := fmt.Sprintf(`.pending[data-group="billing"] tr.pending-row[data-id="%s"]`, id)
+	do(t, ctx, chromedp.Navigate(con.url+"/#/topic/orders"), chromedp.WaitVisible(css(row)))
+	assert.Equal(t, "payment service: 503 Service Unavailable", text(t, ctx, row+` td.last-error`), "the list shows the last error")
+	clickFor(t, ctx, row+` a`, `#pending-entry`)
+	assert.Equal(t, "payment service: 503 Service Unavailable", text(t, ctx, `#pe-last-error`))
+	assert.Equal(t, "worker-2", text(t, ctx, `#pe-consumer`))
+	assert.Equal(t, "2", text(t, ctx, `#pe-deliveries`))
+	assert.Regexp(t, `^1[45]m\d\ds \(added `, text(t, ctx, `#pe-age`))
+	assert.Regexp(t, `^(\d+ms|\d+s) since its last delivery$`, text(t, ctx, `#pe-idle`))
+	detail := text(t, ctx, `#pending-entry`)
+	assert.Contains(t, detail, `"n": 1`, "the payload")
+	assert.Contains(t, detail, "checkout", "the metadata")
+	assert.Equal(t, id, eval[string](t, ctx, `document.querySelector('tr.pending-detail').previousElementSibling.dataset.id`), "under its row")
+	assert.Contains(t, eval[string](t, ctx, `location.hash`), "/pending/billing/"+id)
+
+	// Opened from its address, after a reload.
+	do(t, ctx, chromedp.Reload(), chromedp.WaitVisible(css(`#pending-entry`)))
+	assert.Equal(t, "worker-2", text(t, ctx, `#pe-consumer`))
+}
+
+// TestBrowser_ReplayToOneGroup: the replay dialog says which groups will
+// see the messages, offers the group that gave up on them or every group,
+// and a replay to one group reaches that group only.
+func TestBrowser_ReplayToOneGroup(t *testing.T) {
+	client := redistest.StartFromEnv(t).Client(t)
+	ctx0 := context.Background()
+	require.NoError(t, client.FlushAll(ctx0).Err())
+	publish(t, client, "orders", 1, 0)
+	for _, g := range []string{"audit", "billing", "shipping"} {
+		require.NoError(t, client.XGroupCreate(ctx0, "orders", g, "$").Err())
+	}
+	deadLetter(t, client, "orders", "dead-1", "declined") // billing gave up on it
+	con := start(t, client, consoleConfig(false), nil)
+	con.waitRound(t)
+	ctx := browser(t)
+
+	do(t, ctx, chromedp.Navigate(con.url+"/#/dlq/orders"), chromedp.WaitVisible(css(`#dead-letters tr.dl-row`)),
+		chromedp.Click(css(`#dead-letters input[name=dl]`)),
+		until(`!document.querySelector('#replay-selected').disabled`),
+		chromedp.Click(css(`#replay-selected`)),
+		chromedp.WaitVisible(css(`#replay-groups`)),
+	)
+	assert.Equal(t, "billing", eval[string](t, ctx, `document.querySelector('#replay-group').value`), "the group that gave up on it")
+	assert.Equal(t, "Seen by group billing only: the other groups (audit, shipping) skip them.", text(t, ctx, `#replay-groups`))
+	do(t, ctx, chromedp.Click(css(`input[name=replay-to][value=every]`)),
+		until(`document.querySelector('#replay-groups').textContent.startsWith('Seen by every group')`))
+	assert.Equal(t, "Seen by every group: audit, billing, shipping. A group that had processed a message processes it again.", text(t, ctx, `#replay-groups`))
+	do(t, ctx, chromedp.Click(css(`input[name=replay-to][value=one]`)),
+		until(`document.querySelector('#replay-groups').textContent.startsWith('Seen by group billing')`),
+		chromedp.Click(css(`#confirm-ok`)),
+		until(`document.querySelector('#toast').textContent === 'Replayed 1 to group billing.'`),
+	)
+	newest, err := admin.New(client, admin.Options{}).Messages(ctx0, "orders", 1)
+	require.NoError(t, err)
+	require.Len(t, newest, 1)
+	assert.Equal(t, "dead-1", newest[0].UUID)
+	assert.Equal(t, "billing", newest[0].Metadata[millrace.MetadataReplayGroup], "the entry names the one group that handles it")
+	log := con.log.String()
+	assert.Regexp(t, `action=/api/replay topic=orders all=false to_group=billing groups=\[billing\] replayed=1 `, log)
+	assert.False(t, strings.Contains(log, "action failed"), log)
+}
