@@ -317,10 +317,10 @@ func TestContract_DeadLetterReplyLost(t *testing.T) {
 	publish(t, f.pub, f.topic, "warm")
 	receive(t, f.ch).Nack()
 	awaitDeadLetters(t, f.direct, dlq, 1)
-	// The dead-letter script: EVALSHA with the dead-letter stream and the
-	// topic's stream as its keys.
+	// The dead-letter script: EVALSHA with the dead-letter stream, the
+	// topic's stream and the entry's last error as its keys.
 	lost := f.proxy.LoseReply(func(args []string) bool {
-		return len(args) > 5 && strings.EqualFold(args[0], "evalsha") && args[2] == "2" && args[3] == dlq && args[4] == f.topic
+		return len(args) > 6 && strings.EqualFold(args[0], "evalsha") && args[2] == "3" && args[3] == dlq && args[4] == f.topic
 	})
 	publish(t, f.pub, f.topic, "poison")
 	receive(t, f.ch).Nack()

@@ -2,6 +2,7 @@ package millrace
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/lasterror"
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // RecordErrors is a Watermill handler middleware that keeps a failing
@@ -72,29 +74,42 @@ type lastErrors struct {
 	hard         context.Context
 	logger       watermill.LoggerAdapter
 	log          errlog.Locked
+	// refused are the commands the ACL refused (SET, DEL, GET), each
+	// logged once and not sent again.
+	refused sync.Map
 }
 
 // lastErrorCallTimeout bounds each call: a worker makes it between messages.
 const lastErrorCallTimeout = 2 * time.Second
 
-func (l *lastErrors) call(f func(ctx context.Context) error, msg, id string) {
+func (l *lastErrors) call(command string, f func(ctx context.Context) error, msg, id string) {
+	if _, no := l.refused.Load(command); no {
+		return
+	}
 	ctx, cancel := context.WithTimeout(l.hard, lastErrorCallTimeout)
 	defer cancel()
-	if err := f(ctx); err != nil && l.hard.Err() == nil {
+	err := f(ctx)
+	switch {
+	case err == nil || l.hard.Err() != nil:
+	case rediserr.IsNoPerm(err):
+		if _, logged := l.refused.LoadOrStore(command, true); !logged {
+			l.logger.Error(msg+" (ACL: it needs "+command+" on {topic}:lasterror:*); not tried again", err, nil)
+		}
+	default:
 		l.log.Failure(l.logger, msg, err, watermill.LogFields{"entry_id": id})
 	}
 }
 
 // set keeps text as the last error of entry id.
 func (l *lastErrors) set(id, text string) {
-	l.call(func(ctx context.Context) error {
+	l.call("SET", func(ctx context.Context) error {
 		return lasterror.Set(ctx, l.client, l.topic, l.group, id, text)
 	}, "Cannot keep the handler's error of a pending entry", id)
 }
 
 // forget deletes the last error of entry id.
 func (l *lastErrors) forget(id string) {
-	l.call(func(ctx context.Context) error {
+	l.call("DEL", func(ctx context.Context) error {
 		return lasterror.Delete(ctx, l.client, l.topic, l.group, id)
 	}, "Cannot delete the handler's error of an acknowledged entry; it expires", id)
 }
@@ -103,7 +118,7 @@ func (l *lastErrors) forget(id string) {
 // fails.
 func (l *lastErrors) get(id string) string {
 	var text string
-	l.call(func(ctx context.Context) error {
+	l.call("GET", func(ctx context.Context) error {
 		got, err := lasterror.Get(ctx, l.client, l.topic, l.group, id)
 		text = got[0]
 		return err

@@ -103,7 +103,8 @@ func (m member) join(ctx context.Context) error {
 
 // deadLetterScript adds ARGV[4..] as an entry of the dead-letter stream
 // KEYS[1] and acknowledges entry ARGV[2] of group ARGV[1] on KEYS[2], and
-// deletes the entry's last error KEYS[3], in one step: a failover keeps both or loses both (then the entry is still
+// deletes the entry's last error KEYS[3] (unless the ACL refuses DEL: then
+// it expires), in one step: a failover keeps both or loses both (then the entry is still
 // pending and is dead-lettered again), never the XACK alone. It does so
 // only while the entry is pending at consumer ARGV[3], so that running it
 // again (a resend after a lost reply) adds no second dead letter, and an
@@ -119,7 +120,7 @@ if type(id) == 'table' and id.err then
   return id
 end
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
-redis.call('DEL', KEYS[3])
+redis.pcall('DEL', KEYS[3])
 return id
 `)
 
