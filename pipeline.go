@@ -26,7 +26,8 @@ import (
 // ceiling that refuses, Retention.addMaxLen) and the stream cannot take n
 // more entries without passing it, false otherwise. Before it refuses it
 // trims what every group has acknowledged (the history MaxAge keeps): only
-// unacknowledged entries fill a topic.
+// unacknowledged entries fill a topic. refusedAt(stream, maxlen, i) is
+// full for the messages that follow ARGV[i], counted.
 const luaXAdd = streams.LuaField + streams.LuaIDBefore + `
 local function full(stream, maxlen, n)
   if string.byte(maxlen, 1) ~= 45 then return false end
@@ -51,6 +52,12 @@ local function full(stream, maxlen, n)
     if len + n <= ceiling then return false end
   end
   return redis.error_reply('` + rediserr.TopicFullPrefix + ` ' .. stream .. ' holds ' .. len .. ' unacknowledged entries, its ceiling is ' .. ceiling)
+end
+local function refusedAt(stream, maxlen, i)
+  if string.byte(maxlen, 1) ~= 45 then return false end
+  local n = 0
+  while i <= #ARGV do n, i = n + 1, i + tonumber(ARGV[i]) + 1 end
+  return full(stream, maxlen, n)
 end
 local function xadd(stream, i, k, last, maxlen, minid)
   if last and maxlen ~= '0' and string.byte(maxlen, 1) ~= 45 then

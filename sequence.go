@@ -31,6 +31,8 @@ const producerKeyTTL = 10 * time.Minute
 type producer struct {
 	id  string
 	seq uint64
+	// batch is the buffer of the calls the slot sends next.
+	batch []*publishRequest
 }
 
 // sequencedAddScript adds messages to a stream unless this producer's
@@ -52,13 +54,9 @@ local prev = redis.call('GET', KEYS[2])
 if prev and tonumber(prev) >= tonumber(ARGV[1]) then
   return false
 end
+local refused = refusedAt(KEYS[1], ARGV[3], 5)
+if refused then return refused end
 local added, i, n = 0, 5, #ARGV
-if string.byte(ARGV[3], 1) == 45 then
-  local count, j = 0, 5
-  while j <= n do count, j = count + 1, j + tonumber(ARGV[j]) + 1 end
-  local refused = full(KEYS[1], ARGV[3], count)
-  if refused then return refused end
-end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 while i <= n do
   local k = tonumber(ARGV[i])

@@ -84,8 +84,10 @@ var ErrStageDelayedOutput = errors.New("millrace: a stage cannot produce delayed
 //	router.AddHandler("bill", "{orders}.placed", sub, "{orders}.billed", pub, bill).
 //		AddMiddleware(stage.Middleware)
 //
-// sub and pub are the Subscriber and the Publisher given to AddHandler.
-// What the commit is depends on them:
+// sub is the Subscriber given to AddHandler; pub is what the outputs are
+// committed with: the Publisher given to AddHandler, or another Millrace
+// Publisher over the same client (the Router's own then publishes
+// nothing). What the commit is depends on them:
 //
 //   - pub a *Publisher over the same client as sub, and on Cluster the
 //     input and output streams in one slot: one script adds the outputs
@@ -204,7 +206,8 @@ func (s *Stage) outputKey(in stageInput, i int) string {
 // lost). Returns the number of entries added.
 //
 // KEYS[1] input stream, KEYS[2] output stream; ARGV[1] group, ARGV[2]
-// input entry ID, ARGV[3] MAXLEN ~ (0: none), ARGV[4] MINID ~ ("": none),
+// input entry ID, ARGV[3] MAXLEN ~ (0: none; negative: the output topic's
+// ceiling refuses, see luaXAdd), ARGV[4] MINID ~ ("": none),
 // then per message the number of its field and value arguments followed by
 // them. The trimming clause goes with the last XADD.
 var stageCommitScript = noretry.NewScript(luaXAdd + `
@@ -212,6 +215,8 @@ local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #pending == 0 then
   return false
 end
+local refused = refusedAt(KEYS[2], ARGV[3], 5)
+if refused then return refused end
 local added, i, n = 0, 5, #ARGV
 while i <= n do
   local k = tonumber(ARGV[i])
@@ -240,11 +245,16 @@ func (s *Stage) commit(ctx context.Context, in stageInput, outTopic string, out 
 	defer s.mp.mu.RUnlock()
 	r := s.mp.config.retention(outTopic)
 	args := make([]interface{}, 0, 4+g.argCount())
-	args = append(args, s.group, in.id, r.MaxLen, r.minID())
+	args = append(args, s.group, in.id, r.addMaxLen(), r.minID())
 	args = g.appendMessages(args)
 	ks := []string{streamKey(in.topic), streamKey(outTopic)}
-	if err := s.run(stageCommitScript, ks, args); err != nil {
+	added, err := s.run(stageCommitScript, ks, args)
+	if err != nil {
 		return fmt.Errorf("cannot commit the %d messages of entry %s of %s to stream %s: %w", len(out), in.id, in.topic, outTopic, redisError(err))
+	}
+	if added == 0 {
+		s.logger.Info("Input was committed before (an earlier run of its handler, here or at another consumer); "+
+			"its outputs were not added again", watermill.LogFields{"topic": in.topic, "entry_id": in.id})
 	}
 	s.touched(outTopic)
 	return nil
@@ -266,10 +276,15 @@ func (s *Stage) addOnce(ctx context.Context, in stageInput, outTopic string, out
 		ks = append(ks, keys.Published(outTopic, s.outputKey(in, i)))
 	}
 	args := make([]interface{}, 0, 3+g.argCount())
-	args = append(args, s.config.Window.Milliseconds(), r.MaxLen, r.minID())
+	args = append(args, s.config.Window.Milliseconds(), r.addMaxLen(), r.minID())
 	args = g.appendMessages(args)
-	if err := s.run(idempotentAddScript, ks, args); err != nil {
+	added, err := s.run(idempotentAddScript, ks, args)
+	if err != nil {
 		return fmt.Errorf("cannot add the %d messages of entry %s of %s to stream %s: %w", len(out), in.id, in.topic, outTopic, redisError(err))
+	}
+	if added < len(out) {
+		s.logger.Info("Outputs of the input were added before (an earlier run of its handler); not added again",
+			watermill.LogFields{"topic": in.topic, "entry_id": in.id, "outputs": len(out), "skipped": len(out) - added})
 	}
 	s.touched(outTopic)
 	return nil
@@ -299,51 +314,55 @@ func (s *Stage) prepare(ctx context.Context, outTopic string, out []*message.Mes
 // run sends script through the Publisher's client once, and again after a
 // network error or a timeout (up to its Retries: script is safe to send
 // again) or NOSCRIPT (with EVAL), followed by WAIT or WAITAOF when the
-// Publisher's Durability asks for it. A nil reply (an earlier send or
-// another consumer committed) is success. The sends are not tied to the
-// message's context: a commit that Redis may have run is followed to its
-// outcome.
-func (s *Stage) run(script *noretry.Script, ks []string, args []interface{}) error {
+// Publisher's Durability asks for it, and returns the number of entries
+// the script added. A nil reply (an earlier send or another consumer
+// committed) is 0. A send whose reply was lost and the send after it may
+// both have added nothing, the first having added the entries: the count
+// is then 0 too. The sends are not tied to the message's context: a commit
+// that Redis may have run is followed to its outcome.
+func (s *Stage) run(script *noretry.Script, ks []string, args []interface{}) (added int, err error) {
 	ctx := context.Background()
 	eval := false
 	for attempt := 0; ; {
-		err := s.runOnce(ctx, script, eval, ks, args)
+		n, err := s.runOnce(ctx, script, eval, ks, args)
 		switch {
-		case err == nil || rediserr.IsNil(err):
-			return nil
+		case err == nil:
+			return int(n), nil
+		case rediserr.IsNil(err):
+			return 0, nil
 		case rediserr.IsNoScript(err) && !eval:
 			eval = true
 			continue
 		case errors.Is(err, ErrNotDurable):
-			return err
+			return int(n), err
 		case !rediserr.IsServer(err) && attempt < s.mp.config.Retries:
 			reloadOnNetworkError(s.mp.client, err)
 			time.Sleep(expDelay(retryInitial, retryMax, attempt))
 			attempt++
 			continue
 		case !rediserr.IsServer(err):
-			return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
-		return err
+		return 0, err
 	}
 }
 
 // runOnce sends script once, in a pipeline with WAIT or WAITAOF when the
 // Publisher's Durability asks for it (on Cluster, to the master of the
 // script's first key, whose connection WAIT counts the replicas of).
-func (s *Stage) runOnce(ctx context.Context, script *noretry.Script, eval bool, ks []string, args []interface{}) error {
+func (s *Stage) runOnce(ctx context.Context, script *noretry.Script, eval bool, ks []string, args []interface{}) (int64, error) {
 	cmdArgs := script.Args(ks, args...)
 	if eval {
 		cmdArgs = script.EvalArgs(ks, args...)
 	}
 	if !s.mp.config.Durability.enabled() {
-		return noretry.Do(ctx, s.mp.client, cmdArgs...).Err()
+		return noretry.Do(ctx, s.mp.client, cmdArgs...).Int64()
 	}
 	var c redis.UniversalClient = s.mp.client
 	if cluster, ok := c.(*redis.ClusterClient); ok {
 		node, err := cluster.MasterForKey(ctx, ks[0])
 		if err != nil {
-			return fmt.Errorf("cannot find the cluster node of stream %s: %w", ks[0], err)
+			return 0, fmt.Errorf("cannot find the cluster node of stream %s: %w", ks[0], err)
 		}
 		c = node
 	}
@@ -351,10 +370,11 @@ func (s *Stage) runOnce(ctx context.Context, script *noretry.Script, eval bool, 
 	cmd := noretry.Do(ctx, pipe, cmdArgs...)
 	confirm := s.mp.config.Durability.queue(ctx, pipe)
 	_, _ = pipe.Exec(ctx)
-	if err := cmd.Err(); err != nil {
-		return err
+	n, err := cmd.Int64()
+	if err != nil {
+		return 0, err
 	}
-	return confirm()
+	return n, confirm()
 }
 
 // touched notes a publish to topic for KeepUnacked trimming, as Publish
