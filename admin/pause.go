@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/internal/pause"
+	"github.com/millrace/millrace/internal/rediserr"
 )
 
 // PauseState says whether a consumer group is paused.
@@ -53,26 +54,39 @@ func (a *Admin) ResumeGroup(ctx context.Context, topic, group string) (changed b
 // GroupPaused says whether group on topic is paused (one XREVRANGE ...
 // COUNT 1). A group never paused, or that does not exist, is not.
 func (a *Admin) GroupPaused(ctx context.Context, topic, group string) (PauseState, error) {
-	states, err := a.pauseStates(ctx, topic, []string{group})
-	if err != nil {
+	if err := checkTopic(topic); err != nil {
 		return PauseState{}, err
 	}
-	return states[0], nil
+	states, err := pause.ReadMany(ctx, a.client, []pause.Ref{{Topic: topic, Group: group}})
+	if err != nil {
+		return PauseState{}, fmt.Errorf("cannot read whether group %s of topic %s is paused: %w", group, topic, err)
+	}
+	return PauseState{Paused: states[0].Paused, Since: states[0].Since}, nil
 }
 
-// pauseStates are the pause states of groups on topic, in their order, in
-// one pipelined round trip.
-func (a *Admin) pauseStates(ctx context.Context, topic string, groups []string) ([]PauseState, error) {
-	if err := checkTopic(topic); err != nil {
-		return nil, err
+// markPaused sets Paused and PausedSince of every group of stats, in one
+// pipelined round trip. A server that refuses the reads (an ACL without
+// XREVRANGE) leaves them unset.
+func (a *Admin) markPaused(ctx context.Context, stats []TopicStats) error {
+	var refs []pause.Ref
+	for _, s := range stats {
+		for _, g := range s.Groups {
+			refs = append(refs, pause.Ref{Topic: s.Topic, Group: g.Name})
+		}
 	}
-	states, err := pause.ReadMany(ctx, a.client, topic, groups)
+	states, err := pause.ReadMany(ctx, a.client, refs)
+	if rediserr.IsNoPerm(err) {
+		return nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot read whether the groups of topic %s are paused: %w", topic, err)
+		return fmt.Errorf("cannot read which groups are paused: %w", err)
 	}
-	out := make([]PauseState, len(states))
-	for k, s := range states {
-		out[k] = PauseState{Paused: s.Paused, Since: s.Since}
+	for i := range stats {
+		for j := range stats[i].Groups {
+			st := states[0]
+			states = states[1:]
+			stats[i].Groups[j].Paused, stats[i].Groups[j].PausedSince = st.Paused, st.Since
+		}
 	}
-	return out, nil
+	return nil
 }

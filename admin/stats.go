@@ -97,6 +97,11 @@ type GroupStats struct {
 	// last ID: it will skip every entry added until the stream reaches
 	// that ID (a reset to a time or ID in the future).
 	BeyondEnd bool
+	// Paused is true while the group is paused (PauseGroup): its
+	// subscribers take no new entries. PausedSince is when it was last
+	// paused or resumed, zero when never.
+	Paused      bool
+	PausedSince time.Time
 }
 
 // ConsumerStats is one consumer of a group (XINFO CONSUMERS).
@@ -124,7 +129,8 @@ func (a *Admin) Topic(ctx context.Context, topic string) (TopicStats, error) {
 
 // Stats returns a snapshot of each topic, in the order given. The figures
 // of one topic are read by one Lua script (EVALSHA), so they are a
-// consistent snapshot, and all topics take one pipelined round trip. When
+// consistent snapshot, and all topics take one pipelined round trip (and
+// one more for whether their groups are paused). When
 // the server refuses scripts (an ACL user without @scripting), plain
 // commands read the same figures in two round trips, and the Admin
 // remembers to use them. A dead-letter topic outside its topic's Cluster
@@ -143,7 +149,14 @@ func (a *Admin) Stats(ctx context.Context, topics ...string) ([]TopicStats, erro
 	if err != nil {
 		return nil, err
 	}
-	return a.parseTopics(topics, raws)
+	stats, err := a.parseTopics(topics, raws)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.markPaused(ctx, stats); err != nil {
+		return nil, err
+	}
+	return stats, nil
 }
 
 // read reads the raw replies of topics: with the stats script, or with

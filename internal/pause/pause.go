@@ -46,9 +46,12 @@ func Read(ctx context.Context, client redis.Cmdable, topic, group string) (State
 	return parse(msgs), nil
 }
 
-// ReadMany returns the states of groups on topic, in their order, in one
-// pipelined round trip.
-func ReadMany(ctx context.Context, client redis.Cmdable, topic string, groups []string) ([]State, error) {
+// Ref names a group of a topic.
+type Ref struct{ Topic, Group string }
+
+// ReadMany returns the states of groups, in their order, in one pipelined
+// round trip.
+func ReadMany(ctx context.Context, client redis.Cmdable, groups []Ref) ([]State, error) {
 	out := make([]State, len(groups))
 	if len(groups) == 0 {
 		return out, nil
@@ -56,7 +59,7 @@ func ReadMany(ctx context.Context, client redis.Cmdable, topic string, groups []
 	pipe := client.Pipeline()
 	cmds := make([]*redis.XMessageSliceCmd, len(groups))
 	for k, g := range groups {
-		cmds[k] = pipe.XRevRangeN(ctx, keys.Paused(topic, g), "+", "-", 1)
+		cmds[k] = pipe.XRevRangeN(ctx, keys.Paused(g.Topic, g.Group), "+", "-", 1)
 	}
 	_, _ = pipe.Exec(ctx)
 	for k, c := range cmds {

@@ -1,0 +1,44 @@
+package admin_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/millrace/millrace/admin"
+)
+
+// A paused group shows as paused in the topic's stats, with the time of
+// the pause, and no longer once resumed; the other groups never do.
+func TestPause_VisibleInStats(t *testing.T) {
+	_, a := withTopology(t)
+	ctx := testCtx(t)
+	changed, err := a.PauseGroup(ctx, "orders", "billing")
+	require.NoError(t, err)
+	require.True(t, changed)
+
+	stats, err := a.Stats(ctx, "orders", "payments")
+	require.NoError(t, err)
+	for _, s := range stats {
+		for _, g := range s.Groups {
+			paused := s.Topic == "orders" && g.Name == "billing"
+			assert.Equal(t, paused, g.Paused, "%s/%s", s.Topic, g.Name)
+			if paused {
+				assert.WithinDuration(t, time.Now(), g.PausedSince, 10*time.Second)
+			}
+		}
+	}
+
+	changed, err = a.ResumeGroup(ctx, "orders", "billing")
+	require.NoError(t, err)
+	require.True(t, changed)
+	g, err := a.Group(ctx, "orders", "billing")
+	require.NoError(t, err)
+	assert.False(t, g.Paused)
+	assert.WithinDuration(t, time.Now(), g.PausedSince, 10*time.Second, "the time of the resume")
+	state, err := a.GroupPaused(ctx, "orders", "billing")
+	require.NoError(t, err)
+	assert.Equal(t, admin.PauseState{Paused: false, Since: g.PausedSince}, state)
+}
