@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,9 +15,13 @@ import (
 func (a *app) groupCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "group",
-		Short: "Create, reset or delete a consumer group",
+		Short: "Create, reset, delete, pause or resume a consumer group",
 	}
-	var start string
+	var (
+		start       string
+		forceCreate bool
+		forceReset  bool
+	)
 	create := &cobra.Command{
 		Use:   "create <topic> <group>",
 		Short: "Create a consumer group (and the stream if missing)",
@@ -25,7 +30,8 @@ published from now on are kept for it even before its consumers run. The
 stream is created if missing.
 
 --start is ` + positionHelp + `.
-A time starts the group at the first entry added at or after it.`,
+A time starts the group at the first entry added at or after it. A position
+after the stream's last entry and in the future is refused without --force.`,
 		Example: `  millrace group create orders billing
   millrace group create orders audit --start newest`,
 		Args: args(2, "<topic>", "<group>"),
@@ -43,14 +49,17 @@ A time starts the group at the first entry added at or after it.`,
 			if id == "" {
 				id = entryid.Before(pos.t)
 			}
-			if err := adm.CreateGroup(ctx, argv[0], argv[1], id); err != nil {
-				return err
+			mv, err := adm.CreateGroupWith(ctx, argv[0], argv[1], id, admin.MoveOptions{Force: forceCreate})
+			if err != nil {
+				return forceHint(err)
 			}
-			return a.done(map[string]string{"topic": argv[0], "group": argv[1], "start": pos.String()},
-				"Created group %s on topic %s at %s.\n", argv[1], argv[0], pos)
+			return a.done(map[string]any{"topic": argv[0], "group": argv[1], "start": pos.String(),
+				"position": mv.After.LastDeliveredID, "lag": mv.After.Lag},
+				"Created group %s on topic %s at %s: position %s, lag %s.\n", argv[1], argv[0], pos, mv.After.LastDeliveredID, lagText(mv.After))
 		},
 	}
 	create.Flags().StringVar(&start, "start", "oldest", "where the group starts")
+	create.Flags().BoolVar(&forceCreate, "force", false, "start the group beyond the stream's end (it skips the messages published until then)")
 
 	var to string
 	reset := &cobra.Command{
@@ -63,7 +72,9 @@ new position on their next read. On Redis 7.0+ the lag Redis reports (XINFO
 GROUPS, what autoscalers such as KEDA read) is the entries after --to at once.
 
 --to is ` + positionHelp + `.
-A time makes the group read the entries added at or after it.`,
+A time makes the group read the entries added at or after it. A position after
+the stream's last entry and in the future is refused without --force: the group
+would skip every message published until then.`,
 		Example: `  millrace group reset orders billing --to 2024-05-01T12:00:00Z
   millrace group reset orders billing --to 2h
   millrace group reset orders billing --to newest`,
@@ -81,19 +92,28 @@ A time makes the group read the entries added at or after it.`,
 				return err
 			}
 			defer cancel()
-			if pos.id != "" {
-				err = adm.ResetGroup(ctx, argv[0], argv[1], pos.id)
-			} else {
-				err = adm.ResetGroupToTime(ctx, argv[0], argv[1], pos.t)
+			id := pos.id
+			if id == "" {
+				id = entryid.Before(pos.t)
 			}
+			mv, err := adm.MoveGroup(ctx, argv[0], argv[1], id, admin.MoveOptions{Force: forceReset})
 			if err != nil {
-				return err
+				return forceHint(err)
 			}
-			return a.done(map[string]string{"topic": argv[0], "group": argv[1], "to": pos.String()},
-				"Reset group %s of topic %s to %s.\n", argv[1], argv[0], pos)
+			b, f := mv.Before, mv.After
+			held := ""
+			if f.Pending > 0 {
+				held = fmt.Sprintf(" Its %d pending entries stay pending.", f.Pending)
+			}
+			return a.done(map[string]any{"topic": argv[0], "group": argv[1], "to": pos.String(),
+				"from_position": b.LastDeliveredID, "position": f.LastDeliveredID,
+				"lag_before": b.Lag, "lag": f.Lag, "pending": f.Pending},
+				"Reset group %s of topic %s from %s to %s (lag %s → %s).%s\n",
+				argv[1], argv[0], b.LastDeliveredID, f.LastDeliveredID, lagText(b), lagText(f), held)
 		},
 	}
 	reset.Flags().StringVar(&to, "to", "", "the new position (required)")
+	reset.Flags().BoolVar(&forceReset, "force", false, "move the group beyond the stream's end (it skips the messages published until then)")
 
 	var yes bool
 	del := &cobra.Command{
@@ -113,16 +133,30 @@ subscribers of the group recreate it at their NewGroupStartID.`,
 				return err
 			}
 			defer cancel()
+			g, err := adm.Group(ctx, argv[0], argv[1])
+			if err != nil {
+				return blameTopic(ctx, adm, argv[0], err)
+			}
 			if err := adm.DeleteGroup(ctx, argv[0], argv[1]); err != nil {
 				return err
 			}
-			return a.done(map[string]string{"topic": argv[0], "group": argv[1], "deleted": "true"},
-				"Deleted group %s of topic %s.\n", argv[1], argv[0])
+			return a.done(map[string]any{"topic": argv[0], "group": argv[1], "deleted": true,
+				"position": g.LastDeliveredID, "lag": g.Lag, "pending": g.Pending},
+				"Deleted group %s of topic %s: it was at %s with lag %s and %d pending entries, no longer tracked.\n",
+				argv[1], argv[0], g.LastDeliveredID, lagText(g), g.Pending)
 		},
 	}
 	del.Flags().BoolVar(&yes, "yes", false, "confirm the deletion")
-	cmd.AddCommand(create, reset, del)
+	cmd.AddCommand(create, reset, del, a.groupPauseCommand(), a.groupResumeCommand())
 	return cmd
+}
+
+// forceHint adds to a refusal that --force overrides how to override it.
+func forceHint(err error) error {
+	if errors.Is(err, admin.ErrBeyondEnd) || errors.Is(err, admin.ErrWouldLoseEntries) {
+		return fmt.Errorf("%w (--force)", err)
+	}
+	return err
 }
 
 // done prints a confirmation: v as JSON, or the formatted line.
@@ -152,7 +186,7 @@ func (a *app) consumersCommand() *cobra.Command {
 			defer cancel()
 			consumers, err := adm.Consumers(ctx, argv[0], argv[1])
 			if err != nil {
-				return err
+				return blameTopic(ctx, adm, argv[0], err)
 			}
 			if a.json {
 				out := []consumerJSON{}
@@ -203,7 +237,7 @@ entries do: choose --idle well above the quietest period of the topic.`,
 			defer cancel()
 			res, err := adm.PruneConsumers(ctx, argv[0], argv[1], admin.PruneOptions{Idle: idle, DryRun: dryRun})
 			if err != nil {
-				return err
+				return blameTopic(ctx, adm, argv[0], err)
 			}
 			if a.json {
 				type kept struct {
@@ -248,6 +282,8 @@ func (a *app) trimCommand() *cobra.Command {
 		minID  string
 		approx bool
 		yes    bool
+		force  bool
+		dryRun bool
 	)
 	cmd := &cobra.Command{
 		Use:   "trim <topic> (--maxlen N | --minid <id|time>) --yes",
@@ -255,13 +291,18 @@ func (a *app) trimCommand() *cobra.Command {
 		Long: `Delete the oldest entries of a topic's stream (XTRIM): --maxlen keeps the newest
 N entries, --minid deletes the entries before an entry ID or a time (RFC 3339,
 Unix milliseconds, or a duration ago like 7d). With --approx Redis deletes only
-whole nodes (MAXLEN ~ / MINID ~), much cheaper, keeping a few more entries.
+whole nodes (MAXLEN ~ / MINID ~), much cheaper, keeping a few more.
 
-Trimming deletes entries whether or not every group has read them: check
-'millrace stat' first. Entries still pending stay in the groups' pending lists
-and are acknowledged when their consumers get to them.`,
-		Example: `  millrace trim orders --maxlen 1000000 --approx --yes
-  millrace trim orders --minid 7d --yes`,
+Before deleting, trim works out the first entry it keeps and, per consumer
+group, how many of the entries before it the group has not read (it would never
+see them) or has not acknowledged (they stay pending with nothing left to
+process). If any group would lose an entry, trim says so and deletes nothing
+unless --force. --dry-run only says what a trim would delete. The deletion is
+an XTRIM MINID at that first kept entry, so messages published meanwhile are
+never deleted instead.`,
+		Example: `  millrace trim orders --maxlen 1000000 --dry-run
+  millrace trim orders --maxlen 1000000 --approx --yes
+  millrace trim orders --minid 7d --yes --force`,
 		Args: args(1, "<topic>"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			hasMax, hasMin := cmd.Flags().Changed("maxlen"), minID != ""
@@ -271,34 +312,56 @@ and are acknowledged when their consumers get to them.`,
 			if hasMax && maxLen < 0 {
 				return usageError{fmt.Errorf("--maxlen must not be negative")}
 			}
-			var pos position
+			opts := admin.TrimOptions{MaxLen: maxLen, Approx: approx, Force: force, DryRun: dryRun}
 			if hasMin {
-				var err error
-				if pos, err = parsePosition(minID, a.now(), false); err != nil {
+				pos, err := parsePosition(minID, a.now(), false)
+				if err != nil {
 					return usageError{fmt.Errorf("--minid: %w", err)}
 				}
+				opts.MaxLen, opts.MinID = -1, pos.minID()
 			}
-			if !yes {
-				return usageError{fmt.Errorf("trimming deletes entries for good, read or not: pass --yes")}
+			if !yes && !dryRun {
+				return usageError{fmt.Errorf("trimming deletes entries for good: pass --yes (or --dry-run to see what it would delete)")}
 			}
 			ctx, adm, cancel, err := a.callAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			var n int64
-			if hasMax {
-				n, err = adm.TrimMaxLen(ctx, argv[0], maxLen, approx)
-			} else {
-				n, err = adm.TrimMinID(ctx, argv[0], pos.minID(), approx)
-			}
-			if err != nil {
+			res, err := adm.Trim(ctx, argv[0], opts)
+			if err != nil && !errors.Is(err, admin.ErrWouldLoseEntries) {
 				return err
 			}
+			refused := err != nil
 			if a.json {
-				return a.printJSON(map[string]any{"topic": argv[0], "deleted": n})
+				type loss struct {
+					Group   string `json:"group"`
+					Unread  int64  `json:"unread"`
+					Pending int64  `json:"pending"`
+				}
+				out := struct {
+					Topic   string `json:"topic"`
+					DryRun  bool   `json:"dry_run"`
+					Refused bool   `json:"refused"`
+					Cut     string `json:"first_kept_id,omitempty"`
+					Deleted int64  `json:"deleted"`
+					Losses  []loss `json:"losses"`
+				}{Topic: argv[0], DryRun: dryRun, Refused: refused, Cut: res.Cut, Losses: []loss{}}
+				if !refused {
+					out.Deleted = res.Deleted
+				}
+				for _, l := range res.Losses {
+					out.Losses = append(out.Losses, loss{l.Group, l.Unread, l.Pending})
+				}
+				if err := a.printJSON(out); err != nil {
+					return err
+				}
+			} else {
+				a.printTrim(argv[0], res, refused, approx)
 			}
-			a.printf("Deleted %d entries from topic %s.\n", n, argv[0])
+			if refused {
+				return fmt.Errorf("deleted nothing: %d group(s) would lose entries they have not processed; pass --force to trim anyway", len(res.Losses))
+			}
 			return nil
 		},
 	}
@@ -307,5 +370,36 @@ and are acknowledged when their consumers get to them.`,
 	f.StringVar(&minID, "minid", "", "delete the entries before this entry ID or time")
 	f.BoolVar(&approx, "approx", false, "trim whole nodes only (~): cheaper, keeps a few more")
 	f.BoolVar(&yes, "yes", false, "confirm the deletion")
+	f.BoolVar(&force, "force", false, "delete entries groups have not read or acknowledged")
+	f.BoolVar(&dryRun, "dry-run", false, "say what the trim would delete, delete nothing")
 	return cmd
+}
+
+// printTrim says what a trim deleted, would delete, or refused to.
+func (a *app) printTrim(topic string, res admin.TrimResult, refused, approx bool) {
+	switch {
+	case res.Cut == "":
+		a.printf("Deleted nothing from topic %s: it is not longer than that.\n", topic)
+		return
+	case refused:
+		a.printf("Refused: trimming would delete %d entries of topic %s (those before %s), and:\n", res.Deleted, topic, res.Cut)
+	case res.DryRun:
+		a.printf("Would delete %d entries of topic %s (those before %s).\n", res.Deleted, topic, res.Cut)
+	default:
+		a.printf("Deleted %d entries of topic %s (those before %s).\n", res.Deleted, topic, res.Cut)
+	}
+	if len(res.Losses) == 0 {
+		a.printf("No group loses an entry: every group had read and acknowledged them.\n")
+		return
+	}
+	verb := "lost"
+	switch {
+	case refused || res.DryRun:
+		verb = "would lose"
+	case approx:
+		verb = "lost up to"
+	}
+	for _, l := range res.Losses {
+		a.printf("  group %s %s %d unread and %d pending (unacknowledged) entries\n", l.Group, verb, l.Unread, l.Pending)
+	}
 }

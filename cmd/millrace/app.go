@@ -93,7 +93,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 	if errors.As(err, &exit) {
 		return exit.code
 	}
-	fmt.Fprintf(a.stderr, "millrace: %v\n", err)
+	// The library's errors start with "millrace: " too: say it once.
+	fmt.Fprintf(a.stderr, "millrace: %s\n", strings.TrimPrefix(err.Error(), "millrace: "))
 	var usage usageError
 	if errors.As(err, &usage) || strings.HasPrefix(err.Error(), "unknown command") {
 		fmt.Fprintln(a.stderr, "Run 'millrace --help' for usage.")
@@ -140,11 +141,11 @@ A topic is a stream; its dead letters are in the stream "{topic}:dlq".
 		&cobra.Group{ID: "act", Title: "Act:"},
 		&cobra.Group{ID: "run", Title: "Check and serve:"},
 	)
-	for _, c := range []*cobra.Command{a.topicsCommand(), a.statCommand(), a.pendingCommand(), a.tailCommand()} {
+	for _, c := range []*cobra.Command{a.topicsCommand(), a.statCommand(), a.pendingCommand(), a.tailCommand(), a.browseCommand()} {
 		c.GroupID = "inspect"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.publishCommand(), a.dlqCommand(), a.groupCommand(), a.consumersCommand(), a.trimCommand()} {
+	for _, c := range []*cobra.Command{a.publishCommand(), a.dlqCommand(), a.groupCommand(), a.consumersCommand(), a.trimCommand(), a.topicCommand()} {
 		c.GroupID = "act"
 		root.AddCommand(c)
 	}

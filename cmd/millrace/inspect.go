@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -208,6 +211,11 @@ run in a loop.`,
 					return err
 				}
 			}
+			if !s.Exists && s.DeadLetters == 0 {
+				if err := topicMustExist(ctx, adm, s.Topic); err != nil {
+					return err
+				}
+			}
 			if a.json {
 				return a.printJSON(toTopicJSON(s))
 			}
@@ -278,7 +286,9 @@ func (a *app) pendingCommand() *cobra.Command {
 first, with the consumer that holds each, how long since it was delivered (IDLE),
 how often Redis delivered it, and its age. Entries at a dead consumer are
 reclaimed by live ones after their ClaimMinIdle; entries delivered more than
-MaxDeliveries times go to the dead-letter stream.`,
+MaxDeliveries times go to the dead-letter stream. LAST ERROR is the error the
+handler returned at the entry's last failed delivery (recorded when the Router
+has millrace.RecordErrors).`,
 		Example: `  millrace pending orders billing
   millrace pending orders billing --count 1000 --json`,
 		Args: args(2, "<topic>", "<group>"),
@@ -290,7 +300,7 @@ MaxDeliveries times go to the dead-letter stream.`,
 			defer cancel()
 			entries, err := adm.Pending(ctx, argv[0], argv[1], count)
 			if err != nil {
-				return err
+				return blameTopic(ctx, adm, argv[0], err)
 			}
 			now := a.now()
 			if a.json {
@@ -300,11 +310,12 @@ MaxDeliveries times go to the dead-letter stream.`,
 					IdleMS     int64   `json:"idle_ms"`
 					Deliveries int64   `json:"deliveries"`
 					Time       *string `json:"time"`
+					LastError  string  `json:"last_error,omitempty"`
 				}
 				rows := []row{}
 				for _, e := range entries {
 					t, _ := entryid.Time(e.ID)
-					rows = append(rows, row{ID: e.ID, Consumer: e.Consumer, IdleMS: ms(e.Idle), Deliveries: e.Deliveries, Time: jsonTime(t)})
+					rows = append(rows, row{ID: e.ID, Consumer: e.Consumer, IdleMS: ms(e.Idle), Deliveries: e.Deliveries, Time: jsonTime(t), LastError: e.LastError})
 				}
 				return a.printJSON(rows)
 			}
@@ -315,11 +326,45 @@ MaxDeliveries times go to the dead-letter stream.`,
 			var rows [][]string
 			for _, e := range entries {
 				t, _ := entryid.Time(e.ID)
-				rows = append(rows, []string{e.ID, e.Consumer, a.dur(e.Idle), itoa(e.Deliveries), a.dur(now.Sub(t))})
+				rows = append(rows, []string{e.ID, e.Consumer, a.dur(e.Idle), itoa(e.Deliveries), a.dur(now.Sub(t)), dash(cut(e.LastError, 60))})
 			}
-			return a.table([]string{"ID", "CONSUMER", "IDLE", "DELIVERIES", "AGE"}, rows)
+			return a.table([]string{"ID", "CONSUMER", "IDLE", "DELIVERIES", "AGE", "LAST ERROR"}, rows)
 		},
 	}
 	cmd.Flags().Int64VarP(&count, "count", "n", 100, "list at most this many entries")
 	return cmd
+}
+
+// cut shortens s to n runes, on one line, marking a cut with "…".
+func cut(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// topicMustExist returns an error that names topic unless something of it
+// exists (admin.TopicExists): a mistyped topic is not an empty one.
+func topicMustExist(ctx context.Context, adm *admin.Admin, topic string) error {
+	ok, err := adm.TopicExists(ctx, topic)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s (no stream, dead letters or delayed messages; 'millrace topics' lists the topics)", admin.ErrNoSuchTopic, topic)
+	}
+	return nil
+}
+
+// blameTopic turns a missing group's error into a missing topic's when
+// nothing of the topic exists: Redis says "no such key or group" alike.
+func blameTopic(ctx context.Context, adm *admin.Admin, topic string, err error) error {
+	if !errors.Is(err, admin.ErrNoSuchGroup) || errors.Is(err, admin.ErrNoSuchTopic) {
+		return err
+	}
+	if terr := topicMustExist(ctx, adm, topic); terr != nil {
+		return terr
+	}
+	return err
 }

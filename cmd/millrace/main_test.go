@@ -162,7 +162,11 @@ func TestTail(t *testing.T) {
 	e.goldenBoth("tail-from", "tail", "orders", "--from", fixture.ID(8), "-n", "0")
 	e.goldenBoth("tail-binary", "tail", "payments")
 	golden(t, "tail-from-time", e.ok("tail", "orders", "--from", strconv.Itoa(fixture.BaseMS+9), "-n", "1"))
-	golden(t, "tail-empty", e.ok("tail", "nothing-here"))
+	// An empty stream prints nothing; a topic that does not exist is an
+	// error (TestMistypedTopic).
+	require.NoError(t, e.client.XAdd(context.Background(), &redis.XAddArgs{Stream: "emptied", Values: []string{"k", "v"}}).Err())
+	require.NoError(t, e.client.XTrimMaxLen(context.Background(), "emptied", 0).Err())
+	golden(t, "tail-empty", e.ok("tail", "emptied"))
 	r := e.run("tail", "orders", "--from", "yesterday")
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, `invalid position "yesterday"`)
@@ -293,8 +297,16 @@ func TestGroupConsumersTrim(t *testing.T) {
 	assert.Contains(t, r.stderr, "pass --yes")
 	r = e.run("trim", "orders", "--yes")
 	assert.Equal(t, 2, r.code)
-	golden(t, "trim-minid", e.ok("trim", "orders", "--minid", fixture.ID(3), "--yes"))
-	golden(t, "trim-maxlen.json", e.ok("trim", "orders", "--maxlen", "5", "--yes", "--json"))
+	// billing (reset to 2) still holds 1-3 pending: a trim that deletes
+	// them is refused, says what it would cost, and deletes nothing.
+	r = e.run("trim", "orders", "--minid", fixture.ID(3), "--yes")
+	assert.Equal(t, 1, r.code)
+	golden(t, "trim-minid-refused", r.stdout+r.stderr)
+	assert.EqualValues(t, 10, e.client.XLen(context.Background(), "orders").Val())
+	golden(t, "trim-maxlen-dry-run", e.ok("trim", "orders", "--maxlen", "5", "--dry-run"))
+	golden(t, "trim-minid", e.ok("trim", "orders", "--minid", fixture.ID(3), "--yes", "--force"))
+	golden(t, "trim-maxlen.json", e.ok("trim", "orders", "--maxlen", "5", "--yes", "--force", "--json"))
+	golden(t, "trim-nothing", e.ok("trim", "orders", "--maxlen", "5", "--yes"))
 	n, err := e.client.XLen(context.Background(), "orders").Result()
 	require.NoError(t, err)
 	assert.EqualValues(t, 5, n)

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/admin"
 	"github.com/millrace/millrace/internal/entryid"
 	"github.com/millrace/millrace/internal/rediserr"
 )
@@ -133,6 +134,16 @@ and moves no group. With --json it prints one JSON object per line.`,
 			last, err := a.tailBacklog(ctx, c, topic, count, from)
 			if err != nil {
 				return err
+			}
+			if last == "0-0" {
+				// Nothing printed: a mistyped topic is an error, an empty
+				// one is not.
+				cctx, cancel := context.WithTimeout(ctx, a.timeout)
+				err := topicMustExist(cctx, admin.New(c, admin.Options{}), topic)
+				cancel()
+				if err != nil {
+					return err
+				}
 			}
 			if !follow {
 				return nil
