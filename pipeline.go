@@ -117,15 +117,15 @@ func (g *topicGroup) appendMessages(args []interface{}) []interface{} {
 	return args
 }
 
-// sendQueued sends the calls queued now, up to MaxBatch messages, in one
-// pipeline. It runs in a caller that holds the pipeline slot prod.
-func (p *Publisher) sendQueued(prod *producer) {
-	var batch []*publishRequest
+// dequeue takes the calls queued now, up to MaxBatch messages, for the
+// slot prod (whose buffer holds them).
+func (p *Publisher) dequeue(prod *producer) []*publishRequest {
+	batch := prod.batch[:0]
 	size := 0
 	for size < p.config.MaxBatch {
 		select {
 		case req := <-p.queue:
-			req.taken.Store(true)
+			p.queued.Add(-1)
 			batch = append(batch, req)
 			size += len(req.msgs)
 			continue
@@ -133,9 +133,8 @@ func (p *Publisher) sendQueued(prod *producer) {
 		}
 		break
 	}
-	if len(batch) > 0 {
-		p.send(batch, prod)
-	}
+	prod.batch = batch
+	return batch
 }
 
 // send adds batch in one pipeline (on Cluster with Durability, one per

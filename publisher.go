@@ -1,6 +1,7 @@
 package millrace
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -20,17 +21,23 @@ import (
 // caller that finds a pipeline slot free sends its own messages together
 // with every call queued meanwhile, so a lone message goes out at once, in
 // the caller's goroutine, and throughput grows with concurrency without any
-// timer.
+// timer. A caller that finds every slot in use waits only for its outcome:
+// the sender that frees a slot hands it, with the calls queued meanwhile,
+// to the first of their callers, which it wakes anyway, so no goroutine is
+// woken but to send or to return.
 type Publisher struct {
 	client  redis.UniversalClient
 	config  PublisherConfig
 	logger  watermill.LoggerAdapter
 	version versionCheck
 
-	// queue holds the calls waiting for a pipeline; free holds the
-	// pipeline slots not in use, each a producer of the retry-safe sequence.
-	queue chan *publishRequest
-	free  chan *producer
+	// queue holds the calls waiting for a pipeline, queued counts them
+	// (after they are queued, before they are dequeued: see drive); free
+	// holds the pipeline slots not in use, each a producer of the
+	// retry-safe sequence.
+	queue  chan *publishRequest
+	queued atomic.Int64
+	free   chan *producer
 	// scriptsRefused holds the topics whose publishing script the server
 	// refused (ACL, no scripting): plain XADDs to them from then on.
 	// refusalLogged says the first refusal was logged.
@@ -88,11 +95,16 @@ type publishRequest struct {
 	// fields are the field and value arguments of each message's entry,
 	// marshaled by the caller: the pipeline's sender only queues them.
 	fields [][]interface{}
-	done   chan error
-	// taken is set once a sender has dequeued the request; its caller then
-	// only waits for done.
-	taken atomic.Bool
+	// done receives the call's outcome, or errHandOff when its caller is
+	// to send batch with the slot prod (set before).
+	done  chan error
+	batch []*publishRequest
+	prod  *producer
 }
+
+// errHandOff tells a caller waiting for its outcome to send the batch
+// handed to it.
+var errHandOff = errors.New("send the batch handed over")
 
 // Publish adds msgs to topic's stream in one pipeline, in order. A message
 // whose context is already done is not sent and fails the call.
@@ -126,6 +138,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return err
 	}
 	p.queue <- req
+	p.queued.Add(1)
 	err = p.await(req)
 	if err == nil && p.trimmer != nil && p.config.retention(topic).KeepUnacked {
 		p.trimmer.touch(topic)
@@ -133,21 +146,52 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	return err
 }
 
-// await returns req's result, sending queued requests itself whenever a
-// pipeline slot is free and req is still queued.
+// await returns req's outcome. It sends the queued calls itself when a
+// pipeline slot is free, and whenever a sender hands it a batch.
 func (p *Publisher) await(req *publishRequest) error {
-	for !req.taken.Load() {
-		select {
-		case err := <-req.done:
+	select {
+	case prod := <-p.free:
+		p.drive(prod, p.dequeue(prod))
+	default:
+	}
+	for {
+		err := <-req.done
+		if err != errHandOff {
 			return err
-		case prod := <-p.free:
-			if !req.taken.Load() {
-				p.sendQueued(prod)
-			}
-			p.free <- prod
+		}
+		prod, batch := req.prod, req.batch
+		req.prod, req.batch = nil, nil
+		p.drive(prod, batch)
+	}
+}
+
+// drive sends batch with the slot prod, frees the slot and, when calls
+// were queued meanwhile, takes it again and hands it with them to the
+// caller of the first. The look at the queue comes after the slot is
+// free: a caller that queued its call and found no slot free (await) did
+// so before, so either this look or the sender that took the slot since
+// sees its call.
+func (p *Publisher) drive(prod *producer, batch []*publishRequest) {
+	for {
+		if len(batch) > 0 {
+			p.send(batch, prod)
+		}
+		p.free <- prod
+		if p.queued.Load() <= 0 {
+			return
+		}
+		select {
+		case prod = <-p.free:
+		default:
+			return // its holder looks at the queue when it frees it
+		}
+		if batch = p.dequeue(prod); len(batch) > 0 {
+			first := batch[0]
+			first.prod, first.batch = prod, batch
+			first.done <- errHandOff
+			return
 		}
 	}
-	return <-req.done
 }
 
 // prepare marshals msgs in the caller's goroutine, so that marshaling runs
