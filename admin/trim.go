@@ -11,6 +11,7 @@ import (
 	"github.com/millrace/millrace/internal/entryid"
 	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/streams"
 )
 
 // TrimOptions configure [Admin.Trim]: exactly one of MaxLen (>= 0) and
@@ -155,7 +156,25 @@ func (a *Admin) Trim(ctx context.Context, topic string, opts TrimOptions) (TrimR
 	} else {
 		res.Deleted, err = trimmed(topic, a.client.XTrimMinID(ctx, stream, cut))
 	}
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	return res, a.settleDropped(ctx, topic, res.Deleted)
+}
+
+// settleDropped, after a trim of topic that deleted n entries, counts the
+// entries trimmed before groups read them in the topic's overflow counts
+// and sets those groups' lag right (streams.SettleDropped). A user whose
+// ACL refuses scripts skips it: the trim is done either way.
+func (a *Admin) settleDropped(ctx context.Context, topic string, n int64) error {
+	if n == 0 {
+		return nil
+	}
+	_, err := streams.SettleDropped(ctx, a.client, keys.Stream(topic), keys.Overflow(topic), keys.OverflowDropped)
+	if err != nil && !rediserr.IsScriptRefused(err) {
+		return fmt.Errorf("trimmed topic %s, but cannot count what its groups lost: %w", topic, err)
+	}
+	return nil
 }
 
 // countRange counts the entries of stream from start to before end (end
@@ -238,10 +257,17 @@ func (a *Admin) TrimMaxLen(ctx context.Context, topic string, maxLen int64, appr
 	if maxLen < 0 {
 		return 0, fmt.Errorf("maxLen must not be negative, got %d", maxLen)
 	}
+	var n int64
+	var err error
 	if approx {
-		return trimmed(topic, a.client.XTrimMaxLenApprox(ctx, keys.Stream(topic), maxLen, 0))
+		n, err = trimmed(topic, a.client.XTrimMaxLenApprox(ctx, keys.Stream(topic), maxLen, 0))
+	} else {
+		n, err = trimmed(topic, a.client.XTrimMaxLen(ctx, keys.Stream(topic), maxLen))
 	}
-	return trimmed(topic, a.client.XTrimMaxLen(ctx, keys.Stream(topic), maxLen))
+	if err != nil {
+		return n, err
+	}
+	return n, a.settleDropped(ctx, topic, n)
 }
 
 // TrimMinID deletes the entries of topic older than the entry ID minID
@@ -254,10 +280,17 @@ func (a *Admin) TrimMinID(ctx context.Context, topic, minID string, approx bool)
 	if err := checkID(minID); err != nil {
 		return 0, err
 	}
+	var n int64
+	var err error
 	if approx {
-		return trimmed(topic, a.client.XTrimMinIDApprox(ctx, keys.Stream(topic), minID, 0))
+		n, err = trimmed(topic, a.client.XTrimMinIDApprox(ctx, keys.Stream(topic), minID, 0))
+	} else {
+		n, err = trimmed(topic, a.client.XTrimMinID(ctx, keys.Stream(topic), minID))
 	}
-	return trimmed(topic, a.client.XTrimMinID(ctx, keys.Stream(topic), minID))
+	if err != nil {
+		return n, err
+	}
+	return n, a.settleDropped(ctx, topic, n)
 }
 
 // TrimBefore deletes the entries of topic added before t, by the time in

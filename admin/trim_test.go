@@ -11,6 +11,7 @@ import (
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/admin"
 	"github.com/millrace/millrace/internal/fixture"
+	"github.com/millrace/millrace/internal/keys"
 )
 
 func TestTrim(t *testing.T) {
@@ -79,6 +80,12 @@ func TestTrimCountsLosses(t *testing.T) {
 	first, err := c.XRangeN(ctx, "orders", "-", "+", 1).Result()
 	require.NoError(t, err)
 	assert.Equal(t, fixture.ID(8), first[0].ID)
+	// What billing lost unread is counted, and its lag is right again.
+	assert.Equal(t, "2", c.HGet(ctx, keys.Overflow("orders"), keys.OverflowDropped+"billing").Val())
+	billing, err := a.Group(ctx, "orders", "billing")
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, billing.Lag)
+	assert.EqualValues(t, 2, billing.Dropped)
 
 	// Nothing to delete, nothing lost.
 	res, err = a.Trim(ctx, "orders", admin.TrimOptions{MaxLen: 5})
@@ -99,9 +106,12 @@ func TestTrimCountsLosses(t *testing.T) {
 	require.ErrorIs(t, err, admin.ErrNoSuchTopic)
 
 	// A longer stream than one page: the cut is found from either end.
+	pipe := c.Pipeline()
 	for i := 0; i < 2500; i++ {
-		require.NoError(t, c.XAdd(ctx, &redis.XAddArgs{Stream: "long", Values: []string{"n", "x"}}).Err())
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: "long", Values: []string{"n", "x"}})
 	}
+	_, err = pipe.Exec(ctx)
+	require.NoError(t, err)
 	require.NoError(t, c.XGroupCreate(ctx, "long", "g", "0").Err())
 	all, err := c.XRange(ctx, "long", "-", "+").Result()
 	require.NoError(t, err)
