@@ -60,13 +60,19 @@ func (p *pauseWatch) look(ctx context.Context) error {
 	defer cancel()
 	s, err := pause.Read(cctx, p.client, p.topic, p.group)
 	if err != nil {
-		if rediserr.IsNoPerm(err) {
+		switch {
+		case rediserr.IsNoPerm(err):
 			p.logger.Error("Cannot read whether the group is paused (ACL: it needs XREVRANGE and XREAD on {topic}:paused:*); "+
 				"this subscription ignores pauses", err, nil)
-			p.off = true
-			return nil
+		case rediserr.IsWrongType(err):
+			p.logger.Error("Cannot read whether the group is paused: its key is not a stream; this subscription ignores pauses",
+				err, watermill.LogFields{"key": keys.Paused(p.topic, p.group)})
+		default:
+			return err
 		}
-		return err
+		p.off = true
+		p.paused.Store(false)
+		return nil
 	}
 	p.looked, p.state = time.Now(), s
 	p.paused.Store(s.Paused)

@@ -1,6 +1,7 @@
 package millrace_test
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/admin"
+	"github.com/millrace/millrace/internal/keys"
 )
 
 // eventLogger signals the Info lines a subscriber logs, by a part of their
@@ -211,4 +213,18 @@ func TestPause_UnknownGroup(t *testing.T) {
 	changed, err := adm.ResumeGroup(ctx, topic, "nosuch")
 	require.NoError(t, err)
 	assert.False(t, changed)
+}
+
+// A pause key that is not a stream (written by something else) is logged
+// and ignored: the subscription consumes.
+func TestPause_WrongTypeKeyIgnored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	topic := newTopic()
+	require.NoError(t, e.client.Set(context.Background(), keys.Paused(topic, "g"), "x", 0).Err())
+	ch := subscribe(t, e.subscriber(t, groupConfig("g")), topic)
+	sent := publish(t, e.publisher(t, millrace.PublisherConfig{}), topic, "x")
+	m := receive(t, ch)
+	assert.Equal(t, sent[0].UUID, m.UUID)
+	m.Ack()
 }

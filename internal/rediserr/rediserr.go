@@ -37,6 +37,10 @@ func IsServer(err error) bool {
 // exist (XREADGROUP, XACK, XCLAIM, XAUTOCLAIM, XINFO CONSUMERS, ...).
 func IsNoGroup(err error) bool { return redis.HasErrorPrefix(err, "NOGROUP") }
 
+// IsWrongType reports WRONGTYPE: a key holding another type than the
+// command works on.
+func IsWrongType(err error) bool { return redis.HasErrorPrefix(err, "WRONGTYPE") }
+
 // IsBusyGroup reports BUSYGROUP: XGROUP CREATE of a group that exists.
 func IsBusyGroup(err error) bool { return redis.HasErrorPrefix(err, "BUSYGROUP") }
 
