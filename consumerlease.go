@@ -3,7 +3,7 @@ package millrace
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,20 +18,22 @@ import (
 // Consumer-name leases.
 //
 // A Subscriber's claim on a consumer name in a group of a topic is the
-// topic's key "{topic}:consumer:<group>:<name>" holding the name of the
-// Subscriber's holder key, "{topic}:holder:<token>" (in the slot of the
-// first topic it leased), which lives only while the Subscriber renews it.
-// A name is held while its key names a holder key that exists: a second
-// live Subscriber under the same name finds both and is refused, as the
-// first keeps its holder alive; a crashed one's holder key expires within
-// ConsumerLease, and with it every name it held.
+// topic's key "{topic}:consumer:<group>:<name>" holding the Subscriber's
+// token and the name of the holder key of its client,
+// "{topic}:holder:<random>" (in the slot of the first topic leased over
+// the client), which lives only while the process renews it. A name is
+// held while its key names a holder key that exists: a second live
+// Subscriber under the same name finds both and is refused, as the first
+// keeps its holder alive; a crashed process's holder key expires within
+// ConsumerLease, and with it every name its Subscribers held.
 //
-// So the idle cost is flat in topics: one SET per Subscriber every third
-// of ConsumerLease keeps every name it holds, whatever the number of
-// topics and, on Cluster, of slots (the holder key is in one slot; a name
-// key names it across slots). Each name key itself is written when taken,
-// refreshed every nameKeyTTL/3 (it only keeps the keys of crashed
-// Subscribers from lingering) and expired at release.
+// So the idle cost is flat in topics and in Subscribers: one SET per
+// client every third of ConsumerLease keeps every name held over it,
+// whatever the number of topics, of Subscribers (one per handler, as
+// Watermill's CQRS builds them) and, on Cluster, of slots (the holder key
+// is in one slot; a name key names it across slots). Each name key itself
+// is written when taken, refreshed every nameKeyTTL/3 (it only keeps the
+// keys of crashed processes from lingering) and expired at release.
 
 // nameKeyTTL is how long a name key outlives its last refresh: it holds a
 // name only while its holder key lives, so it needs no short expiry.
@@ -43,7 +45,7 @@ type consumerLease struct {
 	client redis.UniversalClient
 	key    string
 	holder *nameHolder
-	value  string        // the holder's key
+	value  string        // the Subscriber's token and the holder's key
 	ttl    time.Duration // ConsumerLease: how long a taken name waits
 	once   sync.Once     // drops the holder's reference
 	// foreign is set while another live Subscriber holds the key (taken
@@ -89,8 +91,14 @@ func (l *consumerLease) take(ctx context.Context) (bool, error) {
 		if !ok {
 			return true, nil
 		}
+		_, holder, ok := strings.Cut(other, "|")
+		if !ok || !strings.Contains(holder, ":holder:") {
+			// Not a holder's (a version that renewed every name key):
+			// held until it expires.
+			return false, nil
+		}
 		// GET, not EXISTS: the lease needs no right beyond GET and SET.
-		err = l.client.Get(ctx, other).Err()
+		err = l.client.Get(ctx, holder).Err()
 		if err == nil {
 			return false, nil
 		}
@@ -149,19 +157,27 @@ func (l *consumerLease) release(ctx context.Context) error {
 // done drops the subscription's reference to the holder: the last one
 // stops its renewals and lets its key expire. Idempotent.
 func (l *consumerLease) done(ctx context.Context) {
-	l.once.Do(func() { l.holder.drop(ctx, l) })
+	l.once.Do(func() {
+		l.holder.drop(ctx, l)
+		nameHolders.release(l.client, func(*nameHolder) {})
+	})
 }
 
-// nameHolder is a Subscriber's holder key, kept alive while any of its
-// subscriptions holds a consumer name. Its zero value is ready: the first
-// hold sets it up.
+// nameHolders are the holders of the clients with Subscribers holding
+// consumer names.
+var nameHolders perClient[*nameHolder]
+
+// nameHolder is a client's holder key, kept alive while any subscription
+// over the client holds a consumer name. Its zero value is ready: the
+// first hold sets it up, for a span that ends with the last drop.
 type nameHolder struct {
 	mu     sync.Mutex
 	client redis.UniversalClient
+	// ttl is the shortest ConsumerLease of the Subscribers of the span:
+	// the key's expiry, renewed every third of it.
 	ttl    time.Duration
 	logger watermill.LoggerAdapter
 	key    string // set while held
-	gen    int    // numbers the keys, one per span held
 	leases map[*consumerLease]struct{}
 	// recheck counts the renewals that still look at every name after
 	// the holder key lapsed: a Subscriber that found the key gone a moment
@@ -176,10 +192,11 @@ type nameHolder struct {
 func (h *nameHolder) hold(ctx context.Context, s *Subscriber, topic string, l *consumerLease) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.renewer == nil {
+	if h.renewer != nil {
+		h.ttl = min(h.ttl, s.config.ConsumerLease)
+	} else {
 		h.client, h.ttl, h.logger = s.client, s.config.ConsumerLease, s.logger
-		h.gen++
-		key := keys.Holder(topic, s.token+":"+strconv.Itoa(h.gen))
+		key := keys.Holder(topic, watermill.NewUUID())
 		if err := h.client.Set(ctx, key, 1, h.ttl).Err(); err != nil {
 			return err
 		}
@@ -189,10 +206,9 @@ func (h *nameHolder) hold(ctx context.Context, s *Subscriber, topic string, l *c
 		}
 		r := newLoop(context.Background())
 		h.renewer = &r
-		ttl := h.ttl
-		r.goRun(func(ctx context.Context) { h.run(ctx, key, ttl) })
+		r.goRun(func(ctx context.Context) { h.run(ctx, key) })
 	}
-	l.holder, l.value = h, h.key
+	l.holder, l.value = h, s.token+"|"+h.key
 	h.leases[l] = struct{}{}
 	return nil
 }
@@ -218,18 +234,22 @@ func (h *nameHolder) drop(ctx context.Context, l *consumerLease) {
 // which also tells whether it had lapsed: then, and twice after, every
 // name is looked at (another Subscriber may have taken it meanwhile); a
 // name found taken is looked at on every renewal until it is ours again.
-func (h *nameHolder) run(ctx context.Context, key string, ttl time.Duration) {
-	t := time.NewTicker(ttl / 3)
-	defer t.Stop()
+func (h *nameHolder) run(ctx context.Context, key string) {
 	h.mu.Lock()
-	client, log := h.client, errlog.New(h.logger)
+	client, log, ttl := h.client, errlog.New(h.logger), h.ttl
 	h.mu.Unlock()
+	t := time.NewTimer(ttl / 3)
+	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			return
 		}
+		h.mu.Lock()
+		ttl = h.ttl
+		h.mu.Unlock()
+		t.Reset(ttl / 3)
 		err := client.SetArgs(ctx, key, 1, redis.SetArgs{TTL: ttl, Get: true}).Err()
 		if err != nil && !rediserr.IsNil(err) {
 			if ctx.Err() == nil {
@@ -305,7 +325,9 @@ func (s *Subscriber) leaseName(ctx context.Context, topic, name string, wait boo
 	}
 	l.logger = s.logger.With(watermill.LogFields{"topic": topic, "consumer_group": cfg.ConsumerGroup, "consumer": name})
 	l.log = errlog.New(l.logger)
-	if err := s.holder.hold(ctx, s, topic, l); err != nil {
+	h := nameHolders.acquire(s.client, func() *nameHolder { return new(nameHolder) })
+	if err := h.hold(ctx, s, topic, l); err != nil {
+		nameHolders.release(s.client, func(*nameHolder) {})
 		return nil, false, err
 	}
 	take := l.take

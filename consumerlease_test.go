@@ -2,6 +2,7 @@ package millrace_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,14 @@ func leaseConfig(consumer string, lease time.Duration) millrace.SubscriberConfig
 
 // consumerKey is the lease key of consumer in group "g" of topic.
 func consumerKey(topic, consumer string) string { return "{" + topic + "}:consumer:1:g:" + consumer }
+
+// holderOf is the holder key a lease key's value names.
+func holderOf(t *testing.T, value string) string {
+	t.Helper()
+	_, holder, ok := strings.Cut(value, "|")
+	require.True(t, ok, "lease value %q", value)
+	return holder
+}
 
 // A second live Subscriber under the same consumer name, group and topic
 // is refused, or renamed when it asks to be; the first keeps the name.
@@ -111,11 +120,11 @@ func TestConsumerLease_Renewed(t *testing.T) {
 	subscribe(t, e.subscriber(t, leaseConfig("worker-1", 90*time.Millisecond)), topic)
 	ctx := context.Background()
 	key := consumerKey(topic, "worker-1")
-	holder := e.client.Get(ctx, key).Val()
-	require.NotEmpty(t, holder)
+	value := e.client.Get(ctx, key).Val()
+	holder := holderOf(t, value)
 	deadline := time.Now().Add(900 * time.Millisecond) // ten leases
 	for time.Now().Before(deadline) {
-		require.Equal(t, holder, e.client.Get(ctx, key).Val(), "the name changed hands")
+		require.Equal(t, value, e.client.Get(ctx, key).Val(), "the name changed hands")
 		require.EqualValues(t, 1, e.client.Exists(ctx, holder).Val(), "the lease lapsed")
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -136,9 +145,10 @@ func TestConsumerLease_OneHolderCatchesSecondOnEveryTopic(t *testing.T) {
 		_, err := first.Subscribe(ctx, topic)
 		require.NoError(t, err)
 	}
-	holder := e.client.Get(ctx, consumerKey(topics[0], "worker-1")).Val()
+	value := e.client.Get(ctx, consumerKey(topics[0], "worker-1")).Val()
+	holder := holderOf(t, value)
 	for _, topic := range topics {
-		assert.Equal(t, holder, e.client.Get(ctx, consumerKey(topic, "worker-1")).Val(), "one holder for every topic")
+		assert.Equal(t, value, e.client.Get(ctx, consumerKey(topic, "worker-1")).Val(), "one holder for every topic")
 	}
 	time.Sleep(time.Second) // several leases: only renewals keep the names
 
@@ -152,15 +162,17 @@ func TestConsumerLease_OneHolderCatchesSecondOnEveryTopic(t *testing.T) {
 
 	// A holder that stops renewing (its key expires, as a crashed
 	// process's does) frees every name within a lease.
-	require.NoError(t, e.client.Set(ctx, "crashed-holder", 1, 150*time.Millisecond).Err())
 	other := newTopic()
-	require.NoError(t, e.client.Set(ctx, consumerKey(other, "worker-1"), "crashed-holder", time.Hour).Err())
+	crashed := "{" + other + "}:holder:crashed"
+	require.NoError(t, e.client.Set(ctx, crashed, 1, 150*time.Millisecond).Err())
+	require.NoError(t, e.client.Set(ctx, consumerKey(other, "worker-1"), "crashed-token|"+crashed, time.Hour).Err())
 	_, err = second.Subscribe(ctxTimeout(t, 10*time.Second), other)
 	require.NoError(t, err, "the name of a dead holder is free")
 
 	require.NoError(t, first.Close())
-	require.Eventually(t, func() bool { return e.client.Exists(ctx, holder).Val() == 0 }, time.Second, time.Millisecond,
-		"Close drops the holder key")
+	require.Eventually(t, func() bool { return e.client.Exists(ctx, consumerKey(topics[0], "worker-1")).Val() == 0 },
+		time.Second, time.Millisecond, "Close releases the names")
+	require.EqualValues(t, 1, e.client.Exists(ctx, holder).Val(), "the holder key lives on with the second's name")
 	for _, topic := range topics {
 		_, err := second.Subscribe(ctxTimeout(t, 5*time.Second), topic)
 		require.NoError(t, err, "topic %s", topic)
@@ -178,16 +190,36 @@ func TestConsumerLease_TakenOverThenLapsed(t *testing.T) {
 	subscribe(t, e.subscriber(t, leaseConfig("worker-1", 150*time.Millisecond)), topic)
 	ctx := context.Background()
 	key := consumerKey(topic, "worker-1")
-	holder := e.client.Get(ctx, key).Val()
-	require.NotEmpty(t, holder)
-	require.NoError(t, e.client.Set(ctx, "another-holder", 1, 300*time.Millisecond).Err())
-	require.NoError(t, e.client.Set(ctx, key, "another-holder", time.Hour).Err())
+	value := e.client.Get(ctx, key).Val()
+	holder := holderOf(t, value)
+	another := "another-token|{" + topic + "}:holder:another"
+	require.NoError(t, e.client.Set(ctx, holderOf(t, another), 1, 300*time.Millisecond).Err())
+	require.NoError(t, e.client.Set(ctx, key, another, time.Hour).Err())
 	require.NoError(t, e.client.Del(ctx, holder).Err())
 	require.Eventually(t, func() bool { return e.client.Exists(ctx, holder).Val() == 1 }, 10*time.Second, 5*time.Millisecond,
 		"the holder key is set again")
-	assert.Equal(t, "another-holder", e.client.Get(ctx, key).Val(), "a live holder's name is not taken")
-	require.Eventually(t, func() bool { return e.client.Get(ctx, key).Val() == holder }, 10*time.Second, 10*time.Millisecond,
+	assert.Equal(t, another, e.client.Get(ctx, key).Val(), "a live holder's name is not taken")
+	require.Eventually(t, func() bool { return e.client.Get(ctx, key).Val() == value }, 10*time.Second, 10*time.Millisecond,
 		"the name is held again once the other holder lapsed")
+}
+
+// The Subscribers over one client share one holder key (a Subscriber per
+// handler costs no more than one), and still tell their names apart: a
+// second Subscriber of the process under a name the first holds is
+// refused.
+func TestConsumerLease_SubscribersOfAClientShareTheHolder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	a, b := newTopic(), newTopic()
+	subscribe(t, e.subscriber(t, leaseConfig("worker-1", 150*time.Millisecond)), a)
+	subscribe(t, e.subscriber(t, leaseConfig("worker-2", 150*time.Millisecond)), b)
+	va := e.client.Get(ctx, consumerKey(a, "worker-1")).Val()
+	vb := e.client.Get(ctx, consumerKey(b, "worker-2")).Val()
+	assert.Equal(t, holderOf(t, va), holderOf(t, vb), "one holder key per client")
+	assert.NotEqual(t, va, vb, "each Subscriber's own token")
+	_, err := e.subscriber(t, leaseConfig("worker-1", 150*time.Millisecond)).Subscribe(ctxTimeout(t, 10*time.Second), a)
+	require.ErrorIs(t, err, millrace.ErrConsumerInUse)
 }
 
 // consumers lists the consumers of group "g" on topic.

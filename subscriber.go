@@ -23,9 +23,8 @@ type Subscriber struct {
 	logger  watermill.LoggerAdapter
 	version versionCheck
 
-	token   string     // this Subscriber's mark on the consumer names it holds
-	holder  nameHolder // keeps the names alive (consumerlease.go)
-	wakeups *wakeups   // the client's, acquired with the first subscription that moves delayed messages
+	token   string   // this Subscriber's mark on the consumer names it holds
+	wakeups *wakeups // the client's, acquired with the first subscription that moves delayed messages
 	// news is the client's news waiter, acquired with the first
 	// subscription; nil on a client of several nodes (newsTried says so).
 	news      *newsWaiter
