@@ -53,6 +53,11 @@ after the stream's last entry and in the future is refused without --force.`,
 			if err != nil {
 				return forceHint(err)
 			}
+			if mv.After.LastDeliveredID == "" {
+				// The user may not read the group's figures (ACL).
+				return a.done(map[string]any{"topic": argv[0], "group": argv[1], "start": pos.String()},
+					"Created group %s on topic %s at %s.\n", argv[1], argv[0], pos)
+			}
 			return a.done(map[string]any{"topic": argv[0], "group": argv[1], "start": pos.String(),
 				"position": mv.After.LastDeliveredID, "lag": mv.After.Lag},
 				"Created group %s on topic %s at %s: position %s, lag %s.\n", argv[1], argv[0], pos, mv.After.LastDeliveredID, lagText(mv.After))
@@ -101,6 +106,11 @@ would skip every message published until then.`,
 				return forceHint(err)
 			}
 			b, f := mv.Before, mv.After
+			if f.LastDeliveredID == "" {
+				// The user may not read the group's figures (ACL).
+				return a.done(map[string]any{"topic": argv[0], "group": argv[1], "to": pos.String()},
+					"Reset group %s of topic %s to %s.\n", argv[1], argv[0], pos)
+			}
 			held := ""
 			if f.Pending > 0 {
 				held = fmt.Sprintf(" Its %d pending entries stay pending.", f.Pending)
