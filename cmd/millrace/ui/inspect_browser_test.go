@@ -99,3 +99,46 @@ func TestBrowser_ReplayToOneGroup(t *testing.T) {
 	assert.Regexp(t, `action=/api/replay topic=orders all=false to_group=billing groups=\[billing\] replayed=1 `, log)
 	assert.False(t, strings.Contains(log, "action failed"), log)
 }
+
+// TestBrowser_BrowseTopic pages through a topic's messages newest first,
+// then from an entry ID and from a time, oldest first.
+func TestBrowser_BrowseTopic(t *testing.T) {
+	client := redistest.StartFromEnv(t).Client(t)
+	require.NoError(t, client.FlushAll(context.Background()).Err())
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	publish(t, client, "orders", 45, base)
+	con := start(t, client, consoleConfig(false), nil)
+	con.waitRound(t)
+	ctx := browser(t)
+	first := `(document.querySelector('#messages article.message') || {dataset: {}}).dataset.id`
+	id := func(k int) string { return fmt.Sprintf("%d-0", base+int64(k)) }
+
+	do(t, ctx, chromedp.Navigate(con.url+"/#/topic/orders"), chromedp.WaitVisible(css(`#messages article.message`)))
+	assert.Equal(t, id(44), eval[string](t, ctx, first), "newest first")
+	assert.Equal(t, 20, eval[int](t, ctx, `document.querySelectorAll('#messages article.message').length`))
+	clickFor(t, ctx, `#browse-next`, `#browse-list[data-page="2"]`)
+	assert.Equal(t, id(24), eval[string](t, ctx, first), "the next page is older")
+	assert.Contains(t, text(t, ctx, `#browse-page`), "Page 2")
+	clickFor(t, ctx, `#browse-next`, `#browse-list[data-page="3"]`)
+	assert.Equal(t, 5, eval[int](t, ctx, `document.querySelectorAll('#messages article.message').length`))
+	assert.False(t, visible(ctx, `#browse-next`), "the last page")
+	clickFor(t, ctx, `#browse-prev`, `#browse-list[data-page="2"]`)
+	assert.Equal(t, id(24), eval[string](t, ctx, first))
+
+	// From an entry ID, oldest first.
+	do(t, ctx,
+		chromedp.SetValue(css(`#browse-order`), "oldest"),
+		chromedp.SendKeys(css(`#browse-from`), id(10)),
+	)
+	clickFor(t, ctx, `#browse-go`, fmt.Sprintf(`#browse-list[data-from=%q][data-order="oldest"]`, id(10)))
+	assert.Equal(t, id(10), eval[string](t, ctx, first))
+	assert.Contains(t, text(t, ctx, `#browse-page`), "Page 1 · 20 oldest first, "+id(10)+" to "+id(29))
+	// From a time.
+	at := time.UnixMilli(base + 30).UTC().Format("2006-01-02T15:04:05.000Z")
+	do(t, ctx, chromedp.SetValue(css(`#browse-from`), at))
+	clickFor(t, ctx, `#browse-go`, fmt.Sprintf(`#browse-list[data-from="%d"]`, base+30))
+	assert.Equal(t, id(30), eval[string](t, ctx, first))
+	do(t, ctx, chromedp.SetValue(css(`#browse-from`), "yesterday-ish"))
+	clickFor(t, ctx, `#browse-go`, `#browse-error`)
+	assert.Equal(t, "Not an entry ID or a time: yesterday-ish", text(t, ctx, `#browse-error`))
+}

@@ -332,3 +332,45 @@ func (s *Server) getReplayGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, map[string][]string{"groups": groups})
 }
+
+// getBrowse reads a page of a topic's entries from Redis: from an entry ID
+// or a time (Unix ms), oldest first or newest first, continuing after a
+// previous page's next.
+func (s *Server) getBrowse(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	mq := admin.MessageQuery{Count: count(r, 20), Reverse: q.Get("reverse") == "1", After: q.Get("after")}
+	if from := q.Get("from"); from != "" {
+		if mq.Reverse {
+			mq.End = from
+		} else {
+			mq.Start = from
+		}
+	}
+	for _, b := range []string{q.Get("from"), mq.After} {
+		if b != "" && !entryid.Valid(b) && !isMillis(b) {
+			http.Error(w, "invalid bound "+strconv.Quote(b)+": want an entry ID like 1700000000000-0 or a time", http.StatusBadRequest)
+			return
+		}
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	page, err := s.admin.BrowseMessages(ctx, q.Get("topic"), mq)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := struct {
+		Messages []messageJSON `json:"messages"`
+		Next     string        `json:"next"`
+	}{Messages: []messageJSON{}, Next: page.Next}
+	for _, m := range page.Messages {
+		out.Messages = append(out.Messages, newMessageJSON(m))
+	}
+	s.writeJSON(w, out)
+}
+
+// isMillis reports whether s is Unix milliseconds: digits only.
+func isMillis(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
+}

@@ -222,6 +222,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /api/deadletters", s.getDeadLetters)
 	mux.HandleFunc("GET /api/deadletter", s.getDeadLetter)
 	mux.HandleFunc("GET /api/pending", s.getPendingEntry)
+	mux.HandleFunc("GET /api/browse", s.getBrowse)
 	mux.HandleFunc("GET /api/replaygroups", s.getReplayGroups)
 	mux.HandleFunc("GET /api/events", s.events)
 	mux.HandleFunc("/api/replay", s.action(s.replay))

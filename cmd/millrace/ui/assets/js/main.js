@@ -10,13 +10,19 @@ const live = document.getElementById('live');
 let current = {refresh: null, reload: null};
 let rendering = Promise.resolve();
 let shownKey = null;
+let generation = 0;
 
 function route() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   switch (parts[0]) {
     case 'topic': return {key: `topic/${parts[1]}`, arg: parts.slice(2), page: () => topicPage(main, parts[1], parts.slice(2))};
     case 'dlq': return {key: `dlq/${parts[1]}`, arg: parts[2], page: () => dlqPage(main, parts[1], parts[2])};
-    default: return {key: 'overview', page: () => overview(main).then(() => ({refresh: () => overview(main), reload: null}))};
+    default: {
+      // The overview fills main itself: a refresh still reading when
+      // another page was opened must not draw over it.
+      const token = ++generation, shown = () => token === generation;
+      return {key: 'overview', page: () => overview(main, shown).then(() => ({refresh: () => overview(main, shown), reload: null}))};
+    }
   }
 }
 
@@ -36,6 +42,7 @@ async function navigate() {
     return;
   }
   shownKey = r.key;
+  if (r.key !== 'overview') generation++;
   current = {refresh: null, reload: null};
   rendering = r.page().then((p) => { current = p; }, show);
   await rendering;

@@ -49,8 +49,9 @@ function topicRows(t) {
   return rows;
 }
 
-export async function overview(main) {
+export async function overview(main, shown) {
   const o = await get('/api/overview');
+  if (!shown()) return;
   const problems = o.topics.flatMap((t) => t.problems.map((p) => ({...p, topic: t.name})));
   const bad = problems.filter((p) => p.level === 'bad');
   const box = h('section', {id: 'problems', class: bad.length ? 'problems bad' : 'problems'},

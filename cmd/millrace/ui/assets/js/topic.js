@@ -98,6 +98,55 @@ export function message(m) {
     metadata(m.metadata), payload(m));
 }
 
+// parseBound turns what was typed into a bound of /api/browse: an entry
+// ID as is, a time (UTC unless it says otherwise) as Unix ms; null when it
+// is neither, '' when empty.
+function parseBound(v) {
+  v = v.trim();
+  if (!v) return '';
+  if (/^\d+-\d+$/.test(v) || /^\d+$/.test(v)) return v;
+  const iso = v.replace(' ', 'T');
+  const ms = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : iso + 'Z');
+  return isNaN(ms) ? null : String(ms);
+}
+
+// browse is the topic's messages, read a page at a time: from an entry ID
+// or a time, newest or oldest first (what `millrace tail --from` does).
+function browse(name) {
+  const from = h('input', {type: 'text', id: 'browse-from', size: 30, placeholder: 'entry ID or time, e.g. 2026-12-07 03:00'});
+  const order = h('select', {id: 'browse-order'}, h('option', {value: 'newest'}, 'newest first'), h('option', {value: 'oldest'}, 'oldest first'));
+  const list = h('div', {id: 'browse-list'});
+  const st = {after: '', page: 1, pages: ['']};
+  const el = h('section', {id: 'browse'},
+    h('div', {class: 'section-head'}, h('h2', {}, 'Messages')),
+    h('form', {class: 'browse-form', onsubmit: (e) => { e.preventDefault(); st.pages = ['']; st.page = 1; load(''); }},
+      'From ', from, ' ', order, ' ', h('button', {id: 'browse-go'}, 'Show')),
+    list);
+  async function load(after) {
+    const bound = parseBound(from.value);
+    if (bound === null) { fill(list, h('p', {class: 'bad-text', id: 'browse-error'}, `Not an entry ID or a time: ${from.value}`)); return; }
+    const reverse = order.value === 'newest';
+    let r;
+    try {
+      r = await get(`/api/browse?topic=${enc(name)}&count=20&from=${enc(bound)}&after=${enc(after)}${reverse ? '&reverse=1' : ''}`);
+    } catch (e) { fill(list, h('p', {class: 'bad-text', id: 'browse-error'}, e.message)); return; }
+    st.after = after;
+    list.dataset.from = bound;
+    list.dataset.order = order.value;
+    list.dataset.page = st.page;
+    const ids = r.messages.map((m) => m.id);
+    fill(list,
+      r.messages.length ? [
+        h('p', {class: 'muted', id: 'browse-page'}, `Page ${st.page} · ${r.messages.length} ${reverse ? 'newest first' : 'oldest first'}, ${ids[0]} to ${ids[ids.length - 1]}`),
+        h('div', {id: 'messages'}, r.messages.map(message))]
+        : h('p', {class: 'muted', id: 'browse-empty'}, st.page > 1 ? 'No more messages.' : (bound ? 'No message from there.' : 'The stream is empty.')),
+      h('div', {class: 'toolbar'},
+        st.page > 1 ? h('button', {id: 'browse-prev', onclick: () => { st.page--; load(st.pages[st.page - 1]); }}, '← Previous page') : null,
+        r.next ? h('button', {id: 'browse-next', onclick: () => { st.page++; st.pages[st.page - 1] = r.next; load(r.next); }}, `${reverse ? 'Older' : 'Newer'} →`) : null));
+  }
+  return {el, again: () => load(st.after)};
+}
+
 // deleteTopic asks for the topic's name typed again, says from Redis what
 // goes with it, and refuses while a group holds pending entries unless
 // forced.
@@ -134,6 +183,7 @@ export async function topicPage(main, name, rest) {
   const lists = h('section', {id: 'lists'}, h('p', {class: 'muted'}, 'Loading…'));
   const live = h('div', {id: 'topic-live'});
   const pendingTop = h('div', {id: 'pending-open'});
+  const browser = browse(name);
   const state = {open: null};
   // open shows a pending entry (rest: ['pending', group, id]) under its
   // row, scrolled into view only if it is not; one not listed above them.
@@ -160,9 +210,7 @@ export async function topicPage(main, name, rest) {
     fill(lists,
       h('div', {class: 'section-head'}, h('h2', {}, 'Pending entries'), h('button', {onclick: loadLists, id: 'reload-lists'}, 'Reload')),
       pendingTop,
-      pendingLists(name, m.pending),
-      h('h2', {}, 'Newest messages'),
-      m.messages.length ? h('div', {id: 'messages'}, m.messages.map(message)) : h('p', {class: 'muted'}, 'The stream is empty.'));
+      pendingLists(name, m.pending));
   }
   async function refresh() {
     const {topic: t, error} = await get(`/api/topic?topic=${enc(name)}`);
@@ -182,10 +230,15 @@ export async function topicPage(main, name, rest) {
   }
   fill(main, h('h1', {class: 'with-actions'}, h('span', {class: 'muted'}, 'Topic '), name,
     readOnly ? null : h('span', {class: 'actions'},
-      h('button', {class: 'small danger', id: 'delete-topic', onclick: () => deleteTopic(name)}, 'Delete topic…'))), live, lists);
-  const reload = async () => { await loadLists(); await open(state.open ? ['pending', state.open.group, state.open.id] : null); };
+      h('button', {class: 'small danger', id: 'delete-topic', onclick: () => deleteTopic(name)}, 'Delete topic…'))), live, lists, browser.el);
+  const reload = async () => {
+    await loadLists();
+    await open(state.open ? ['pending', state.open.group, state.open.id] : null);
+    await browser.again();
+  };
   await refresh();
   await loadLists();
   await open(rest);
+  await browser.again();
   return {refresh, reload, open};
 }
