@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/lasterror"
 )
 
@@ -44,9 +44,14 @@ type workers struct {
 	// next of its key can go; nil without one.
 	finished chan<- *entry
 
-	// skippedReplays counts the replayed messages meant for another group
-	// that were acknowledged without being handed out.
-	skippedReplays atomic.Int64
+	// skipped counts the replayed messages meant for another group that
+	// were acknowledged without being handed out, logged at most every
+	// errlog.Every.
+	skipped struct {
+		sync.Mutex
+		count, logged int64
+		last          time.Time
+	}
 
 	wg   sync.WaitGroup
 	done chan struct{}
@@ -214,9 +219,7 @@ func (w *workers) prepareMessage(e *entry) (msg *message.Message, ok, disposed b
 		msg.Metadata = message.Metadata{}
 	}
 	if target := msg.Metadata[MetadataReplayGroup]; target != "" && (w.m == nil || target != w.m.group) {
-		w.logger.Debug("Acknowledging a replayed message meant for another group without handing it out",
-			watermill.LogFields{"entry_id": e.id, "replay_group": target})
-		w.skippedReplays.Add(1)
+		w.skippedReplay(e.id, target)
 		w.acked(e)
 		return nil, false, true
 	}
@@ -225,6 +228,23 @@ func (w *workers) prepareMessage(e *entry) (msg *message.Message, ok, disposed b
 	msg.Metadata[MetadataEntryID] = e.id
 	msg.Metadata[MetadataDeliveryCount] = strconv.FormatInt(max(e.deliveries, 1), 10)
 	return msg, true, true
+}
+
+// skippedReplay logs that entry id, replayed to group target only, is
+// acknowledged here without being handed out: each at debug level, and
+// their count at info level at most every errlog.Every.
+func (w *workers) skippedReplay(id, target string) {
+	w.logger.Debug("Acknowledging a replayed message meant for another group without handing it out",
+		watermill.LogFields{"entry_id": id, "replay_group": target})
+	w.skipped.Lock()
+	defer w.skipped.Unlock()
+	w.skipped.count++
+	if time.Since(w.skipped.last) < errlog.Every {
+		return
+	}
+	w.logger.Info("Acknowledged replayed messages meant for another group without handing them out",
+		watermill.LogFields{"messages": w.skipped.count - w.skipped.logged, "total": w.skipped.count, "replay_group": target})
+	w.skipped.logged, w.skipped.last = w.skipped.count, time.Now()
 }
 
 // claimForDelivery claims e back to this consumer, counting a delivery and
