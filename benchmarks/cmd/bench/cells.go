@@ -104,7 +104,10 @@ func (b *bench) consumeCell(size, subs, topics int) cell {
 		}
 		b.rep.consume.Add(row, impl.Name(), res.Rate())
 		b.rep.cpu.Add("consume "+row, impl.Name(), micros(res.CPUPerMessage()))
-		return throughputSummary(res), nil
+		if impl.Name() != harness.GoChannel {
+			b.rep.serverCPU.Add("consume "+row, impl.Name(), micros(res.ServerCPUPerMessage()))
+		}
+		return fmt.Sprintf("%s, %.1f µs/msg server CPU", throughputSummary(res), micros(res.ServerCPUPerMessage())), nil
 	}}
 }
 

@@ -37,6 +37,7 @@ func (r *figures) writeSVG(path string, m matrix.Machine, h header) error {
 		Series: chartSeries,
 		Panels: []report.Panel{
 			{Heading: "Throughput, msg/s (higher is better)", Groups: append(groups(r.publish, "Publish, ", report.Rate), groups(r.consume, "Consume, ", report.Rate)...)},
+			{Heading: "redis-server CPU, µs/msg (lower is better)", PerGroupScale: true, Groups: groups(r.serverCPU, "", report.Micros)},
 			{Heading: "Latency, ms (lower is better)", PerGroupScale: true, Groups: groups(r.latency, "", report.Millis)},
 			{Heading: "Idle Redis commands/s (lower is better)", PerGroupScale: true, Groups: report.Groups(r.idleCommands, "", chartImpls, report.PerSec, perCommand)},
 		},

@@ -27,6 +27,7 @@ var (
 	redisColumns   = []report.Column{colMillrace, colPeer, colRaw}
 	publishColumns = []report.Column{colPlain, colDefault, colWindow, colPeer, colRaw}
 	latencyColumns = []report.Column{colPlain, colDefault, colPeer, colRaw}
+	serverColumns  = []report.Column{colPlain, colDefault, colWindow, colPeer, colRaw, colDirect}
 	consumeColumns = []report.Column{colMillrace, colPeer, colRaw, colGoChannel, colDirect}
 	allColumns     = []report.Column{colPlain, colDefault, colWindow, colPeer, colRaw, colGoChannel, colDirect}
 
@@ -35,6 +36,9 @@ var (
 	// The configurations of publishing against PlainXAdd.
 	defaultVsPlain = report.Ratio{Num: harness.Millrace, Den: harness.MillracePlain, Header: "default/plain"}
 	windowVsPlain  = report.Ratio{Num: harness.MillraceIdempotent, Den: harness.MillracePlain, Header: "Idempotency/plain"}
+	// Server CPU against raw go-redis's.
+	defaultVsRaw = report.Ratio{Num: harness.Millrace, Den: harness.Raw, Header: "Millrace/raw"}
+	windowVsRaw  = report.Ratio{Num: harness.MillraceIdempotent, Den: harness.Raw, Header: "Idempotency/raw"}
 )
 
 // Formats of the figures.
@@ -81,8 +85,8 @@ func newFigures(o options) *figures {
 			Ratios: []report.Ratio{defaultVsPlain, windowVsPlain, vsPeer},
 		},
 		serverCPU: &report.Table{
-			Title: "Server CPU (redis-server), µs/msg (lower is better)", Format: fmtMicros, Columns: publishColumns,
-			Ratios: []report.Ratio{defaultVsPlain, windowVsPlain, vsPeer},
+			Title: "Server CPU (redis-server), µs/msg (lower is better)", Format: fmtMicros, Columns: serverColumns,
+			Ratios: []report.Ratio{defaultVsPlain, windowVsPlain, vsPeer, defaultVsRaw, windowVsRaw},
 		},
 		latency: &report.Table{
 			Title: fmt.Sprintf("End-to-end latency at %d msg/s, ms (lower is better)", o.Rate), Format: fmtMillis, Columns: latencyColumns,
@@ -107,18 +111,16 @@ func (r *figures) write(w io.Writer, m matrix.Machine, o options, h header) {
 		t.Write(w)
 	}
 	r.delay.Write(w)
-	if o.Figures["publish"] {
-		writeTargets(w, r.targets())
-	}
+	writeTargets(w, r.targets())
 	fmt.Fprintf(w, "Each cell is the median of %d run%s (idle: %d); implementations alternate run by run, in the order %s. ", o.Runs, report.Plural(o.Runs), o.idleRuns, strings.Join(o.Impls, ", "))
 	fmt.Fprintf(w, "Messages: %d per throughput run, one random payload reused, ULID IDs, a fresh topic per run. ", o.N)
-	fmt.Fprintf(w, "Publish: one shared publisher used by P goroutines, one message per Publish call (raw: pipelines of %d XADDs); Millrace in three configurations: default (retry-safe: one EVALSHA per topic and pipeline records the producer's sequence number with the XADDs), PlainXAdd (one plain XADD per message, never resent) and Idempotency{Window: 10m} (one script per topic and pipeline, a key per message UUID); elsewhere Millrace is the default. Server CPU: INFO cpu (used_cpu_user + used_cpu_sys) before and after, per message. ", o.rawBatch)
+	fmt.Fprintf(w, "Publish: one shared publisher used by P goroutines, one message per Publish call (raw: pipelines of %d XADDs); Millrace in three configurations: default (retry-safe: one EVALSHA per topic and pipeline records the producer's sequence number with the XADDs), PlainXAdd (one plain XADD per message, never resent) and Idempotency{Window: 10m} (one script per topic and pipeline, a key per message UUID); elsewhere Millrace is the default. Server CPU: INFO cpu (used_cpu_user + used_cpu_sys) of redis-server before and after each publish and consume run, per message. ", o.rawBatch)
 	fmt.Fprintf(w, "Consume: a pre-filled stream drained by S subscribers of one group through a Router whose handler acks, timed from Router start to the last message handled (raw: XREADGROUP COUNT 100 + one XACK per batch; GoChannel: Watermill's persistent in-memory GoChannel, pre-filled, through the same Router and handler, one subscriber only since it has no groups; no Router: Millrace's subscription channels read directly, each message acked). ")
 	fmt.Fprintf(w, "Busy topics: the same backlog spread over %d topics, one subscriber reading them all (raw: one XREADGROUP over every stream). ", o.busyTopics)
 	fmt.Fprintf(w, "CPU: getrusage user+sys of the benchmark process over the same span, per message. ")
 	fmt.Fprintf(w, "Latency: 16 B messages at a fixed rate for %s, publish time in metadata, measured in the handler. ", o.LatencyDuration)
 	fmt.Fprintf(w, "Peak RSS: a child process draining the backlog with one subscriber. ")
-	fmt.Fprintf(w, "Idle: after one message per topic and %s of quiet, INFO over %s: commands from total_commands_processed (our first INFO subtracted; per command from commandstats), connections as connected_clients beyond those before the subscribers started, and the subscribers' client's PoolStats, whose pool holds 2 × topics + 64 connections at most (Millrace: go-redis's default, 10 per CPU; raw: XREADGROUP BLOCK 1s over every stream). ", o.idleSettle, o.idleDuration)
+	fmt.Fprintf(w, "Idle: after one message per topic and %s of quiet, INFO over %s: commands from total_commands_processed (our first INFO subtracted; per command from commandstats), connections as connected_clients beyond those before the subscribers started, and the subscribers' client's PoolStats, whose pool holds 2 × topics + 64 connections at most (Millrace: go-redis's default, 10 per CPU; raw: XREADGROUP BLOCK 1s over every stream). Millrace's looks slower than the window are not in it: per topic, the delayed-message mover's look once a minute (a script, about 3 commands), the claimer's look at a quiet group every 5–15 ClaimMinIdle (one XPENDING) and the pruner's every 15 minutes (a script, about 2); over 1,000 topics about 50, 3.3 and 2.2 commands/s, all phased from each subscription's start. ", o.idleSettle, o.idleDuration)
 	fmt.Fprintf(w, "Delayed: %d topics read by one Subscriber each get one message delayed with delay.For, published at random times over %s, after %s without traffic (idle) or amid %d plain msg/s per topic (busy); samples pooled over the runs.\n", o.delayTopics, o.delaySpread, o.delayIdle, o.delayBusyRate)
 	fmt.Fprintf(w, "Failed runs: %d.\n", h.failures)
 }

@@ -68,6 +68,12 @@ func Drain(ctx context.Context, impl Impl, cfg ConsumeConfig) (Throughput, error
 	timeout := time.NewTimer(cfg.Timeout)
 	defer timeout.Stop()
 
+	admin := NewClientPool(cfg.Addr, 1)
+	defer admin.Close()
+	server0, err := ServerCPU(ctx, admin)
+	if err != nil {
+		return Throughput{}, err
+	}
 	runtime.GC()
 	cpu0, t0 := CPUTime(), time.Now()
 	cons, err := impl.Consume(ctx, client, cfg.spec(), handle)
@@ -84,7 +90,9 @@ func Drain(ctx context.Context, impl Impl, cfg ConsumeConfig) (Throughput, error
 		return Throughput{}, errors.Join(ctx.Err(), cons.Close())
 	}
 	res := Throughput{N: cfg.N, Elapsed: time.Since(t0), CPU: CPUTime() - cpu0}
-	if err := cons.Close(); err != nil {
+	server1, err := ServerCPU(ctx, admin)
+	res.ServerCPU = server1 - server0
+	if err := errors.Join(err, cons.Close()); err != nil {
 		return Throughput{}, fmt.Errorf("close consumers: %w", err)
 	}
 	return res, nil

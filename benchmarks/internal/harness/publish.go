@@ -20,7 +20,7 @@ type Throughput struct {
 	Elapsed time.Duration // wall time from start to the N-th message
 	CPU     time.Duration // this process's user+sys CPU over the same span
 	// ServerCPU is redis-server's user+sys CPU over about the same span
-	// (INFO cpu before and after; publish runs only, 0 otherwise).
+	// (INFO cpu before and after).
 	ServerCPU time.Duration
 }
 

@@ -27,6 +27,14 @@ func (d *Distributions) Add(row string, samples ...time.Duration) {
 	d.samples[row] = append(d.samples[row], samples...)
 }
 
+// Rows are the rows added, in order.
+func (d *Distributions) Rows() []string { return slices.Clone(d.rows) }
+
+// P is the p-th percentile of row's samples, 0 for none.
+func (d *Distributions) P(row string, p float64) time.Duration {
+	return Percentile(slices.Sorted(slices.Values(d.samples[row])), p)
+}
+
 // Write prints d as a markdown table; without rows it prints nothing.
 func (d *Distributions) Write(w io.Writer) {
 	if len(d.rows) == 0 {
