@@ -31,6 +31,7 @@ type deadLetterJSON struct {
 	UUID       string            `json:"uuid"`
 	Topic      string            `json:"topic"`
 	Reason     string            `json:"reason"`
+	LastError  string            `json:"last_error,omitempty"`
 	Group      string            `json:"group"`
 	Consumer   string            `json:"consumer"`
 	OriginalID string            `json:"original_id"`
@@ -43,7 +44,7 @@ type deadLetterJSON struct {
 
 func toDeadLetterJSON(d admin.DeadLetter) deadLetterJSON {
 	j := deadLetterJSON{
-		ID: d.ID, Time: jsonTime(d.Time), UUID: d.UUID, Topic: d.Topic, Reason: d.Reason,
+		ID: d.ID, Time: jsonTime(d.Time), UUID: d.UUID, Topic: d.Topic, Reason: d.Reason, LastError: d.LastError,
 		Group: d.Group, Consumer: d.Consumer, OriginalID: d.OriginalID, Deliveries: d.Deliveries,
 		Metadata: d.Metadata, Error: d.DecodeError,
 	}
@@ -61,8 +62,9 @@ func toDeadLetterJSON(d admin.DeadLetter) deadLetterJSON {
 
 func (a *app) dlqListCommand() *cobra.Command {
 	var (
-		count int64
-		after string
+		count  int64
+		after  string
+		filter dlqFilter
 	)
 	cmd := &cobra.Command{
 		Use:   "list <topic>",
@@ -76,7 +78,7 @@ func (a *app) dlqListCommand() *cobra.Command {
 				return err
 			}
 			defer cancel()
-			letters, err := adm.DeadLetters(ctx, argv[0], admin.DeadLetterQuery{After: after, Count: count})
+			letters, next, err := a.listDeadLetters(ctx, adm, argv[0], after, count, filter)
 			if err != nil {
 				return err
 			}
@@ -100,18 +102,21 @@ func (a *app) dlqListCommand() *cobra.Command {
 				}
 				rows = append(rows, []string{d.ID, a.dur(now.Sub(d.Time)), d.UUID, dash(d.Group), dash(d.OriginalID), itoa(d.Deliveries), dash(reason)})
 			}
-			return a.table([]string{"ID", "AGE", "UUID", "GROUP", "ORIGINAL ID", "DELIVERIES", "REASON"}, rows)
+			err = a.table([]string{"ID", "AGE", "UUID", "GROUP", "ORIGINAL ID", "DELIVERIES", "REASON"}, rows)
+			a.nextPage(next)
+			return err
 		},
 	}
 	cmd.Flags().Int64VarP(&count, "count", "n", 100, "list at most this many")
 	cmd.Flags().StringVar(&after, "after", "", "list the dead letters after this ID (paging)")
+	filter.register(cmd)
 	return cmd
 }
 
 func (a *app) dlqShowCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "show <topic> <id>",
-		Short:   "Show one dead letter: why it failed, its metadata and payload",
+		Short:   "Show one dead letter: why it failed (and the handler's last error), its metadata and payload",
 		Example: `  millrace dlq show orders 1714557600000-0`,
 		Args:    args(2, "<topic>", "<id>"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -134,7 +139,8 @@ func (a *app) dlqShowCommand() *cobra.Command {
 			}
 			pairs := [][2]string{
 				{"ID", d.ID}, {"Dead-lettered", dlqTime}, {"UUID", d.UUID}, {"Topic", dash(d.Topic)},
-				{"Reason", dash(d.Reason)}, {"Group", dash(d.Group)}, {"Consumer", dash(d.Consumer)},
+				{"Reason", dash(d.Reason)}, {"Last error", lastErrorText(d.LastError)},
+				{"Group", dash(d.Group)}, {"Consumer", dash(d.Consumer)},
 				{"Original ID", dash(d.OriginalID)}, {"Deliveries", itoa(d.Deliveries)},
 			}
 			if d.DecodeError != "" {
@@ -158,12 +164,22 @@ func (a *app) dlqShowCommand() *cobra.Command {
 	}
 }
 
+// lastErrorText is a handler's last error for a field of its own, or what
+// to do to have one.
+func lastErrorText(text string) string {
+	if text == "" {
+		return "- (none recorded: add millrace.RecordErrors to the Router)"
+	}
+	return text
+}
+
 func (a *app) dlqReplayCommand() *cobra.Command {
 	var (
 		ids      []string
 		limit    int
 		dryRun   bool
 		to       string
+		group    string
 		progress string
 		verbose  bool
 	)
@@ -177,10 +193,14 @@ deleted from the dead-letter stream in one Lua script, so none is lost or
 duplicated if the replay is interrupted or runs twice at once.
 
 Every consumer group of the topic receives a replayed message, not only the
-group that gave up on it. Dead letters added while the replay runs are left for
-the next one. Fix the cause first: a message that fails again is dead-lettered
-again after MaxDeliveries.`,
+group that gave up on it, unless --group names the one that does: the others'
+subscribers then acknowledge the message without handing it to their handlers
+(subscribers older than this release deliver it anyway). The output names the
+groups that will see the messages; --dry-run shows them first. Dead letters
+added while the replay runs are left for the next one. Fix the cause first: a
+message that fails again is dead-lettered again after MaxDeliveries.`,
 		Example: `  millrace dlq replay orders --dry-run
+  millrace dlq replay orders --group billing
   millrace dlq replay orders
   millrace dlq replay orders --id 1714557600000-0 --id 1714557600000-1
   millrace dlq replay orders --limit 10`,
@@ -199,7 +219,7 @@ again after MaxDeliveries.`,
 			}
 			var bar *progressbar.ProgressBar
 			showBar := progress == "always" || (progress == "auto" && a.terminal(a.stderr))
-			opts := admin.ReplayOptions{IDs: ids, Limit: limit, DryRun: dryRun, To: to}
+			opts := admin.ReplayOptions{IDs: ids, Limit: limit, DryRun: dryRun, To: to, Group: group}
 			opts.Progress = func(done, total int) {
 				if !showBar || (progress == "auto" && total < 100) {
 					return
@@ -234,11 +254,13 @@ again after MaxDeliveries.`,
 				}
 				out := struct {
 					DryRun   bool      `json:"dry_run"`
+					Groups   []string  `json:"groups"`
 					Replayed []moved   `json:"replayed"`
 					Missing  []string  `json:"missing"`
 					Skipped  []skipped `json:"skipped"`
 					Error    string    `json:"error,omitempty"`
-				}{DryRun: dryRun, Replayed: []moved{}, Missing: []string{}, Skipped: []skipped{}}
+				}{DryRun: dryRun, Groups: []string{}, Replayed: []moved{}, Missing: []string{}, Skipped: []skipped{}}
+				out.Groups = append(out.Groups, res.Groups...)
 				for _, r := range res.Replayed {
 					out.Replayed = append(out.Replayed, moved(r))
 				}
@@ -270,6 +292,9 @@ again after MaxDeliveries.`,
 				verb = "Would replay"
 			}
 			a.printf("%s %d dead letter(s) of topic %s.\n", verb, len(res.Replayed), argv[0])
+			if err == nil || res.Groups != nil {
+				a.printf("%s\n", replayAudience(group, res.Groups))
+			}
 			if len(res.Missing) > 0 {
 				a.printf("Not found (already replayed or purged?): %s\n", strings.Join(res.Missing, ", "))
 			}
@@ -284,6 +309,7 @@ again after MaxDeliveries.`,
 	f.IntVar(&limit, "limit", 0, "replay at most this many, oldest first (0 = all)")
 	f.BoolVar(&dryRun, "dry-run", false, "show what would be replayed, change nothing")
 	f.StringVar(&to, "to", "", "send the messages to this topic instead of their own")
+	f.StringVar(&group, "group", "", "re-deliver to this consumer group only (default: every group of the topic)")
 	f.StringVar(&progress, "progress", "auto", "progress bar on stderr: auto (a terminal and 100+ messages), always, never")
 	f.BoolVarP(&verbose, "verbose", "v", false, "list every message replayed")
 	return cmd
@@ -323,4 +349,16 @@ func (a *app) dlqPurgeCommand() *cobra.Command {
 	cmd.Flags().StringArrayVar(&ids, "id", nil, "delete only this dead letter (repeatable)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "confirm deleting every dead letter")
 	return cmd
+}
+
+// replayAudience says which groups a replay reaches.
+func replayAudience(group string, groups []string) string {
+	switch {
+	case group != "":
+		return "Groups that see them: " + group + " only (the other groups' subscribers acknowledge them unhandled)."
+	case len(groups) == 0:
+		return "Groups that see them: none yet (the topic has no consumer group)."
+	default:
+		return "Groups that see them: " + strings.Join(groups, ", ") + " (every group of the topic)."
+	}
 }
