@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -115,6 +116,11 @@ type Stage struct {
 	group  string
 	config StageConfig
 	logger watermill.LoggerAdapter
+
+	// queue holds the script calls waiting for a pipeline; free holds the
+	// pipeline slots not in use (the Publisher's Pipelines).
+	queue chan *commitCall
+	free  chan struct{}
 }
 
 // NewStage returns the Stage of handlers that consume from sub, which must
@@ -130,8 +136,16 @@ func NewStage(sub *Subscriber, pub message.Publisher, config StageConfig) (*Stag
 	if err := config.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid stage config: %w", err)
 	}
-	mp, _ := pub.(*Publisher)
-	return &Stage{sub: sub, pub: pub, mp: mp, group: sub.config.ConsumerGroup, config: config, logger: sub.logger}, nil
+	s := &Stage{sub: sub, pub: pub, group: sub.config.ConsumerGroup, config: config, logger: sub.logger}
+	if mp, ok := pub.(*Publisher); ok {
+		s.mp = mp
+		s.queue = make(chan *commitCall, mp.config.MaxBatch)
+		s.free = make(chan struct{}, mp.config.Pipelines)
+		for range mp.config.Pipelines {
+			s.free <- struct{}{}
+		}
+	}
+	return s, nil
 }
 
 // Middleware runs h and commits what it produced with the acknowledgement
@@ -311,20 +325,102 @@ func (s *Stage) prepare(ctx context.Context, outTopic string, out []*message.Mes
 	return &topicGroup{topic: outTopic, reqs: []*publishRequest{req}, messages: len(out)}, nil
 }
 
-// run sends script through the Publisher's client once, and again after a
-// network error or a timeout (up to its Retries: script is safe to send
-// again) or NOSCRIPT (with EVAL), followed by WAIT or WAITAOF when the
-// Publisher's Durability asks for it, and returns the number of entries
-// the script added. A nil reply (an earlier send or another consumer
-// committed) is 0. A send whose reply was lost and the send after it may
-// both have added nothing, the first having added the entries: the count
-// is then 0 too. The sends are not tied to the message's context: a commit
-// that Redis may have run is followed to its outcome.
+// commitCall is one script call of a Stage on its way to a pipeline, and
+// the reply of its first send.
+type commitCall struct {
+	script *noretry.Script
+	ks     []string
+	args   []interface{}
+	// taken is set once a sender has dequeued the call; its caller then
+	// only waits for done.
+	taken atomic.Bool
+	done  chan struct{}
+	n     int64
+	err   error
+}
+
+// run sends script through the Publisher's client and returns the number
+// of entries it added. Concurrent calls share pipelines, as Publish calls
+// do: a caller that finds a pipeline slot free sends its own call together
+// with every call queued meanwhile (followed by WAIT or WAITAOF when the
+// Publisher's Durability asks for it), so that many handlers committing at
+// once cost one round trip. What failed is settled by its caller (see
+// settle). On Cluster with Durability each call goes on its own to the
+// master of its first key, whose connection WAIT counts the replicas of.
+// The sends are not tied to the message's context: a commit that Redis may
+// have run is followed to its outcome.
 func (s *Stage) run(script *noretry.Script, ks []string, args []interface{}) (added int, err error) {
 	ctx := context.Background()
+	if _, ok := s.mp.client.(*redis.ClusterClient); ok && s.mp.config.Durability.enabled() {
+		n, err := s.runOnce(ctx, script, false, ks, args)
+		return s.settle(ctx, script, ks, args, n, err)
+	}
+	call := &commitCall{script: script, ks: ks, args: args, done: make(chan struct{})}
+	s.queue <- call
+	for !call.taken.Load() {
+		select {
+		case <-call.done:
+			return s.settle(ctx, script, ks, args, call.n, call.err)
+		case <-s.free:
+			if !call.taken.Load() {
+				s.sendQueued(ctx)
+			}
+			s.free <- struct{}{}
+		}
+	}
+	<-call.done
+	return s.settle(ctx, script, ks, args, call.n, call.err)
+}
+
+// sendQueued sends the calls queued now, up to the Publisher's MaxBatch, in
+// one pipeline, and answers each with its reply. It runs in a caller that
+// holds a pipeline slot.
+func (s *Stage) sendQueued(ctx context.Context) {
+	var batch []*commitCall
+	for len(batch) < s.mp.config.MaxBatch {
+		select {
+		case call := <-s.queue:
+			call.taken.Store(true)
+			batch = append(batch, call)
+			continue
+		default:
+		}
+		break
+	}
+	if len(batch) == 0 {
+		return
+	}
+	cmds := make([]*redis.Cmd, len(batch))
+	durErr := error(nil)
+	if len(batch) == 1 && !s.mp.config.Durability.enabled() {
+		cmds[0] = noretry.Do(ctx, s.mp.client, batch[0].script.Args(batch[0].ks, batch[0].args...)...)
+	} else {
+		pipe := s.mp.client.Pipeline()
+		for i, call := range batch {
+			cmds[i] = noretry.Do(ctx, pipe, call.script.Args(call.ks, call.args...)...)
+		}
+		confirm := s.mp.config.Durability.queue(ctx, pipe)
+		_, _ = pipe.Exec(ctx) // errors are read per command
+		durErr = confirm()
+	}
+	for i, call := range batch {
+		call.n, call.err = cmds[i].Int64()
+		if call.err == nil {
+			call.err = durErr
+		}
+		close(call.done)
+	}
+}
+
+// settle returns the outcome of script, whose send replied n and err: on a
+// network error or a timeout it sends it again (up to the Publisher's
+// Retries: the scripts are safe to send again), after NOSCRIPT with EVAL,
+// each time on its own. A nil reply (an earlier send or another consumer
+// committed) is 0 entries added. A send whose reply was lost and the send
+// after it may both count 0, the first having added the entries.
+func (s *Stage) settle(ctx context.Context, script *noretry.Script, ks []string, args []interface{}, n int64, err error) (added int, _ error) {
 	eval := false
 	for attempt := 0; ; {
-		n, err := s.runOnce(ctx, script, eval, ks, args)
 		switch {
 		case err == nil:
 			return int(n), nil
@@ -332,24 +428,24 @@ func (s *Stage) run(script *noretry.Script, ks []string, args []interface{}) (ad
 			return 0, nil
 		case rediserr.IsNoScript(err) && !eval:
 			eval = true
-			continue
 		case errors.Is(err, ErrNotDurable):
 			return int(n), err
 		case !rediserr.IsServer(err) && attempt < s.mp.config.Retries:
 			reloadOnNetworkError(s.mp.client, err)
 			time.Sleep(expDelay(retryInitial, retryMax, attempt))
 			attempt++
-			continue
 		case !rediserr.IsServer(err):
 			return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		default:
+			return 0, err
 		}
-		return 0, err
+		n, err = s.runOnce(ctx, script, eval, ks, args)
 	}
 }
 
 // runOnce sends script once, in a pipeline with WAIT or WAITAOF when the
 // Publisher's Durability asks for it (on Cluster, to the master of the
-// script's first key, whose connection WAIT counts the replicas of).
+// script's first key).
 func (s *Stage) runOnce(ctx context.Context, script *noretry.Script, eval bool, ks []string, args []interface{}) (int64, error) {
 	cmdArgs := script.Args(ks, args...)
 	if eval {
