@@ -234,3 +234,15 @@ func (s *Server) deleteTopic(ctx context.Context, req actionRequest) (any, []any
 	return map[string]any{"entries": res.Entries, "deadLetters": res.DeadLetters, "delayed": res.Delayed,
 		"groups": len(res.Groups), "partitions": res.Partitions, "keys": len(res.Keys)}, attrs, nil
 }
+
+// pauseGroup and resumeGroup pause and resume a group: its subscribers
+// stop taking new entries within a second and finish what they hold.
+func (s *Server) pauseGroup(ctx context.Context, req actionRequest) (any, []any, error) {
+	changed, err := s.admin.PauseGroup(ctx, req.Topic, req.Group)
+	return map[string]bool{"changed": changed, "paused": true}, []any{"group", req.Group, "paused", true, "changed", changed}, err
+}
+
+func (s *Server) resumeGroup(ctx context.Context, req actionRequest) (any, []any, error) {
+	changed, err := s.admin.ResumeGroup(ctx, req.Topic, req.Group)
+	return map[string]bool{"changed": changed, "paused": false}, []any{"group", req.Group, "paused", false, "changed", changed}, err
+}

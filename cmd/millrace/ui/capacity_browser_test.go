@@ -112,3 +112,48 @@ func TestBrowser_ResetBeyondEnd(t *testing.T) {
 	// The page flags it.
 	do(t, ctx, chromedp.WaitVisible(css(billing+`[data-state="beyond-end"]`)))
 }
+
+// TestBrowser_PauseResume pauses and resumes a group from its page: the
+// state shows on the topic page and the overview, is the one Redis holds,
+// and each action's log line says what changed.
+func TestBrowser_PauseResume(t *testing.T) {
+	client := redistest.StartFromEnv(t).Client(t)
+	ctx0 := context.Background()
+	require.NoError(t, client.FlushAll(ctx0).Err())
+	publish(t, client, "orders", 4, 0)
+	require.NoError(t, client.XGroupCreate(ctx0, "orders", "billing", "0").Err())
+	read(t, client, "orders", "billing", "worker-1", 1, 0)
+	con := start(t, client, consoleConfig(false), nil)
+	con.waitRound(t)
+	ctx := browser(t)
+	a := admin.New(client, admin.Options{})
+	billing := `.group[data-group="billing"] `
+
+	do(t, ctx, chromedp.Navigate(con.url+"/#/topic/orders"))
+	clickFor(t, ctx, billing+`button[data-action="pause"]`, `#pause-what`)
+	assert.Equal(t, "The subscribers of group billing stop taking new entries within a second and finish the 1 entry they hold. "+
+		"New messages wait in the stream (the lag grows) until the group is resumed. The pause holds across restarts of the subscribers.", text(t, ctx, `#pause-what`))
+	do(t, ctx, chromedp.Click(css(`#confirm-ok`)),
+		until(`document.querySelector('#toast').textContent === 'Group billing paused.'`),
+		chromedp.WaitVisible(css(billing+`[data-state="paused"]`)),
+		chromedp.WaitVisible(css(billing+`button[data-action="resume"]`)))
+	st, err := a.GroupPaused(ctx0, "orders", "billing")
+	require.NoError(t, err)
+	assert.True(t, st.Paused)
+	assert.Contains(t, eval[string](t, ctx, `document.querySelector('.group[data-group="billing"] [data-state="paused"]').title`), "since ")
+
+	do(t, ctx, chromedp.Click(css(`header a.nav`)), chromedp.WaitVisible(css(`#topics tr[data-group="orders/billing"] [data-state="paused"]`)))
+
+	clickFor(t, ctx, `#topics a[data-topic="orders"]`, billing+`button[data-action="resume"]`)
+	clickFor(t, ctx, billing+`button[data-action="resume"]`, `#resume-what`)
+	assert.Equal(t, "The subscribers of group billing take new entries again within a second: 3 entries wait for it.", text(t, ctx, `#resume-what`))
+	do(t, ctx, chromedp.Click(css(`#confirm-ok`)),
+		until(`document.querySelector('#toast').textContent === 'Group billing resumed.'`),
+		chromedp.WaitVisible(css(billing+`button[data-action="pause"]`)))
+	st, err = a.GroupPaused(ctx0, "orders", "billing")
+	require.NoError(t, err)
+	assert.False(t, st.Paused)
+	log := con.log.String()
+	assert.Contains(t, log, `action=/api/group/pause topic=orders group=billing paused=true changed=true`)
+	assert.Contains(t, log, `action=/api/group/resume topic=orders group=billing paused=false changed=true`)
+}

@@ -51,8 +51,8 @@ type snapshot struct {
 }
 
 // sampler is the server's one loop that reads Redis: every interval it
-// reads the figures of every topic in one pipelined round trip
-// (admin.Stats) and keeps them in a bounded history. Open pages never read
+// reads the figures of every topic with admin.Stats (two pipelined round
+// trips whatever the number of topics) and keeps them in a bounded history. Open pages never read
 // these figures from Redis themselves; they are told of each round.
 type sampler struct {
 	admin     *admin.Admin

@@ -3,8 +3,9 @@
 // rates, charts of the last minutes, the newest messages, the dead letters
 // to open, replay or purge, and consumer groups to reset, delete or prune.
 //
-// One sampling loop per server reads the figures of every topic in one
-// pipelined round trip each Interval ([admin.Admin.Stats]) and keeps a
+// One sampling loop per server reads the figures of every topic each
+// Interval ([admin.Admin.Stats]: one pipelined round trip, and one more for
+// the groups' pause states) and keeps a
 // bounded history for the charts; pages are told of each round over
 // server-sent events and read the figures from memory, so open tabs cost
 // Redis nothing. Lists (messages, pending entries, dead letters) are read
@@ -230,6 +231,8 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("/api/group/reset", s.action(s.resetGroup))
 	mux.HandleFunc("/api/group/delete", s.action(s.deleteGroup))
 	mux.HandleFunc("/api/group/prune", s.action(s.pruneGroup))
+	mux.HandleFunc("/api/group/pause", s.action(s.pauseGroup))
+	mux.HandleFunc("/api/group/resume", s.action(s.resumeGroup))
 	mux.HandleFunc("/api/topic/delete", s.action(s.deleteTopic))
 	return securityHeaders(s.checkHost(s.require(mux)))
 }

@@ -53,6 +53,8 @@ type groupJSON struct {
 	Dropped          int64          `json:"dropped"`
 	Abandoned        bool           `json:"abandoned"`
 	BeyondEnd        bool           `json:"beyondEnd"`
+	Paused           bool           `json:"paused"`
+	PausedSince      *int64         `json:"pausedSince"` // Unix ms of the last pause or resume, null when never
 	Consumers        []consumerJSON `json:"consumers"`
 }
 
@@ -129,7 +131,10 @@ func topicView(s admin.TopicStats, snap snapshot, hist []round, th Thresholds, w
 			OldestPendingID: g.OldestPendingID, OldestPendingAge: g.OldestPendingAge.Milliseconds(),
 			NextUnreadID: g.NextUndeliveredID, OldestUnreadAge: g.OldestUndeliveredAge.Milliseconds(),
 			Out: groupRate(recent, s.Topic, g.Name), Consumers: []consumerJSON{},
-			Dropped: g.Dropped, Abandoned: g.Abandoned, BeyondEnd: g.BeyondEnd,
+			Dropped: g.Dropped, Abandoned: g.Abandoned, BeyondEnd: g.BeyondEnd, Paused: g.Paused,
+		}
+		if !g.PausedSince.IsZero() {
+			gj.PausedSince = ptr(g.PausedSince.UnixMilli())
 		}
 		if gj.Out != nil {
 			outSum += *gj.Out

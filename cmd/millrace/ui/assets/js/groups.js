@@ -1,6 +1,6 @@
 // Actions on a consumer group: reset, delete, prune. Each opens a
 // confirmation that says what will happen.
-import {h, fill, num, dur, confirm, act, post, counts, toast} from './util.js';
+import {h, fill, num, dur, confirm, act, post, counts, toast, plural} from './util.js';
 
 // cmpID compares two entry IDs ("ms-seq").
 function cmpID(a, b) {
@@ -152,9 +152,34 @@ async function prune(t, g) {
   }
 }
 
+// pause and resume a group: its subscribers stop taking new entries within
+// a second and finish what they hold; the state is a key they watch, so it
+// survives their restarts.
+async function pause(t0, g0) {
+  let t, g;
+  try { [t, g] = await fresh(t0, g0); } catch (e) { toast(`Failed: ${e.message}`, true); return; }
+  const ok = await confirm(`Pause group ${g.name} of ${t.name}`,
+    h('p', {class: 'what', id: 'pause-what'}, `The subscribers of group ${g.name} stop taking new entries within a second and finish the ${plural(g.pending, 'entry', 'entries')} they hold. ` +
+      'New messages wait in the stream (the lag grows) until the group is resumed. The pause holds across restarts of the subscribers.'),
+    'Pause group');
+  if (ok) await act('/api/group/pause', {topic: t.name, group: g.name}, (r) => (r.changed ? `Group ${g.name} paused.` : `Group ${g.name} was already paused.`));
+}
+
+async function resume(t0, g0) {
+  let t, g;
+  try { [t, g] = await fresh(t0, g0); } catch (e) { toast(`Failed: ${e.message}`, true); return; }
+  const ok = await confirm(`Resume group ${g.name} of ${t.name}`,
+    h('p', {class: 'what', id: 'resume-what'}, `The subscribers of group ${g.name} take new entries again within a second: ${plural(g.lag, 'entry', 'entries')} wait${g.lag === 1 ? 's' : ''} for it.`),
+    'Resume group');
+  if (ok) await act('/api/group/resume', {topic: t.name, group: g.name}, (r) => (r.changed ? `Group ${g.name} resumed.` : `Group ${g.name} was not paused.`));
+}
+
 // groupActions are the buttons of a group on the topic page.
 export function groupActions(t, g) {
   return h('span', {class: 'actions'},
+    g.paused
+      ? h('button', {class: 'small', 'data-action': 'resume', onclick: () => resume(t, g)}, 'Resume…')
+      : h('button', {class: 'small', 'data-action': 'pause', onclick: () => pause(t, g)}, 'Pause…'),
     h('button', {class: 'small', 'data-action': 'reset', onclick: () => reset(t, g)}, 'Reset…'),
     h('button', {class: 'small', 'data-action': 'prune', onclick: () => prune(t, g)}, 'Prune consumers…'),
     h('button', {class: 'small danger', 'data-action': 'delete', onclick: () => remove(t, g)}, 'Delete…'));

@@ -36,7 +36,7 @@ function topicRows(t) {
   )];
   for (const g of t.groups) {
     rows.push(h('tr', {class: 'group-row', 'data-group': `${t.name}/${g.name}`},
-      h('td', {class: 'group-name'}, '↳ ', g.name),
+      h('td', {class: 'group-name'}, '↳ ', g.name, g.paused ? h('span', {class: 'badge warn', 'data-state': 'paused'}, 'paused') : null),
       h('td', {}), h('td', {}),
       h('td', {class: 'num'}, rate(g.out)),
       h('td', {}), h('td', {class: 'num muted'}, `${g.consumers.length} cons.`),
