@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/benchmarks/internal/harness"
 )
 
 // BenchmarkStage is what an effectively-once stage (millrace.Stage) costs:
@@ -20,7 +21,9 @@ import (
 // the plain Router (Publish, then a batched Ack) and through a Stage (one
 // script adds the outputs and acknowledges the input), with MaxInFlight 1
 // and 16. ns/op is time per input, until its outputs are in the output
-// stream. Run without -race:
+// stream; client-µs/input is this process's CPU time per input (the
+// Router, the subscriber and the commits), server-µs/input redis-server's
+// (INFO cpu). Run without -race:
 //
 //	go test -run '^$' -bench Stage -benchtime 20000x .
 func BenchmarkStage(b *testing.B) {
@@ -101,11 +104,23 @@ func benchStage(b *testing.B, addr string, outputs, inFlight int, stage bool) {
 	} else {
 		router.AddHandler("stage", in, sub, out, countingPublisher{pub, count}, handle)
 	}
+	server0, err := harness.ServerCPU(context.Background(), client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	client0 := harness.CPUTime()
 	b.ResetTimer()
 	go func() { _ = router.Run(context.Background()) }()
 	<-done
 	b.StopTimer()
+	clientCPU := harness.CPUTime() - client0
+	server1, err := harness.ServerCPU(context.Background(), client)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inputs/s")
+	b.ReportMetric(float64(clientCPU.Microseconds())/float64(b.N), "client-µs/input")
+	b.ReportMetric(float64((server1-server0).Microseconds())/float64(b.N), "server-µs/input")
 	<-router.Running()
 	if err := router.Close(); err != nil {
 		b.Fatal(err)
