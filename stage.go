@@ -149,7 +149,11 @@ func NewStage(sub *Subscriber, pub message.Publisher, config StageConfig) (*Stag
 }
 
 // Middleware runs h and commits what it produced with the acknowledgement
-// of its input, for message.Handler's AddMiddleware (or the Router's).
+// of its input. Add it to the handlers that consume with the Stage's
+// Subscriber (message.Handler's AddMiddleware), not to the Router when
+// other handlers consume with other Subscribers: an input of another group
+// is not pending in the Stage's group, and its outputs would be taken for
+// committed already and not added.
 func (s *Stage) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
