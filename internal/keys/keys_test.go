@@ -39,7 +39,18 @@ func TestAuxKeys_SameClusterSlotAsTopic(t *testing.T) {
 		slot := keySlot(topic)
 		assert.Equal(t, slot, keySlot(keys.DeadLetter(topic)), "DeadLetterTopic(%q) = %q", topic, keys.DeadLetter(topic))
 		assert.Equal(t, slot, keySlot(keys.Delayed(topic)), "DelayedKey(%q) = %q", topic, keys.Delayed(topic))
+		assert.Equal(t, slot, keySlot(keys.LastError(topic, "g", "1-0")), "LastError(%q)", topic)
+		assert.Equal(t, slot, keySlot(keys.Paused(topic, "g")), "Paused(%q)", topic)
 	}
+}
+
+// The keys of a group carry the group's length: "a:b"/"c" and "a"/"b:c"
+// name different keys.
+func TestGroupKeys_Unambiguous(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, "{orders}:paused:7:billing", keys.Paused("orders", "billing"))
+	assert.Equal(t, "{orders}:lasterror:7:billing:1-0", keys.LastError("orders", "billing", "1-0"))
+	assert.NotEqual(t, keys.LastError("t", "a:b", "c"), keys.LastError("t", "a", "b:c"))
 }
 
 // Slot agrees with CLUSTER KEYSLOT of a real server.
