@@ -190,7 +190,7 @@ func (d *doctor) persistence() check {
 	case aof && fsync == "always":
 		ch.Status, ch.Detail = statusOK, "AOF on, appendfsync always: every acknowledged write survives a crash"
 	case aof && fsync == "everysec":
-		ch.Status, ch.Detail = statusOK, "AOF on, appendfsync everysec: a crash may lose the last second of writes"
+		ch.Status, ch.Detail = statusOK, "AOF on, appendfsync everysec: a machine crash or power loss may lose about the last second of writes"
 	case aof && fsync == "no":
 		ch.Status, ch.Detail = statusWarn, "AOF on, appendfsync no: the OS decides when writes reach the disk"
 		ch.Advice = "set appendfsync everysec (or always)"
