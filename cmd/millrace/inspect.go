@@ -42,6 +42,11 @@ type groupJSON struct {
 	OldestPendingAgeMS     *int64         `json:"oldest_pending_age_ms"`
 	NextUndeliveredID      string         `json:"next_undelivered_id,omitempty"`
 	OldestUndeliveredAgeMS *int64         `json:"oldest_undelivered_age_ms"`
+	Dropped                int64          `json:"dropped"`
+	Abandoned              bool           `json:"abandoned"`
+	BeyondEnd              bool           `json:"beyond_end"`
+	Paused                 bool           `json:"paused"`
+	PausedSince            *string        `json:"paused_since"`
 	Consumers              []consumerJSON `json:"consumers"`
 }
 
@@ -80,6 +85,7 @@ func toGroupJSON(g admin.GroupStats) groupJSON {
 		Lag: g.Lag, LagSource: string(g.LagSource), Pending: g.Pending,
 		OldestPendingID: g.OldestPendingID, OldestPendingAgeMS: optional(ms(g.OldestPendingAge), g.OldestPendingID != ""),
 		NextUndeliveredID: g.NextUndeliveredID, OldestUndeliveredAgeMS: optional(ms(g.OldestUndeliveredAge), g.NextUndeliveredID != ""),
+		Dropped: g.Dropped, Abandoned: g.Abandoned, BeyondEnd: g.BeyondEnd, Paused: g.Paused, PausedSince: jsonTime(g.PausedSince),
 		Consumers: []consumerJSON{},
 	}
 	for _, c := range g.Consumers {
@@ -270,11 +276,34 @@ func (a *app) printStat(s admin.TopicStats) error {
 	if err := a.table([]string{"GROUP", "LAG", "PENDING", "OLDEST PENDING", "OLDEST UNDELIVERED", "CONSUMERS", "LAST DELIVERED"}, rows); err != nil {
 		return err
 	}
+	a.printGroupStates(s)
 	if len(consumers) > 0 {
 		a.printf("\n")
 		return a.table([]string{"GROUP", "CONSUMER", "PENDING", "IDLE"}, consumers)
 	}
 	return nil
+}
+
+// printGroupStates says which groups are paused, past the stream's end,
+// abandoned, or lost entries to the topic's ceiling, with what to do.
+func (a *app) printGroupStates(s admin.TopicStats) {
+	for _, g := range s.Groups {
+		if g.Paused {
+			a.printf("! Group %s is paused since %s: its subscribers take no new entries ('millrace group resume %s %s').\n",
+				g.Name, a.ago(g.PausedSince, s.Time), s.Topic, g.Name)
+		}
+		if g.BeyondEnd {
+			a.printf("! Group %s is past the stream's end (at %s, last entry %s): it skips every message published until then ('millrace group reset %s %s --to newest').\n",
+				g.Name, g.LastDeliveredID, dash(s.LastGeneratedID), s.Topic, g.Name)
+		}
+		if g.Abandoned {
+			a.printf("! Group %s looks abandoned: %s entries wait and no consumer of it was seen for %s ('millrace group delete %s %s --yes' unless it is coming back).\n",
+				g.Name, lagText(g), humanDuration(admin.DefaultAbandonedAfter), s.Topic, g.Name)
+		}
+		if g.Dropped > 0 {
+			a.printf("! Group %s lost %d entries it had not read to the topic's ceiling.\n", g.Name, g.Dropped)
+		}
+	}
 }
 
 func (a *app) pendingCommand() *cobra.Command {

@@ -81,6 +81,18 @@ func TestResetBeyondEnd(t *testing.T) {
 		}
 	}
 	golden(t, "group-reset-force", e.ok("group", "reset", "orders", "billing", "--to", "99999999999999-0", "--force"))
+	// stat flags the group, and a paused one.
+	e.ok("group", "pause", "orders", "audit")
+	out.Reset()
+	for _, line := range strings.Split(e.ok("stat", "orders"), "\n") {
+		if strings.HasPrefix(line, "! ") {
+			out.WriteString(line + "\n")
+		}
+	}
+	golden(t, "stat-states", regexp.MustCompile(`paused since \S+`).ReplaceAllString(out.String(), "paused since <time>"))
+	assert.Contains(t, out.String(), "Group billing is past the stream's end (at 99999999999999-0")
+	assert.Contains(t, out.String(), "Group audit is paused since")
+	assert.Contains(t, e.ok("stat", "orders", "--json"), `"beyond_end": true`)
 	golden(t, "group-reset-force.json", e.ok("group", "reset", "orders", "billing", "--to", "0", "--json"))
 }
 
