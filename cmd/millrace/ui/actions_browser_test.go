@@ -89,9 +89,9 @@ func TestBrowser_GroupActions(t *testing.T) {
 	assert.Zero(t, n)
 	log := con.log.String()
 	for _, want := range []string{
-		`action=/api/group/reset topic=orders group=billing from=\d+-0 lag_before=6 pending=1 to=\$ now_at=\d+-0 lag_after=0 `,
+		`action=/api/group/reset topic=orders group=billing from=\d+-\d+ lag_before=6 pending=1 to=\$ now_at=\d+-\d+ lag_after=0 `,
 		`action=/api/group/prune topic=orders group=billing idle=0s dry_run=false removed=\[worker-2\] kept=\[worker-1\] `,
-		`action=/api/group/delete topic=orders group=billing from=\d+-0 lag_before=0 pending=1 consumers=1 `,
+		`action=/api/group/delete topic=orders group=billing from=\d+-\d+ lag_before=0 pending=1 consumers=1 `,
 		`action=/api/purge topic=orders all=true ids=\[\] deleted=2 `,
 	} {
 		assert.Regexp(t, want, log)

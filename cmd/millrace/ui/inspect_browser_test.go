@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/chromedp/chromedp"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/admin"
+	"github.com/millrace/millrace/internal/fixture"
 	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/redistest"
 )
@@ -141,4 +144,79 @@ func TestBrowser_BrowseTopic(t *testing.T) {
 	do(t, ctx, chromedp.SetValue(css(`#browse-from`), "yesterday-ish"))
 	clickFor(t, ctx, `#browse-go`, `#browse-error`)
 	assert.Equal(t, "Not an entry ID or a time: yesterday-ish", text(t, ctx, `#browse-error`))
+}
+
+// TestBrowser_DeadLetterFilter pages through dead letters and filters them
+// by reason or last error, original group and time, oldest or newest
+// first; the last error shows in the list and the detail.
+func TestBrowser_DeadLetterFilter(t *testing.T) {
+	client := redistest.StartFromEnv(t).Client(t)
+	ctx0 := context.Background()
+	require.NoError(t, client.FlushAll(ctx0).Err())
+	publish(t, client, "orders", 1, 0)
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	id := func(k int) string { return fmt.Sprintf("%d-0", base+int64(k)) }
+	for k := range 130 {
+		group, reason := "billing", "delivered 4 times, more than MaxDeliveries 3"
+		md := message.Metadata{
+			middleware.ReasonForPoisonedKey: reason, middleware.PoisonedTopicKey: "orders",
+			millrace.MetadataDeadLetterConsumer: "worker-1", millrace.MetadataDeadLetterDeliveries: "4",
+		}
+		if k%3 == 0 {
+			group = "audit"
+		}
+		if k%5 == 0 {
+			md[millrace.MetadataLastError] = "card expired: 4242"
+		}
+		md[millrace.MetadataDeadLetterGroup] = group
+		fixture.Add(t, client, millrace.DeadLetterTopic("orders"), id(k), fmt.Sprintf("dead-%d", k), `{}`, md)
+	}
+	con := start(t, client, consoleConfig(false), nil)
+	con.waitRound(t)
+	ctx := browser(t)
+	rows := `document.querySelectorAll('#dead-letters tr.dl-row')`
+	firstRow := `(document.querySelector('#dead-letters tr.dl-row') || {dataset: {}}).dataset.id`
+
+	do(t, ctx, chromedp.Navigate(con.url+"/#/dlq/orders"), chromedp.WaitVisible(css(`#dead-letters tr.dl-row`)))
+	assert.Equal(t, 100, eval[int](t, ctx, rows+`.length`))
+	assert.Equal(t, "Page 1: 1–100 of 130, oldest first.", text(t, ctx, `#dlq-more`))
+	clickFor(t, ctx, `#dlq-next`, `#dlq-list[data-page="2"]`)
+	assert.Equal(t, 30, eval[int](t, ctx, rows+`.length`))
+	assert.Equal(t, id(100), eval[string](t, ctx, firstRow))
+	assert.False(t, visible(ctx, `#dlq-next`), "the last page")
+	clickFor(t, ctx, `#dlq-prev`, `#dlq-list[data-page="1"]`)
+	assert.Equal(t, id(0), eval[string](t, ctx, firstRow))
+	assert.Equal(t, "card expired: 4242", text(t, ctx, `#dead-letters tr.dl-row[data-id="`+id(0)+`"] .last-error`), "the list shows the last error")
+
+	// By last error (any case) and group: k%5 == 0 and k%3 == 0, k < 130.
+	do(t, ctx, setValue(`#dlq-reason`, "CARD EXPIRED"), setValue(`#dlq-group`, "audit"))
+	clickFor(t, ctx, `#dlq-apply`, `#dlq-list[data-query*="group=audit"]`)
+	assert.Equal(t, 9, eval[int](t, ctx, rows+`.length`), "0, 15, 30, ..., 120")
+	assert.Equal(t, "Page 1: 9 matches among 130 read, of 130 dead letters.", text(t, ctx, `#dlq-more`))
+
+	// By time, newest first: dead-lettered in [base+10, base+20).
+	do(t, ctx, setValue(`#dlq-reason`, ""), setValue(`#dlq-group`, ""),
+		setValue(`#dlq-since`, time.UnixMilli(base+10).UTC().Format("2006-01-02 15:04:05.000")),
+		setValue(`#dlq-until`, fmt.Sprint(base+20)),
+		setValue(`#dlq-order`, "newest"))
+	clickFor(t, ctx, `#dlq-apply`, `#dlq-list[data-query*="reverse=1"]`)
+	assert.Equal(t, 10, eval[int](t, ctx, rows+`.length`))
+	assert.Equal(t, id(19), eval[string](t, ctx, firstRow), "newest first")
+
+	// The detail shows the last error.
+	clickFor(t, ctx, `#dead-letters tr.dl-row[data-id="`+id(15)+`"] a`, `#dead-letter`)
+	assert.Equal(t, "card expired: 4242", text(t, ctx, `#dl-last-error`))
+	assert.Equal(t, "delivered 4 times, more than MaxDeliveries 3", text(t, ctx, `#dl-reason`))
+
+	// Replay all says the filter does not narrow it.
+	clickFor(t, ctx, `#replay-all`, `#replay-groups`)
+	assert.Contains(t, text(t, ctx, `#confirm-body`), "Every dead letter of orders (130 now, not only those the filter shows)")
+}
+
+// setValue sets the value of the form field sel (an empty one too).
+func setValue(sel, v string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.value = %q; return true; })()`, sel, v))(ctx, t)
+		return chromedp.Void{}, err
+	}
 }

@@ -35,6 +35,7 @@ type messageJSON struct {
 	Consumer   string `json:"consumer,omitempty"`
 	OriginalID string `json:"originalId,omitempty"`
 	Deliveries int64  `json:"deliveries,omitempty"`
+	LastError  string `json:"lastError,omitempty"`
 }
 
 func newMessageJSON(m admin.Message) messageJSON {
@@ -53,6 +54,7 @@ func newMessageJSON(m admin.Message) messageJSON {
 func deadLetterJSON(d admin.DeadLetter) messageJSON {
 	j := newMessageJSON(admin.Message{ID: d.ID, Time: d.Time, UUID: d.UUID, Payload: d.Payload, Metadata: d.Metadata, Foreign: d.Foreign, DecodeError: d.DecodeError})
 	j.Topic, j.Reason, j.Group, j.Consumer, j.OriginalID, j.Deliveries = d.Topic, d.Reason, d.Group, d.Consumer, d.OriginalID, d.Deliveries
+	j.LastError = d.LastError
 	return j
 }
 
@@ -239,16 +241,44 @@ func (s *Server) getMessages(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, out)
 }
 
-// getDeadLetters lists a topic's dead letters from Redis, oldest first.
+// getDeadLetters lists a page of a topic's dead letters from Redis,
+// oldest first (newest with reverse=1), filtered by reason or last error
+// (substring), original group and time (since, until: Unix ms), with the
+// cursor of the next page and the count of all dead letters.
 func (s *Server) getDeadLetters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	dq := admin.DeadLetterQuery{After: q.Get("after"), Count: count(r, 100), Reverse: q.Get("reverse") == "1",
+		Reason: q.Get("reason"), Group: q.Get("group")}
+	if dq.After != "" && !entryid.Valid(dq.After) {
+		http.Error(w, "invalid entry ID "+strconv.Quote(dq.After), http.StatusBadRequest)
+		return
+	}
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &dq.Since}, {"until", &dq.Until}} {
+		v := q.Get(b.name)
+		if v == "" {
+			continue
+		}
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			http.Error(w, b.name+" must be Unix milliseconds, got "+strconv.Quote(v), http.StatusBadRequest)
+			return
+		}
+		*b.t = time.UnixMilli(ms)
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	dls, err := s.admin.DeadLetters(ctx, q.Get("topic"), admin.DeadLetterQuery{After: q.Get("after"), Count: count(r, 100)})
+	page, err := s.admin.DeadLetterPage(ctx, q.Get("topic"), dq)
+	if errors.Is(err, admin.ErrNoSuchTopic) {
+		err = nil // no dead letters yet: an empty list
+	}
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
+	dls := page.DeadLetters
 	t, err := s.admin.Topic(ctx, q.Get("topic"))
 	if err != nil {
 		s.fail(w, err)
@@ -257,7 +287,9 @@ func (s *Server) getDeadLetters(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		DeadLetters []messageJSON `json:"deadLetters"`
 		Total       int64         `json:"total"` // in Redis as the list was read
-	}{DeadLetters: []messageJSON{}, Total: t.DeadLetters}
+		Next        string        `json:"next"`
+		Scanned     int64         `json:"scanned"`
+	}{DeadLetters: []messageJSON{}, Total: t.DeadLetters, Next: page.Next, Scanned: page.Scanned}
 	for _, d := range dls {
 		out.DeadLetters = append(out.DeadLetters, deadLetterJSON(d))
 	}
@@ -302,17 +334,16 @@ func (s *Server) getPendingEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	out := struct {
 		messageJSON
-		Idle      int64  `json:"idleMs"`
-		Age       int64  `json:"ageMs"`
-		LastError string `json:"lastError,omitempty"`
-		Trimmed   bool   `json:"trimmed"`
-	}{Idle: d.Idle.Milliseconds(), Age: d.Age.Milliseconds(), LastError: d.LastError, Trimmed: d.Message.ID == ""}
+		Idle    int64 `json:"idleMs"`
+		Age     int64 `json:"ageMs"`
+		Trimmed bool  `json:"trimmed"`
+	}{Idle: d.Idle.Milliseconds(), Age: d.Age.Milliseconds(), Trimmed: d.Message.ID == ""}
 	if !out.Trimmed {
 		out.messageJSON = newMessageJSON(d.Message)
 	} else {
 		out.messageJSON = messageJSON{ID: d.ID, Time: d.Time.UnixMilli(), Metadata: map[string]string{}}
 	}
-	out.Group, out.Consumer, out.Deliveries = q.Get("group"), d.Consumer, d.Deliveries
+	out.Group, out.Consumer, out.Deliveries, out.LastError = q.Get("group"), d.Consumer, d.Deliveries, d.LastError
 	s.writeJSON(w, out)
 }
 

@@ -17,8 +17,8 @@ import (
 	"github.com/millrace/millrace/internal/redistest"
 )
 
-// TestBrowser_DeadLetterDialogs: with 250 dead letters, more than the 200
-// rows listed, the dialogs of "Replay all" and "Purge all" count in Redis
+// TestBrowser_DeadLetterDialogs: with 250 dead letters, more than the 100
+// rows of a page, the dialogs of "Replay all" and "Purge all" count in Redis
 // as they open; "selected" buttons are disabled while nothing is; the 41st
 // dead letter opens under its row, in view, without the page jumping.
 func TestBrowser_DeadLetterDialogs(t *testing.T) {
@@ -37,7 +37,7 @@ func TestBrowser_DeadLetterDialogs(t *testing.T) {
 		chromedp.Navigate(con.url+"/#/dlq/orders"),
 		chromedp.WaitVisible(css(`#dead-letters tr.dl-row`)),
 	)
-	assert.Equal(t, "Showing the oldest 200 of 250.", text(t, ctx, `#dlq-more`))
+	assert.Equal(t, "Page 1: 1–100 of 250, oldest first.", text(t, ctx, `#dlq-more`))
 	assert.True(t, eval[bool](t, ctx, `document.querySelector('#purge-selected').disabled && document.querySelector('#replay-selected').disabled`),
 		"nothing selected: nothing to replay or purge")
 	do(t, ctx, chromedp.Click(css(`#purge-selected`)))

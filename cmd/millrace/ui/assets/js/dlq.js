@@ -1,7 +1,7 @@
 // The dead letters of a topic: list, open one, replay or purge.
 import {h, fill, get, num, dur, when, enc, dlqHref, topicHref, table, payload, metadata, readOnly, confirm, act, counts, plural, toast} from './util.js';
 
-const pageSize = 200;
+const pageSize = 100;
 
 function detail(d) {
   const field = (k, v) => [h('dt', {}, k), h('dd', {}, v === '' || v === undefined ? '–' : v)];
@@ -23,7 +23,14 @@ function detail(d) {
 // refresh for each round, reload after actions and open for another entry
 // of the list (opened in place, under its row).
 export async function dlqPage(main, topic, id) {
-  const state = {total: null, rows: [], open: id};
+  const state = {total: null, rows: [], open: id, page: 1, cursors: [''], filtered: false};
+  const reason = h('input', {type: 'text', id: 'dlq-reason', size: 22, placeholder: 'reason or last error contains'});
+  const group = h('input', {type: 'text', id: 'dlq-group', size: 14, placeholder: 'any group'});
+  const since = h('input', {type: 'text', id: 'dlq-since', size: 18, placeholder: 'since (time)'});
+  const until = h('input', {type: 'text', id: 'dlq-until', size: 18, placeholder: 'until (time)'});
+  const order = h('select', {id: 'dlq-order'}, h('option', {value: 'oldest'}, 'oldest first'), h('option', {value: 'newest'}, 'newest first'));
+  const filter = h('form', {class: 'browse-form', id: 'dlq-filter', onsubmit: (e) => { e.preventDefault(); state.page = 1; state.cursors = ['']; reload(); }},
+    'Reason ', reason, ' group ', group, ' dead-lettered ', since, ' – ', until, ' ', order, ' ', h('button', {id: 'dlq-apply'}, 'Apply'));
   const notice = h('p', {id: 'dlq-notice', class: 'muted'});
   const list = h('div', {id: 'dlq-list'});
   const top = h('div', {id: 'dlq-open'});
@@ -55,7 +62,7 @@ export async function dlqPage(main, topic, id) {
       toast(`No dead letters in ${topic} to ${verb}.`);
       return null;
     }
-    return {n: c.deadLetters, all: true, text: `Every dead letter of ${topic} (${num(c.deadLetters)} now)`};
+    return {n: c.deadLetters, all: true, text: `Every dead letter of ${topic} (${num(c.deadLetters)} now${state.filtered ? ', not only those the filter shows' : ''})`};
   }
   // replay says which groups will see the messages again and offers one
   // group, the one that gave up on them when they share it, or every group
@@ -143,26 +150,58 @@ export async function dlqPage(main, topic, id) {
     if (rowTop < 0 || r.bottom > window.innerHeight) row.scrollIntoView({block: 'start'});
   }
 
+  // query is the list's query string from the filter, or null (with the
+  // reason shown) when a time is not one.
+  function query() {
+    const ms = (v) => {
+      v = v.trim();
+      if (!v) return '';
+      if (/^\d+$/.test(v)) return v;
+      const iso = v.replace(' ', 'T'), t = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : iso + 'Z');
+      return isNaN(t) ? null : String(t);
+    };
+    const s0 = ms(since.value), u0 = ms(until.value);
+    if (s0 === null || u0 === null) return null;
+    state.filtered = !!(reason.value.trim() || group.value.trim() || s0 || u0);
+    return `topic=${enc(topic)}&count=${pageSize}&after=${enc(state.cursors[state.page - 1])}` +
+      (order.value === 'newest' ? '&reverse=1' : '') +
+      (reason.value.trim() ? `&reason=${enc(reason.value.trim())}` : '') + (group.value.trim() ? `&group=${enc(group.value.trim())}` : '') +
+      (s0 ? `&since=${s0}` : '') + (u0 ? `&until=${u0}` : '');
+  }
+
   async function reload() {
-    const {deadLetters, total} = await get(`/api/deadletters?topic=${enc(topic)}&count=${pageSize}`);
+    const q = query();
+    if (q === null) { fill(list, h('p', {class: 'bad-text', id: 'dlq-filter-error'}, 'Since and until take a time like 2026-12-07 03:00 (UTC) or Unix milliseconds.')); return; }
+    const {deadLetters, total, next, scanned} = await get(`/api/deadletters?${q}`);
     state.total = total;
     state.rows = deadLetters;
+    list.dataset.page = state.page;
+    list.dataset.query = q;
     const checked = new Set(selected());
     notice.textContent = '';
     const row = (d) => h('tr', {class: 'dl-row', 'data-id': d.id},
       h('td', {}, readOnly ? '' : h('input', {type: 'checkbox', name: 'dl', value: d.id, checked: checked.has(d.id)})),
       h('td', {class: 'mono'}, h('a', {href: dlqHref(topic, d.id)}, d.id)),
       h('td', {}, `${dur(Date.now() - d.time)} ago`),
-      h('td', {class: 'reason'}, d.error ? `cannot decode: ${d.error}` : d.reason),
+      h('td', {class: 'reason'}, d.error ? `cannot decode: ${d.error}` : d.reason,
+        d.lastError ? h('div', {class: 'last-error bad-text', title: d.lastError}, d.lastError.length > 80 ? d.lastError.slice(0, 79) + '…' : d.lastError) : null),
       h('td', {}, d.group), h('td', {}, d.consumer), h('td', {class: 'num'}, num(d.deliveries)),
       h('td', {class: 'mono'}, d.uuid));
     const selectAll = readOnly ? '' : h('input', {type: 'checkbox', id: 'select-all', title: 'Select all shown',
       onchange: (e) => list.querySelectorAll('input[name=dl]').forEach((c) => { c.checked = e.target.checked; })});
     fill(list, deadLetters.length
-      ? table([selectAll, 'ID', 'Dead-lettered', 'Reason', 'Group', 'Consumer', 'Deliveries', 'UUID'],
+      ? table([selectAll, 'ID', 'Dead-lettered', 'Reason / last error', 'Group', 'Consumer', 'Deliveries', 'UUID'],
         deadLetters.map(row), {class: 'grid', id: 'dead-letters'})
-      : h('p', {class: 'muted', id: 'dlq-empty'}, `No dead letters in ${topic}.`));
-    if (total > deadLetters.length) list.append(h('p', {class: 'muted', id: 'dlq-more'}, `Showing the oldest ${num(deadLetters.length)} of ${num(total)}.`));
+      : h('p', {class: 'muted', id: 'dlq-empty'}, total === 0 ? `No dead letters in ${topic}.` : 'No dead letter on this page matches the filter.'));
+    const first = (state.page - 1) * pageSize;
+    list.append(h('div', {class: 'toolbar pager'},
+      h('span', {class: 'muted', id: 'dlq-more'}, state.filtered
+        ? `Page ${state.page}: ${plural(deadLetters.length, 'match', 'matches')} among ${num(scanned)} read, of ${plural(total, 'dead letter')}.`
+        : (total > deadLetters.length || state.page > 1
+          ? `Page ${state.page}: ${num(first + (deadLetters.length ? 1 : 0))}–${num(first + deadLetters.length)} of ${num(total)}, ${order.value} first.`
+          : '')),
+      state.page > 1 ? h('button', {class: 'small', id: 'dlq-prev', onclick: () => { state.page--; reload(); }}, '← Previous') : null,
+      next ? h('button', {class: 'small', id: 'dlq-next', onclick: () => { state.cursors[state.page] = next; state.page++; reload(); }}, 'Next →') : null));
     updateButtons();
     await open(state.open);
   }
@@ -175,7 +214,7 @@ export async function dlqPage(main, topic, id) {
   }
   fill(main,
     h('h1', {}, h('span', {class: 'muted'}, 'Dead letters of '), h('a', {href: topicHref(topic)}, topic)),
-    buttons, notice, top, list);
+    buttons, filter, notice, top, list);
   await reload();
   return {refresh, reload, open};
 }
