@@ -118,7 +118,10 @@ func (a *app) tailCommand() *cobra.Command {
 keeps printing messages as they are published, until interrupted.
 
 tail reads with XRANGE/XREAD, never in a consumer group: it acknowledges nothing
-and moves no group. With --json it prints one JSON object per line.`,
+and moves no group. With --json it prints one JSON object per line. A topic of
+which nothing exists (no stream, dead letters or delayed messages) is an error,
+so that a mistyped name does not look like a quiet topic; 'millrace browse'
+pages through a range of IDs or times.`,
 		Example: `  millrace tail orders
   millrace tail orders -n 100
   millrace tail orders -f --json | jq .payload
