@@ -108,7 +108,7 @@ func (a *Admin) Trim(ctx context.Context, topic string, opts TrimOptions) (TrimR
 			return res, err
 		}
 	} else if deleted = s.Length - opts.MaxLen; deleted > 0 {
-		if cut, err = a.nthEntry(ctx, stream, s.Length, deleted); err != nil {
+		if cut, err = a.nthEntry(ctx, stream, s.LastEntryID, s.Length, deleted); err != nil {
 			return res, err
 		}
 	}
@@ -195,13 +195,13 @@ func (a *Admin) countRange(ctx context.Context, stream, start, end string) (int6
 }
 
 // nthEntry is the ID of the entry after the first skip entries of stream,
-// which holds length: read from the oldest or from the newest end,
-// whichever is shorter.
-func (a *Admin) nthEntry(ctx context.Context, stream string, length, skip int64) (string, error) {
+// which held length entries up to last: read from the oldest or from last
+// backwards, whichever is shorter, so that entries added since do not count.
+func (a *Admin) nthEntry(ctx context.Context, stream, last string, length, skip int64) (string, error) {
 	fromOldest := skip <= length-skip-1
 	cursor, left := "-", skip+1
 	if !fromOldest {
-		cursor, left = "+", length-skip
+		cursor, left = last, length-skip
 	}
 	for {
 		var msgs []redis.XMessage
