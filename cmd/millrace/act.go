@@ -144,11 +144,16 @@ subscribers of the group recreate it at their NewGroupStartID.`,
 			}
 			defer cancel()
 			g, err := adm.Group(ctx, argv[0], argv[1])
-			if err != nil {
+			if errors.Is(err, admin.ErrNoSuchGroup) {
 				return blameTopic(ctx, adm, argv[0], err)
 			}
+			known := err == nil // else the user may not read the group's figures (ACL)
 			if err := adm.DeleteGroup(ctx, argv[0], argv[1]); err != nil {
 				return err
+			}
+			if !known {
+				return a.done(map[string]any{"topic": argv[0], "group": argv[1], "deleted": true},
+					"Deleted group %s of topic %s.\n", argv[1], argv[0])
 			}
 			return a.done(map[string]any{"topic": argv[0], "group": argv[1], "deleted": true,
 				"position": g.LastDeliveredID, "lag": g.Lag, "pending": g.Pending},
