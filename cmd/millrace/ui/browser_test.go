@@ -99,6 +99,13 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot %s", filepath.Join(dir, name))
 }
 
+// scrollTop scrolls the page so that sel is at the top of the view, for a
+// screenshot.
+func scrollTop(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	eval[bool](t, ctx, fmt.Sprintf(`(() => { document.querySelector(%q).scrollIntoView({block: 'start'}); return true; })()`, sel))
+}
+
 // scenario builds the topics the browser tests look at and returns the
 // prefill that samples 60 rounds, 2s apart, while messages flow:
 //   - "orders": a backlog of 40 entries from 20 minutes ago; group

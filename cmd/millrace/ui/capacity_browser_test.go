@@ -49,6 +49,7 @@ func TestBrowser_CapacityProblems(t *testing.T) {
 		assert.Contains(t, problems, want)
 	}
 	assert.Contains(t, eval[string](t, ctx, `document.querySelector('#problems li[data-kind="beyond-end"]').className`), "bad")
+	screenshot(t, ctx, "console-problems.png")
 
 	// The abandoned group: one click, a confirmation, gone.
 	clickFor(t, ctx, `#problems li[data-kind="abandoned"] button[data-action="delete-group"]`, `#confirm-ok`)
@@ -98,6 +99,7 @@ func TestBrowser_ResetBeyondEnd(t *testing.T) {
 	)
 	assert.Contains(t, text(t, ctx, `#reset-beyond-text`), "This is beyond the end of the stream")
 	assert.True(t, eval[bool](t, ctx, `document.querySelector('#confirm-ok').disabled`), "not without force")
+	screenshot(t, ctx, "console-reset-beyond-end.png")
 	do(t, ctx,
 		chromedp.Click(css(`#reset-force`)),
 		until(`!document.querySelector('#confirm-ok').disabled`),
@@ -141,6 +143,8 @@ func TestBrowser_PauseResume(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, st.Paused)
 	assert.Contains(t, eval[string](t, ctx, `document.querySelector('.group[data-group="billing"] [data-state="paused"]').title`), "since ")
+	scrollTop(t, ctx, `#topic-live h2`)
+	screenshot(t, ctx, "console-paused.png")
 
 	do(t, ctx, chromedp.Click(css(`header a.nav`)), chromedp.WaitVisible(css(`#topics tr[data-group="orders/billing"] [data-state="paused"]`)))
 

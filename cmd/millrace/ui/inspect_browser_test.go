@@ -55,6 +55,8 @@ func TestBrowser_PendingEntry(t *testing.T) {
 	assert.Contains(t, detail, "checkout", "the metadata")
 	assert.Equal(t, id, eval[string](t, ctx, `document.querySelector('tr.pending-detail').previousElementSibling.dataset.id`), "under its row")
 	assert.Contains(t, eval[string](t, ctx, `location.hash`), "/pending/billing/"+id)
+	scrollTop(t, ctx, `.pending[data-group="billing"]`)
+	screenshot(t, ctx, "console-pending-entry.png")
 
 	// Opened from its address, after a reload.
 	do(t, ctx, chromedp.Reload(), chromedp.WaitVisible(css(`#pending-entry`)))
@@ -89,8 +91,9 @@ func TestBrowser_ReplayToOneGroup(t *testing.T) {
 		until(`document.querySelector('#replay-groups').textContent.startsWith('Seen by every group')`))
 	assert.Equal(t, "Seen by every group: audit, billing, shipping. A group that had processed a message processes it again.", text(t, ctx, `#replay-groups`))
 	do(t, ctx, chromedp.Click(css(`input[name=replay-to][value=one]`)),
-		until(`document.querySelector('#replay-groups').textContent.startsWith('Seen by group billing')`),
-		chromedp.Click(css(`#confirm-ok`)),
+		until(`document.querySelector('#replay-groups').textContent.startsWith('Seen by group billing')`))
+	screenshot(t, ctx, "console-replay.png")
+	do(t, ctx, chromedp.Click(css(`#confirm-ok`)),
 		until(`document.querySelector('#toast').textContent === 'Replayed 1 to group billing.'`),
 	)
 	newest, err := admin.New(client, admin.Options{}).Messages(ctx0, "orders", 1)
@@ -124,6 +127,8 @@ func TestBrowser_BrowseTopic(t *testing.T) {
 	assert.Contains(t, text(t, ctx, `#browse-page`), "Page 2")
 	clickFor(t, ctx, `#browse-next`, `#browse-list[data-page="3"]`)
 	assert.Equal(t, 5, eval[int](t, ctx, `document.querySelectorAll('#messages article.message').length`))
+	scrollTop(t, ctx, `#browse`)
+	screenshot(t, ctx, "console-browse.png")
 	assert.False(t, visible(ctx, `#browse-next`), "the last page")
 	clickFor(t, ctx, `#browse-prev`, `#browse-list[data-page="2"]`)
 	assert.Equal(t, id(24), eval[string](t, ctx, first))
@@ -207,6 +212,8 @@ func TestBrowser_DeadLetterFilter(t *testing.T) {
 	clickFor(t, ctx, `#dead-letters tr.dl-row[data-id="`+id(15)+`"] a`, `#dead-letter`)
 	assert.Equal(t, "card expired: 4242", text(t, ctx, `#dl-last-error`))
 	assert.Equal(t, "delivered 4 times, more than MaxDeliveries 3", text(t, ctx, `#dl-reason`))
+	eval[bool](t, ctx, `(() => { window.scrollTo(0, 0); return true; })()`)
+	screenshot(t, ctx, "console-dead-letter-filter.png")
 
 	// Replay all says the filter does not narrow it.
 	clickFor(t, ctx, `#replay-all`, `#replay-groups`)

@@ -48,6 +48,7 @@ func TestBrowser_DeleteTopic(t *testing.T) {
 	assert.True(t, eval[bool](t, ctx, `document.querySelector('#confirm-ok').disabled`), "not the name")
 	do(t, ctx, chromedp.SendKeys(css(`#delete-topic-name`), "s"))
 	assert.True(t, eval[bool](t, ctx, `document.querySelector('#confirm-ok').disabled`), "pending entries, not forced")
+	screenshot(t, ctx, "console-delete-topic.png")
 	do(t, ctx,
 		chromedp.Click(css(`#delete-topic-force`)),
 		until(`!document.querySelector('#confirm-ok').disabled`),

@@ -163,6 +163,8 @@ func TestBrowser_RedisDown(t *testing.T) {
 	killed := time.Now()
 	do(t, ctx, until(`document.querySelector('#live').className === 'live down'`))
 	assert.Regexp(t, `^Redis unreachable since \d{1,2}:\d\d:\d\d`, text(t, ctx, `#live`))
+	do(t, ctx, until(`document.querySelector('main').textContent.includes('Cannot read Redis')`))
+	screenshot(t, ctx, "console-redis-down.png")
 	do(t, ctx, until(`document.querySelector('main').textContent.includes('Cannot read Redis')`)) // the overview says its figures are old
 	// Three rounds fail: one line from the sampler, go-redis's at most one
 	// per 10s.
