@@ -292,7 +292,9 @@ func (a *app) printGroupStates(s admin.TopicStats) {
 			a.printf("! Group %s is paused since %s: its subscribers take no new entries ('millrace group resume %s %s').\n",
 				g.Name, a.ago(g.PausedSince, s.Time), s.Topic, g.Name)
 		}
-		if g.BeyondEnd {
+		// A position after the last entry but before Redis's clock skips
+		// nothing: new entries get later IDs.
+		if g.BeyondEnd && admin.PositionBeyondEnd(g.LastDeliveredID, s.LastGeneratedID, s.Time) {
 			a.printf("! Group %s is past the stream's end (at %s, last entry %s): it skips every message published until then ('millrace group reset %s %s --to newest').\n",
 				g.Name, g.LastDeliveredID, dash(s.LastGeneratedID), s.Topic, g.Name)
 		}
