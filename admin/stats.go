@@ -94,8 +94,9 @@ type GroupStats struct {
 	// ceiling. Delete it (DeleteGroup) unless it is coming back.
 	Abandoned bool
 	// BeyondEnd is true when the group's position is past the stream's
-	// last ID: it will skip every entry added until the stream reaches
-	// that ID (a reset to a time or ID in the future).
+	// last ID and ahead of Redis's clock (PositionBeyondEnd): it will skip
+	// every entry added until the clock reaches it (a reset to a time or
+	// ID in the future).
 	BeyondEnd bool
 	// Paused is true while the group is paused (PauseGroup): its
 	// subscribers take no new entries. PausedSince is when it was last

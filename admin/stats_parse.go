@@ -56,7 +56,7 @@ func parseTopic(topic, deadLetterTopic string, raw rawTopic, abandonedAfter time
 		g := parseGroup(s, parts, raw.countCap)
 		g.Dropped, _ = strconv.ParseInt(raw.overflow[keys.OverflowDropped+g.Name], 10, 64)
 		g.Abandoned = abandoned(g, abandonedAfter)
-		g.BeyondEnd = s.LastGeneratedID != "" && entryid.Compare(g.LastDeliveredID, s.LastGeneratedID) > 0
+		g.BeyondEnd = PositionBeyondEnd(g.LastDeliveredID, s.LastGeneratedID, s.Time)
 		s.Groups = append(s.Groups, g)
 	}
 	slices.SortFunc(s.Groups, func(a, b GroupStats) int { return strings.Compare(a.Name, b.Name) })

@@ -294,7 +294,7 @@ func (a *app) printGroupStates(s admin.TopicStats) {
 		}
 		// A position after the last entry but before Redis's clock skips
 		// nothing: new entries get later IDs.
-		if g.BeyondEnd && admin.PositionBeyondEnd(g.LastDeliveredID, s.LastGeneratedID, s.Time) {
+		if g.BeyondEnd {
 			a.printf("! Group %s is past the stream's end (at %s, last entry %s): it skips every message published until then ('millrace group reset %s %s --to newest').\n",
 				g.Name, g.LastDeliveredID, dash(s.LastGeneratedID), s.Topic, g.Name)
 		}
