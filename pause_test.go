@@ -2,6 +2,7 @@ package millrace_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -227,4 +228,51 @@ func TestPause_WrongTypeKeyIgnored(t *testing.T) {
 	m := receive(t, ch)
 	assert.Equal(t, sent[0].UUID, m.UUID)
 	m.Ack()
+}
+
+// Without XREAD (no shared wait for news) a paused subscriber looks at the
+// pause once a second, and takes the entries once resumed; without
+// XREVRANGE it cannot see pauses at all, says so, and consumes.
+func TestPause_NarrowACL(t *testing.T) {
+	t.Parallel()
+	a := newACLServer(t)
+	adm := admin.New(a.admin, admin.Options{})
+	for name, missing := range map[string]string{"no-xread": "+xread", "no-xrevrange": "+xrevrange"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := ctxTimeout(t, 30*time.Second)
+			topic := "t-" + name
+			rules := slices.DeleteFunc(slices.Clone(aclSubscriber), func(r string) bool { return r == missing })
+			c := a.setUser(t, name, "Secret-"+name, rules, aclTopicKeys(topic))
+			require.NoError(t, a.admin.XGroupCreateMkStream(ctx, topic, "g", "$").Err())
+			_, err := adm.PauseGroup(ctx, topic, "g")
+			require.NoError(t, err)
+			log := newEventLogger(pausedLine, resumedLine)
+			sub, err := millrace.NewSubscriber(c, groupConfig("g"), log)
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, sub.Close()) })
+			ch := subscribe(t, sub, topic)
+			pub, err := millrace.NewPublisher(a.admin, millrace.PublisherConfig{}, testLogger)
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, pub.Close()) })
+			sent := publish(t, pub, topic, "x")
+
+			if missing == "+xrevrange" {
+				m := receive(t, ch) // pauses unseen
+				assert.Equal(t, sent[0].UUID, m.UUID)
+				m.Ack()
+				return
+			}
+			select {
+			case <-log.logged(pausedLine):
+			case <-ctx.Done():
+				t.Fatal("the pause was not seen")
+			}
+			requireNoMessage(t, ch, time.Second)
+			_, err = adm.ResumeGroup(ctx, topic, "g")
+			require.NoError(t, err)
+			m := receive(t, ch)
+			assert.Equal(t, sent[0].UUID, m.UUID)
+			m.Ack()
+		})
+	}
 }
