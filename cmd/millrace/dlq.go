@@ -87,6 +87,7 @@ func (a *app) dlqListCommand() *cobra.Command {
 				for _, d := range letters {
 					out = append(out, toDeadLetterJSON(d))
 				}
+				a.nextPage(next)
 				return a.printJSON(out)
 			}
 			if len(letters) == 0 {

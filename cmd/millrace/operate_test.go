@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"slices"
 	"strings"
@@ -149,6 +150,9 @@ func TestDLQListFilters(t *testing.T) {
 	golden(t, "dlq-list-reason", e.ok("dlq", "list", "orders", "--reason", "DECLINED", "-n", "2"))
 	r := e.run("dlq", "list", "orders", "--reason", "declined", "-n", "2")
 	assert.Contains(t, r.stderr, "--after "+fixture.ID(102))
+	r = e.run("dlq", "list", "orders", "--reason", "declined", "-n", "2", "--json")
+	assert.Contains(t, r.stderr, "--after "+fixture.ID(102), "the next page on stderr, the JSON clean")
+	assert.True(t, json.Valid([]byte(r.stdout)), r.stdout)
 	assert.Contains(t, e.ok("dlq", "list", "orders", "--group", "shipping"), "No dead letters")
 	out := e.ok("dlq", "list", "orders", "--since", fixture.ID(102), "--until", "2023-11-14T22:13:20.103Z", "--reverse")
 	assert.Contains(t, out, fixture.ID(102))
