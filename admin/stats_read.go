@@ -74,7 +74,7 @@ type rawTopic struct {
 	// countCap is the most entries a lag count counts: a count that
 	// reaches it is a lower bound.
 	countCap int64
-	memory   int64 // MEMORY USAGE of the stream, -1 when refused
+	memory   int64             // MEMORY USAGE of the stream, -1 when refused
 	overflow map[string]string // HGETALL of keys.Overflow
 }
 
@@ -139,8 +139,8 @@ func (a *Admin) readPlain(ctx context.Context, topics []string) ([]rawTopic, err
 		firsts[k] = first{
 			dlq:      keyCmd(ctx, pipe, 1, "xlen", a.deadLetterStream(t)),
 			overflow: keyCmd(ctx, pipe, 1, "hgetall", keys.Overflow(t)),
-			info:   keyCmd(ctx, pipe, 2, "xinfo", "stream", keys.Stream(t)),
-			groups: keyCmd(ctx, pipe, 2, "xinfo", "groups", keys.Stream(t)),
+			info:     keyCmd(ctx, pipe, 2, "xinfo", "stream", keys.Stream(t)),
+			groups:   keyCmd(ctx, pipe, 2, "xinfo", "groups", keys.Stream(t)),
 		}
 	}
 	_, _ = pipe.Exec(ctx)
