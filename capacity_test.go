@@ -187,4 +187,3 @@ func dropped(t *testing.T, c redis.UniversalClient, topic, group string) int64 {
 	require.NoError(t, err)
 	return n
 }
-
