@@ -219,11 +219,8 @@ func TestBrowser_ReplayDeadLetter(t *testing.T) {
 	assert.Equal(t, "payment declined: card expired", text(t, ctx, `#dl-reason`))
 	screenshot(t, ctx, "console-dead-letters.png")
 
-	do(t, ctx,
-		chromedp.Click(css(`#dead-letters input[name=dl]`)),
-		chromedp.Click(css(`#replay-selected`)),
-		chromedp.WaitVisible(css(`#confirm-ok`)),
-	)
+	clickFor(t, ctx, `#dead-letters input[name=dl]`, `#replay-selected:not([disabled])`)
+	clickFor(t, ctx, `#replay-selected`, `#confirm-ok`)
 	assert.Contains(t, text(t, ctx, `#confirm-body`), "will be published again to the topic each came from")
 	do(t, ctx,
 		chromedp.Click(css(`#confirm-ok`)),

@@ -79,12 +79,9 @@ func TestBrowser_ReplayToOneGroup(t *testing.T) {
 	con.waitRound(t)
 	ctx := browser(t)
 
-	do(t, ctx, chromedp.Navigate(con.url+"/#/dlq/orders"), chromedp.WaitVisible(css(`#dead-letters tr.dl-row`)),
-		chromedp.Click(css(`#dead-letters input[name=dl]`)),
-		until(`!document.querySelector('#replay-selected').disabled`),
-		chromedp.Click(css(`#replay-selected`)),
-		chromedp.WaitVisible(css(`#replay-groups`)),
-	)
+	do(t, ctx, chromedp.Navigate(con.url+"/#/dlq/orders"), chromedp.WaitVisible(css(`#dead-letters tr.dl-row`)))
+	clickFor(t, ctx, `#dead-letters input[name=dl]`, `#replay-selected:not([disabled])`)
+	clickFor(t, ctx, `#replay-selected`, `#replay-groups`)
 	assert.Equal(t, "billing", eval[string](t, ctx, `document.querySelector('#replay-group').value`), "the group that gave up on it")
 	assert.Equal(t, "Seen by group billing only: the other groups (audit, shipping) skip them.", text(t, ctx, `#replay-groups`))
 	do(t, ctx, chromedp.Click(css(`input[name=replay-to][value=every]`)),

@@ -57,8 +57,7 @@ func TestBrowser_DeadLetterDialogs(t *testing.T) {
 	assert.Contains(t, eval[string](t, ctx, `location.hash`), id41, "the address names it")
 
 	// A selection enables the buttons and names its size.
-	do(t, ctx, chromedp.Click(css(row41+` input[name=dl]`)),
-		until(`!document.querySelector('#purge-selected').disabled`))
+	clickFor(t, ctx, row41+` input[name=dl]`, `#purge-selected:not([disabled])`)
 	assert.Equal(t, "Purge 1 selected", text(t, ctx, `#purge-selected`))
 
 	// Replay all counts in Redis: 250, not the 200 rows.
