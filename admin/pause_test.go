@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/millrace/millrace/admin"
+	"github.com/millrace/millrace/internal/fixture"
+	"github.com/millrace/millrace/internal/keys"
 )
 
 // A paused group shows as paused in the topic's stats, with the time of
@@ -41,4 +43,33 @@ func TestPause_VisibleInStats(t *testing.T) {
 	state, err := a.GroupPaused(ctx, "orders", "billing")
 	require.NoError(t, err)
 	assert.Equal(t, admin.PauseState{Paused: false, Since: g.PausedSince}, state)
+}
+
+// A partitioned topic's group is paused and resumed on every partition.
+func TestPause_PartitionedTopic(t *testing.T) {
+	c, a := newAdmin(t)
+	fixture.Partitioned(t, c)
+	ctx := testCtx(t)
+	changed, err := a.PauseGroup(ctx, "shipments", "billing")
+	require.NoError(t, err)
+	assert.True(t, changed)
+	stats, err := a.Stats(ctx, keys.Partition("shipments", 0), keys.Partition("shipments", 1), keys.Partition("shipments", 2))
+	require.NoError(t, err)
+	for _, s := range stats {
+		for _, g := range s.Groups {
+			assert.Equal(t, g.Name == "billing", g.Paused, "%s %s", s.Topic, g.Name)
+		}
+	}
+	state, err := a.GroupPaused(ctx, "shipments", "billing")
+	require.NoError(t, err)
+	assert.True(t, state.Paused)
+	_, err = a.PauseGroup(ctx, "shipments", "nosuch")
+	require.ErrorIs(t, err, admin.ErrNoSuchGroup)
+
+	changed, err = a.ResumeGroup(ctx, "shipments", "billing")
+	require.NoError(t, err)
+	assert.True(t, changed)
+	state, err = a.GroupPaused(ctx, keys.Partition("shipments", 2), "billing")
+	require.NoError(t, err)
+	assert.False(t, state.Paused)
 }
