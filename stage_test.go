@@ -328,6 +328,66 @@ func TestStage_ClusterSameSlotAndAcrossSlots(t *testing.T) {
 	}
 }
 
+// On Sentinel with Durability, the commit is followed by WAIT in its
+// pipeline: with the replica there it succeeds; asked for more replicas
+// than there are it fails with ErrNotDurable, and the commit Redis ran
+// stays: the input is acknowledged and its outputs are there once.
+func TestStage_Durability(t *testing.T) {
+	t.Parallel()
+	st := redistest.StartSentinel(t, 1, 1)
+	client := st.Client(t)
+	for _, tc := range []struct {
+		name     string
+		replicas int
+		err      error
+	}{
+		{"one replica asked", 1, nil},
+		{"two replicas asked", 2, millrace.ErrNotDurable},
+	} {
+		in, out := stageTopics()
+		pub, err := millrace.NewPublisher(client, millrace.PublisherConfig{
+			Durability: millrace.Durability{Replicas: tc.replicas, Timeout: 100 * time.Millisecond},
+		}, testLogger)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, pub.Close()) })
+		sub, err := millrace.NewSubscriber(client, groupConfig("g"), testLogger)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, sub.Close()) })
+		returned := make(chan error, 1)
+		first := func(next message.HandlerFunc) message.HandlerFunc {
+			var once sync.Once
+			return func(msg *message.Message) ([]*message.Message, error) {
+				msgs, err := next(msg)
+				once.Do(func() { returned <- err })
+				return msgs, err
+			}
+		}
+		h := newSplitHandler(2)
+		runStageRouter(t, sub, in, pub, out, h.handle, first, newStage(t, sub, pub).Middleware)
+		publish(t, inputPublisher(t, client), in, "a")
+
+		err = <-returned
+		if tc.err == nil {
+			require.NoError(t, err, tc.name)
+		} else {
+			require.ErrorIs(t, err, tc.err, tc.name)
+		}
+		requireNoPending(t, client, in, "g")
+		assert.Equal(t, map[string]int{"a/0": 1, "a/1": 1}, outputsByPayload(t, client, out), tc.name)
+		assert.Equal(t, 1, h.runsOf("a"), tc.name)
+	}
+}
+
+// inputPublisher is a Publisher without Durability over client, closed when
+// the test ends.
+func inputPublisher(t *testing.T, client redis.UniversalClient) *millrace.Publisher {
+	t.Helper()
+	pub, err := millrace.NewPublisher(client, millrace.PublisherConfig{}, testLogger)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, pub.Close()) })
+	return pub
+}
+
 // With another broker as the output, the outputs' UUIDs are derived from
 // the input: a rerun publishes the same UUIDs, for the output's consumers
 // to deduplicate.
