@@ -80,7 +80,7 @@ func (r *figures) targets() []target {
 	for _, row := range delays {
 		late := r.delay.P(row, delayPercentile)
 		ts = append(ts, target{Figure: row, Goal: fmt.Sprintf("≤ %s late at p%d", delayLateMax, delayPercentile),
-			Measured: fmt.Sprintf("p%d %s", delayPercentile, late), Met: late <= delayLateMax, Measurable: true})
+			Measured: fmt.Sprintf("p%d %s ms", delayPercentile, report.Millis(float64(late)/float64(time.Millisecond))), Met: late <= delayLateMax, Measurable: true})
 	}
 	ts = append(ts,
 		atMost("peak RSS draining the backlog", fmt.Sprintf("Millrace ≤ %d MB", rssMaxMB), r.rss, "peak RSS (VmHWM)", harness.Millrace, rssMaxMB, "%.1f MB"),
