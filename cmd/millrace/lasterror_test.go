@@ -47,6 +47,8 @@ func TestGroupPauseResume(t *testing.T) {
 	assert.EqualValues(t, 3, n, "paused, resumed, paused: the second pause wrote nothing")
 	golden(t, "group-resume", e.ok("group", "resume", "orders", "billing"))
 	golden(t, "group-resume-again", e.ok("group", "resume", "orders", "billing"))
+	fixture.Partitioned(t, e.client)
+	golden(t, "group-pause-partitioned", e.ok("group", "pause", "shipments", "billing"))
 	r := e.run("group", "pause", "orders", "nosuch")
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "no such consumer group")

@@ -29,7 +29,13 @@ read that key (XREVRANGE, and XREAD while paused).`,
 			}
 			g, err := adm.Group(ctx, argv[0], argv[1])
 			if err != nil {
-				return err
+				// A partitioned topic: paused on every partition.
+				format := "Paused group %s of partitioned topic %s on every partition.\n"
+				if !changed {
+					format = "Group %s of partitioned topic %s was paused already.\n"
+				}
+				return a.done(map[string]any{"topic": argv[0], "group": argv[1], "paused": true, "changed": changed},
+					format, argv[1], argv[0])
 			}
 			format := "Paused group %s of topic %s (lag %s, %d pending entries to finish).\n"
 			if !changed {
