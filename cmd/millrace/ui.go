@@ -27,11 +27,14 @@ func (a *app) uiCommand() *cobra.Command {
 		Short: "Serve the web console: topics, lag, rates, dead letters, groups",
 		Long: `Serve Millrace's web console until interrupted: every topic with its length,
 groups, lag, pending entries, oldest pending age, dead letters and rates with
-charts of the last minutes; a page per topic with its groups, consumers, pending
-entries and newest messages; dead letters to open, replay or purge; consumer
-groups to reset, delete or prune, each after a confirmation.
+charts of the last minutes and the problems flagged; a page per topic with its
+groups, consumers, pending entries (each opened with its payload and last
+error) and its messages, browsed by entry ID or time; dead letters paged and
+filtered, to open, replay (to one group or to all) or purge; consumer groups to
+reset, pause, resume, delete or prune; topics to delete; each action after a
+confirmation that counts what it touches in Redis.
 
-One sampling loop reads every topic in one pipelined round trip each
+One sampling loop reads every topic in two pipelined round trips each
 --interval, however many pages are open; pages update live over server-sent
 events.
 

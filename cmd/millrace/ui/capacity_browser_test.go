@@ -147,6 +147,7 @@ func TestBrowser_PauseResume(t *testing.T) {
 	screenshot(t, ctx, "console-paused.png")
 
 	do(t, ctx, chromedp.Click(css(`header a.nav`)), chromedp.WaitVisible(css(`#topics tr[data-group="orders/billing"] [data-state="paused"]`)))
+	assert.Regexp(t, `orders: group billing: paused since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC, 3 entries waiting`, text(t, ctx, `#problems li[data-kind="paused"]`))
 
 	clickFor(t, ctx, `#topics a[data-topic="orders"]`, billing+`button[data-action="resume"]`)
 	clickFor(t, ctx, billing+`button[data-action="resume"]`, `#resume-what`)

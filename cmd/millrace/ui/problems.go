@@ -50,6 +50,7 @@ const (
 	problemAbandoned   = "abandoned"    // Value: lag; no consumer seen for AbandonedAfter
 	problemBeyondEnd   = "beyond-end"   // the group's position is past the stream's end
 	problemRefused     = "refused"      // Value: publishes refused at the ceiling (all time); bad while growing
+	problemPaused      = "paused"       // Value: lag; From: paused since (Unix ms, 0 unknown)
 )
 
 // problem is one thing on a topic that needs a look. Level "bad" needs
@@ -79,6 +80,13 @@ func problems(s admin.TopicStats, hist []round, th Thresholds) []problem {
 		}
 		if g.Pending > 0 && g.OldestPendingAge >= th.PendingAge {
 			out = append(out, problem{Kind: problemOldPending, Level: "bad", Group: g.Name, Value: g.OldestPendingAge.Milliseconds()})
+		}
+		if g.Paused {
+			p := problem{Kind: problemPaused, Level: "warn", Group: g.Name, Value: g.Lag}
+			if !g.PausedSince.IsZero() {
+				p.From = g.PausedSince.UnixMilli()
+			}
+			out = append(out, p)
 		}
 		if g.BeyondEnd {
 			out = append(out, problem{Kind: problemBeyondEnd, Level: "bad", Group: g.Name})

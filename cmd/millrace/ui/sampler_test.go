@@ -206,3 +206,34 @@ func TestRates(t *testing.T) {
 	assert.InDelta(t, 10, *s.In[1], 1e-9)
 	assert.InDelta(t, 2, *s.Out[1], 1e-9)
 }
+
+// TestProblems_Capacity checks the problems of the capacity figures and a
+// paused group: drops and refusals are bad while they grow in the window,
+// a warning after.
+func TestProblems_Capacity(t *testing.T) {
+	var th Thresholds
+	th.setDefaults()
+	since := time.Unix(1700000000, 0)
+	s := admin.TopicStats{Topic: "t", Exists: true, Length: 100, EntriesAdded: 150, Refused: 4, Groups: []admin.GroupStats{
+		{Name: "g", Lag: 2, Dropped: 7, Paused: true, PausedSince: since},
+		{Name: "h", BeyondEnd: true},
+		{Name: "i", Lag: 9, Abandoned: true},
+	}}
+	hist := rounds([]int64{0, 0, 0}, []int64{0, 0, 0})
+	for k := range hist {
+		tp := hist[k].topics["t"]
+		tp.refused = 4
+		tp.groups["g"] = groupPoint{dropped: int64(3 + 2*k)}
+		hist[k].topics["t"] = tp
+	}
+	got := problems(s, hist, th)
+	byKind := map[string]problem{}
+	for _, p := range got {
+		byKind[p.Kind+"/"+p.Group] = p
+	}
+	assert.Equal(t, problem{Kind: problemPaused, Level: "warn", Group: "g", Value: 2, From: since.UnixMilli()}, byKind["paused/g"])
+	assert.Equal(t, problem{Kind: problemDropped, Level: "bad", Group: "g", Value: 7, From: 3, Span: 2000}, byKind["dropped/g"], "growing")
+	assert.Equal(t, problem{Kind: problemRefused, Level: "warn", Value: 4}, byKind["refused/"], "not growing")
+	assert.Equal(t, "bad", byKind["beyond-end/h"].Level)
+	assert.Equal(t, problem{Kind: problemAbandoned, Level: "bad", Group: "i", Value: 9}, byKind["abandoned/i"])
+}

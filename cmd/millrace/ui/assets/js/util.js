@@ -71,6 +71,7 @@ export function problemText(p) {
     case 'dlq-growing': return `dead letters growing, ${num(p.from)} → ${num(p.value)} in ${dur(p.spanMs)}`;
     case 'dead-letters': return `${num(p.value)} dead letter${p.value === 1 ? '' : 's'}`;
     case 'no-retention': return `no retention: ${num(p.value)} entries, none ever removed`;
+    case 'paused': return `${g}paused${p.from ? ` since ${when(p.from)}` : ''}, ${plural(p.value, 'entry', 'entries')} waiting`;
     case 'beyond-end': return `${g}position beyond the end of the stream: it skips every new message until the stream reaches it; reset it`;
     case 'abandoned': return `${g}abandoned: no consumer seen for a long time, ${num(p.value)} entries unread; delete it unless it is coming back`;
     case 'dropped': return p.spanMs
