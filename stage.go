@@ -16,6 +16,7 @@ import (
 	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/noretry"
 	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/streams"
 )
 
 // Effectively-once stages.
@@ -151,9 +152,9 @@ func NewStage(sub *Subscriber, pub message.Publisher, config StageConfig) (*Stag
 // Middleware runs h and commits what it produced with the acknowledgement
 // of its input. Add it to the handlers that consume with the Stage's
 // Subscriber (message.Handler's AddMiddleware), not to the Router when
-// other handlers consume with other Subscribers: an input of another group
-// is not pending in the Stage's group, and its outputs would be taken for
-// committed already and not added.
+// other handlers consume with other Subscribers: the commit of an input
+// that the Stage's group never read fails (a handler error), and one that
+// the group read and acknowledged is taken for committed.
 func (s *Stage) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
@@ -215,7 +216,9 @@ func (s *Stage) outputKey(in stageInput, i int) string {
 // stageCommitScript adds messages to the output stream and acknowledges
 // the input entry, if that entry is still pending in the group; else it
 // does nothing and returns false (a send whose reply was lost, or another
-// consumer, committed it). The pending check is a read and the XADDs come
+// consumer, committed it), or fails when the group never read the entry (a
+// Stage of another group's Subscriber: its outputs must not be taken for
+// committed). The pending check is a read and the XADDs come
 // before the XACK, so that a refused first XADD (a full Redis, a key of
 // another type) leaves the entry pending and nothing added. Once one XADD
 // succeeded the rest follow and so does the XACK: Redis lets a script that
@@ -228,9 +231,15 @@ func (s *Stage) outputKey(in stageInput, i int) string {
 // ceiling refuses, see luaXAdd), ARGV[4] MINID ~ ("": none),
 // then per message the number of its field and value arguments followed by
 // them. The trimming clause goes with the last XADD.
-var stageCommitScript = noretry.NewScript(luaXAdd + `
+var stageCommitScript = noretry.NewScript(luaXAdd + streams.LuaField + streams.LuaIDBefore + `
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #pending == 0 then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    if field(g, 'name') == ARGV[1] and before(field(g, 'last-delivered-id'), ARGV[2]) then
+      return redis.error_reply('STAGE entry ' .. ARGV[2] .. ' of ' .. KEYS[1] .. ' was never delivered to group ' ..
+        ARGV[1] .. ': the Stage is not of the Subscriber that handed it out')
+    end
+  end
   return false
 end
 local refused = refusedAt(KEYS[2], ARGV[3], 5)

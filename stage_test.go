@@ -433,6 +433,36 @@ func TestStage_OtherPublisherGetsDerivedUUIDs(t *testing.T) {
 	requireNoPending(t, e.client, in, "g")
 }
 
+// A Stage of another group's Subscriber than the handler's commits
+// nothing: the input is not pending in its group, but that group never
+// read it, so the commit fails instead of taking the outputs for committed.
+func TestStage_OfAnotherGroupFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	in, out := stageTopics()
+	pub := e.publisher(t, millrace.PublisherConfig{})
+	sub := e.subscriber(t, groupConfig("g"))
+	other := e.subscriber(t, groupConfig("h"))
+	require.NoError(t, e.client.XGroupCreateMkStream(context.Background(), in, "h", "$").Err())
+	returned := make(chan error, 1)
+	first := func(next message.HandlerFunc) message.HandlerFunc {
+		var once sync.Once
+		return func(msg *message.Message) ([]*message.Message, error) {
+			msgs, err := next(msg)
+			once.Do(func() { returned <- err })
+			return msgs, err
+		}
+	}
+	runStageRouter(t, sub, in, pub, out, newSplitHandler(2).handle, first, newStage(t, other, pub).Middleware)
+	publish(t, pub, in, "a")
+
+	err := <-returned
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "never delivered to group h")
+	assert.Equal(t, int64(0), xlen(t, e.client, out))
+	assert.Equal(t, int64(1), pendingCount(t, e.client, in, "g"), "the input stays pending")
+}
+
 // A Stage needs a subscriber in a consumer group.
 func TestStage_NeedsAGroup(t *testing.T) {
 	t.Parallel()
