@@ -154,7 +154,13 @@ func (a *Admin) Stats(ctx context.Context, topics ...string) ([]TopicStats, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := a.markPaused(ctx, stats); err != nil {
+	var unread []TopicStats // whose pause states the read left out; they share their Groups
+	for k, raw := range raws {
+		if !raw.pauses {
+			unread = append(unread, stats[k])
+		}
+	}
+	if err := a.markPaused(ctx, unread); err != nil {
 		return nil, err
 	}
 	return stats, nil

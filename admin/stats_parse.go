@@ -9,6 +9,7 @@ import (
 
 	"github.com/millrace/millrace/internal/entryid"
 	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/pause"
 	"github.com/millrace/millrace/internal/reply"
 )
 
@@ -50,10 +51,15 @@ func parseTopic(topic, deadLetterTopic string, raw rawTopic, abandonedAfter time
 	s.LastEntryTime, _ = entryid.Time(s.LastEntryID)
 	for _, g := range raw.groups {
 		parts, _ := g.([]interface{})
-		if len(parts) != 5 {
+		if len(parts) != 5 && len(parts) != 6 {
 			return s, fmt.Errorf("unexpected group reply %v", g)
 		}
 		g := parseGroup(s, parts, raw.countCap)
+		if len(parts) == 6 {
+			if st, ok := pause.FromReply(parts[5]); ok {
+				g.Paused, g.PausedSince = st.Paused, st.Since
+			}
+		}
 		g.Dropped, _ = strconv.ParseInt(raw.overflow[keys.OverflowDropped+g.Name], 10, 64)
 		g.Abandoned = abandoned(g, abandonedAfter)
 		g.BeyondEnd = PositionBeyondEnd(g.LastDeliveredID, s.LastGeneratedID, s.Time)

@@ -24,7 +24,9 @@ const (
 // statsScript reads one topic's figures. KEYS[1] is the stream, KEYS[2] its
 // overflow counts (keys.Overflow), KEYS[3] the dead-letter stream (absent
 // when it is in another Cluster slot: its length is then false and read
-// apart), ARGV[1] the lag count cap, ARGV[2] the
+// apart), ARGV[1] the lag count cap, ARGV[3] the prefix of the topic's
+// pause keys (keys.PausedPrefix: the key of a group, in the stream's slot,
+// is the prefix, the name's length, ":" and the name), ARGV[2] the
 // SAMPLES of MEMORY USAGE (-1 in the reply when the user may not run it). Entries are
 // reduced to their IDs so payloads never leave the server. Replies are
 // RESP2-shaped (flat field-value arrays, nil as false).
@@ -58,7 +60,9 @@ for i, g in ipairs(groups) do
   local after = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', n)
   if after[1] then nextid = after[1][1] end
   if not lag then counted = #after end
-  out[i] = {g, pending, consumers, nextid, counted}
+  local paused = redis.pcall('XREVRANGE', ARGV[3] .. #name .. ':' .. name, '+', '-', 'COUNT', 1)
+  if paused.err then paused = false end
+  out[i] = {g, pending, consumers, nextid, counted, paused}
 end
 local mem = redis.pcall('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', ARGV[2])
 if type(mem) ~= 'number' then mem = -1 end
@@ -70,12 +74,15 @@ type rawTopic struct {
 	now    interface{}   // TIME reply
 	dlq    int64         // XLEN of the dead-letter stream
 	info   interface{}   // XINFO STREAM reply (entries as IDs), nil when no stream
-	groups []interface{} // per group: {XINFO GROUPS item, XPENDING summary, XINFO CONSUMERS, next ID or nil, count or nil}
+	groups []interface{} // per group: {XINFO GROUPS item, XPENDING summary, XINFO CONSUMERS, next ID or nil, count or nil[, pause stream's last entry]}
 	// countCap is the most entries a lag count counts: a count that
 	// reaches it is a lower bound.
 	countCap int64
 	memory   int64             // MEMORY USAGE of the stream, -1 when refused
 	overflow map[string]string // HGETALL of keys.Overflow
+	// pauses is true when groups holds each group's pause state (the
+	// script reads it; the plain path reads it in a second round trip).
+	pauses bool
 }
 
 func (a *Admin) readScripted(ctx context.Context, topics []string) ([]rawTopic, error) {
@@ -83,7 +90,7 @@ func (a *Admin) readScripted(ctx context.Context, topics []string) ([]rawTopic, 
 	var apart []int // topics whose dead-letter stream is in another slot
 	for k, t := range topics {
 		stream, dlq := keys.Stream(t), a.deadLetterStream(t)
-		calls[k] = scriptCall{keys: []string{stream, keys.Overflow(t), dlq}, args: []interface{}{lagCountCap, memorySamples}}
+		calls[k] = scriptCall{keys: []string{stream, keys.Overflow(t), dlq}, args: []interface{}{lagCountCap, memorySamples, keys.PausedPrefix(t)}}
 		if keys.Slot(stream) != keys.Slot(dlq) {
 			calls[k].keys = calls[k].keys[:2]
 			apart = append(apart, k)
@@ -106,7 +113,7 @@ func (a *Admin) readScripted(ctx context.Context, topics []string) ([]rawTopic, 
 		groups, _ := parts[3].([]interface{})
 		memory, _ := reply.Int(parts[4])
 		raws[k] = rawTopic{now: parts[0], dlq: dlq, info: parts[2], groups: groups, countCap: lagCountCap, memory: memory,
-			overflow: flatMap(parts[5])}
+			overflow: flatMap(parts[5]), pauses: true}
 	}
 	if len(apart) == 0 {
 		return raws, nil

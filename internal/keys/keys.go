@@ -80,8 +80,12 @@ func LastErrorPattern(topic string) string { return globEscape(aux(topic, "laste
 // paused: "{topic}:paused:<len(group)>:<group>". Its subscribers read it,
 // and wait for news of it while paused.
 func Paused(topic, group string) string {
-	return aux(topic, "paused:"+strconv.Itoa(len(group))+":"+group)
+	return PausedPrefix(topic) + strconv.Itoa(len(group)) + ":" + group
 }
+
+// PausedPrefix is what the [Paused] keys of topic start with, for scripts
+// that name them: "{topic}:paused:".
+func PausedPrefix(topic string) string { return aux(topic, "paused:") }
 
 // Partition is the topic of partition i of a partitioned topic:
 // "{topic#i}", a hash tag of its own, so that the partitions of a topic

@@ -72,6 +72,32 @@ func ReadMany(ctx context.Context, client redis.Cmdable, groups []Ref) ([]State,
 	return out, nil
 }
 
+// FromReply is the state a script's XREVRANGE ... COUNT 1 of the stream
+// replied (RESP2 shape: a list of {id, {field, value, ...}}); ok is false
+// for anything else, such as the false of a refused call.
+func FromReply(v interface{}) (s State, ok bool) {
+	entries, isList := v.([]interface{})
+	if !isList {
+		return State{ID: "0-0"}, false
+	}
+	var msgs []redis.XMessage
+	if len(entries) > 0 {
+		e, _ := entries[0].([]interface{})
+		if len(e) != 2 {
+			return State{ID: "0-0"}, false
+		}
+		id, _ := e[0].(string)
+		flat, _ := e[1].([]interface{})
+		values := make(map[string]interface{}, len(flat)/2)
+		for i := 0; i+1 < len(flat); i += 2 {
+			k, _ := flat[i].(string)
+			values[k] = flat[i+1]
+		}
+		msgs = []redis.XMessage{{ID: id, Values: values}}
+	}
+	return parse(msgs), true
+}
+
 func parse(msgs []redis.XMessage) State {
 	if len(msgs) == 0 {
 		return State{ID: "0-0"}
