@@ -140,6 +140,7 @@ func (a *Admin) markPaused(ctx context.Context, stats []TopicStats) error {
 			st := states[0]
 			states = states[1:]
 			stats[i].Groups[j].Paused, stats[i].Groups[j].PausedSince = st.Paused, st.Since
+			stats[i].Groups[j].Abandoned = stats[i].Groups[j].Abandoned && !st.Paused
 		}
 	}
 	return nil

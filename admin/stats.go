@@ -91,7 +91,8 @@ type GroupStats struct {
 	// have waited at least Options.AbandonedAfter, and no consumer of it
 	// has been seen for that long: nobody reads it any more, and with the
 	// default retention it holds every entry of the topic up to the
-	// ceiling. Delete it (DeleteGroup) unless it is coming back.
+	// ceiling. Delete it (DeleteGroup) unless it is coming back. A paused
+	// group is never abandoned.
 	Abandoned bool
 	// BeyondEnd is true when the group's position is past the stream's
 	// last ID and ahead of Redis's clock (PositionBeyondEnd): it will skip

@@ -124,9 +124,10 @@ func parseGroup(s TopicStats, parts []interface{}, countCap int64) GroupStats {
 }
 
 // abandoned reports whether g has entries that waited at least after while
-// none of its consumers was seen for as long.
+// none of its consumers was seen for as long. A paused group is not: its
+// backlog is meant.
 func abandoned(g GroupStats, after time.Duration) bool {
-	if g.Lag <= 0 || g.OldestUndeliveredAge < after {
+	if g.Paused || g.Lag <= 0 || g.OldestUndeliveredAge < after {
 		return false
 	}
 	for _, c := range g.Consumers {

@@ -81,6 +81,7 @@ type Collector struct {
 	lag, pending, oldestPending, oldestUndel *prom.Desc
 	consumers, minIdle                       *prom.Desc
 	dropped, abandoned, beyondEnd, refused   *prom.Desc
+	paused                                   *prom.Desc
 	consumerPending, consumerIdle            *prom.Desc
 	partitions                               partitionDescs
 
@@ -132,6 +133,7 @@ func NewCollector(client redis.UniversalClient, config Config) *Collector {
 		dropped:   desc("group_dropped_entries_total", "Entries the topic's ceiling (Retention.Ceiling, DropOldest) trimmed before the group read them: lost messages. Absent while none.", group...),
 		abandoned: desc("group_abandoned", "1 when the group has entries that waited longer than AbandonedAfter (default 24h) and no consumer of it was seen for as long: delete it unless it is coming back.", group...),
 		beyondEnd: desc("group_beyond_end", "1 when the group's position is past the stream's last ID: it skips every new entry until the stream gets there.", group...),
+		paused:    desc("group_paused", "1 while the group is paused (admin.PauseGroup, millrace group pause): its subscribers take no new entries.", group...),
 		refused:   desc("stream_refused_total", "Messages Publish refused because the topic was at its ceiling (Retention.Ceiling, RefusePublish). Absent while none.", topic...),
 
 		consumerPending: desc("consumer_pending", "Entries pending at the consumer.", consumer...),
@@ -146,7 +148,7 @@ func (c *Collector) Describe(ch chan<- *prom.Desc) {
 	for _, d := range []*prom.Desc{
 		c.up, c.scrapeDuration, c.length, c.firstAge, c.lastAge, c.deadLetters, c.entriesAdded,
 		c.lag, c.pending, c.oldestPending, c.oldestUndel, c.consumers, c.minIdle, c.entriesRead,
-		c.dropped, c.abandoned, c.beyondEnd, c.refused,
+		c.dropped, c.abandoned, c.beyondEnd, c.refused, c.paused,
 		c.partitions.lag, c.partitions.owner, c.partitions.members, c.partitions.unowned,
 	} {
 		ch <- d
@@ -231,6 +233,7 @@ func (c *Collector) collectTopic(ch chan<- prom.Metric, s admin.TopicStats) {
 		gauge(c.consumers, float64(len(g.Consumers)), s.Topic, g.Name)
 		gauge(c.abandoned, flag(g.Abandoned), s.Topic, g.Name)
 		gauge(c.beyondEnd, flag(g.BeyondEnd), s.Topic, g.Name)
+		gauge(c.paused, flag(g.Paused), s.Topic, g.Name)
 		if g.Dropped > 0 {
 			ch <- prom.MustNewConstMetric(c.dropped, prom.CounterValue, float64(g.Dropped), s.Topic, g.Name)
 		}

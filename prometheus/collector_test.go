@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/admin"
 	"github.com/millrace/millrace/internal/redistest"
 	millraceprom "github.com/millrace/millrace/prometheus"
 )
@@ -215,15 +216,21 @@ func TestCollector_Capacity(t *testing.T) {
 		return err
 	}
 	require.NoError(t, publish("drop", millrace.Retention{Ceiling: 100}, 1000))
+	var length int64
+	_, err := admin.New(c, admin.Options{}).PauseGroup(ctx, "refuse", "gone")
+	require.NoError(t, err)
 	require.NoError(t, publish("refuse", millrace.Retention{Ceiling: 100, Overflow: millrace.RefusePublish}, 100))
 	require.ErrorIs(t, publish("refuse", millrace.Retention{Ceiling: 100, Overflow: millrace.RefusePublish}, 7), millrace.ErrTopicFull)
-	length, err := c.XLen(ctx, "drop").Result()
+	length, err = c.XLen(ctx, "drop").Result()
 	require.NoError(t, err)
 
 	values := gather(t, millraceprom.NewCollector(c, millraceprom.Config{Topics: []string{"drop", "refuse"}, AbandonedAfter: time.Nanosecond}))
 	assert.Equal(t, float64(1000-length), values[`millrace_group_dropped_entries_total{group="gone",topic="drop"}`])
 	assert.Equal(t, 7.0, values[`millrace_stream_refused_total{topic="refuse"}`])
 	assert.Equal(t, 1.0, values[`millrace_group_abandoned{group="gone",topic="drop"}`])
+	assert.Equal(t, 0.0, values[`millrace_group_abandoned{group="gone",topic="refuse"}`], "paused: its backlog is meant")
+	assert.Equal(t, 1.0, values[`millrace_group_paused{group="gone",topic="refuse"}`])
+	assert.Equal(t, 0.0, values[`millrace_group_paused{group="gone",topic="drop"}`])
 	assert.Equal(t, 1.0, values[`millrace_group_beyond_end{group="ahead",topic="refuse"}`])
 	assert.Equal(t, 0.0, values[`millrace_group_beyond_end{group="gone",topic="refuse"}`])
 	_, ok := values[`millrace_group_dropped_entries_total{group="gone",topic="refuse"}`]
