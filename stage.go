@@ -29,7 +29,7 @@ import (
 // outputs to the output stream and acknowledges the input entry in its
 // group, provided the entry is still pending there. Whatever fails, both
 // happened or neither did; a handler run again (after a crash, a lost
-// reply, or a claim by another consumer while it was slow) finds the entry
+// reply, or a take-over by another consumer while it was cut off) finds the entry
 // acknowledged and adds nothing. The Router then publishes nothing itself
 // and its Ack is an XACK of an entry already acknowledged.
 //
