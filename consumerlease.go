@@ -52,8 +52,11 @@ type consumerLease struct {
 	// after this one's holder lapsed); guarded by holder.mu.
 	foreign bool
 	logger  watermill.LoggerAdapter
-	logMu   sync.Mutex // the holder's renewals and the leaser's refresh share log
-	log     errlog.Log
+	// mu orders refresh (the holder's renewals, the leaser) and release:
+	// a refresh never takes the name again after its release.
+	mu       sync.Mutex
+	released bool
+	log      errlog.Log
 }
 
 // takeLeaseScript sets KEYS[1] to ARGV[1] for ARGV[2] ms unless it holds
@@ -129,9 +132,12 @@ func (l *consumerLease) acquire(ctx context.Context) (bool, error) {
 // refresh keeps the name key from expiring and says whether the name is
 // still ours, taking it back from a holder that died.
 func (l *consumerLease) refresh(ctx context.Context) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return
+	}
 	ok, err := l.take(ctx)
-	l.logMu.Lock()
-	defer l.logMu.Unlock()
 	log := &l.log
 	switch {
 	case err != nil:
@@ -151,6 +157,9 @@ func (l *consumerLease) refresh(ctx context.Context) {
 
 // release gives the name up at once, if it is still ours.
 func (l *consumerLease) release(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.released = true
 	return dropLeaseScript.Run(ctx, l.client, []string{l.key}, l.value).Err()
 }
 
@@ -158,6 +167,9 @@ func (l *consumerLease) release(ctx context.Context) error {
 // stops its renewals and lets its key expire. Idempotent.
 func (l *consumerLease) done(ctx context.Context) {
 	l.once.Do(func() {
+		l.mu.Lock()
+		l.released = true // a refresh in flight has ended: none follows
+		l.mu.Unlock()
 		l.holder.drop(ctx, l)
 		nameHolders.release(l.client, func(*nameHolder) {})
 	})
