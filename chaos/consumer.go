@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/chaos/internal/childproc"
 )
 
 // consumerEnv carries a consumerSpec (JSON) to a consumer process.
@@ -44,21 +44,10 @@ type consumerSpec struct {
 // killed or its parent is gone. Call it first thing in TestMain; without the
 // environment variable it does nothing.
 func RunConsumerIfAsked() {
-	raw := os.Getenv(consumerEnv)
-	if raw == "" {
-		return
+	if spec, ok := childproc.Spec[consumerSpec](consumerEnv); ok {
+		runConsumer(spec)
 	}
-	var spec consumerSpec
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		fmt.Fprintf(os.Stderr, "chaos consumer: bad %s: %v\n", consumerEnv, err)
-		os.Exit(3)
-	}
-	runConsumer(spec)
 }
-
-// orphanPoll is how often a consumer process checks that its parent is
-// still there.
-const orphanPoll = 200 * time.Millisecond
 
 func runConsumer(spec consumerSpec) {
 	events, err := createEventLog(spec.Log)
@@ -66,22 +55,10 @@ func runConsumer(spec consumerSpec) {
 		fmt.Fprintf(os.Stderr, "chaos consumer %s: %v\n", spec.Consumer, err)
 		os.Exit(3)
 	}
-	parent := os.Getppid()
-	go func() {
-		for os.Getppid() == parent {
-			time.Sleep(orphanPoll)
-		}
-		os.Exit(4)
-	}()
+	childproc.ExitWithParent()
 	client := redis.NewFailoverClient(spec.Endpoints.options())
 	logger := watermill.NewStdLogger(false, false)
-	for {
-		// Run returns when the Router could not subscribe (Redis out of
-		// reach while the process started) or stopped; start it again.
-		err := runRouter(client, spec, events, logger)
-		logger.Error("Router stopped; starting it again", err, nil)
-		time.Sleep(200 * time.Millisecond)
-	}
+	childproc.Forever(logger, func() error { return runRouter(client, spec, events, logger) })
 }
 
 func runRouter(client redis.UniversalClient, spec consumerSpec, events *eventWriter, logger watermill.LoggerAdapter) error {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/millrace/millrace/chaos/internal/childproc"
 	"github.com/millrace/millrace/internal/faultproxy"
 	"github.com/millrace/millrace/internal/redistest"
 )
@@ -54,7 +55,7 @@ func (h *actionHeap) Pop() any {
 type executor struct {
 	tb     testing.TB
 	tp     *topology
-	cons   *consumers
+	cons   *childproc.Pool[consumerSpec]
 	events *eventWriter
 	rng    *rand.Rand // the choices made while faults run
 	logf   func(format string, args ...any)
@@ -140,20 +141,19 @@ func (e *executor) begin(f planned) {
 	case KillConsumer:
 		slot := f.Slot
 		if e.slotDown[slot] {
-			up := e.cons.up()
+			up := e.cons.Up()
 			if len(up) <= 1 { // keep one consumer running
 				retry()
 				return
 			}
 			slot = up[e.rng.IntN(len(up))]
 		}
-		name, pid := e.cons.procs[slot].name, e.cons.procs[slot].cmd.Process.Pid
-		e.cons.kill(slot)
+		name, pid := e.cons.Kill(slot)
 		e.slotDown[slot] = true
 		e.active++
 		e.injected[f.Kind] = true
 		e.push(now.Add(f.For), "", func() {
-			e.cons.start(slot)
+			e.cons.Start(slot)
 			e.slotDown[slot] = false
 			e.active--
 			e.add(Fault{Kind: f.Kind, Target: name, Start: now, End: time.Now(), Pid: pid})
@@ -259,7 +259,7 @@ func (e *executor) watch() {
 			})
 		}
 	}
-	e.cons.restartExited()
+	e.cons.RestartExited()
 }
 
 // settle ends a Redis fault once every sentinel has announced the same

@@ -16,6 +16,7 @@ import (
 
 	"github.com/millrace/millrace"
 	"github.com/millrace/millrace/admin"
+	"github.com/millrace/millrace/chaos/internal/childproc"
 )
 
 // Config configures a run. The zero value is the short run of `make test`.
@@ -133,12 +134,20 @@ func Run(tb testing.TB, cfg Config) Result {
 	}
 	defer events.Close()
 
-	cons := newConsumers(tb, consumerSpec{
+	spec := consumerSpec{
 		Endpoints: tp.ep, Topic: topic, Group: group,
 		Work: cfg.Work, MaxDeliveries: cfg.MaxDeliveries, ClaimMinIdle: cfg.ClaimMinIdle,
-	}, cfg.Dir, cfg.Consumers)
+	}
+	cons := childproc.New(tb, childproc.Config[consumerSpec]{
+		Env: consumerEnv, Dir: cfg.Dir, Slots: cfg.Consumers, Prefix: "chaos",
+		Spec: func(name string) consumerSpec {
+			s := spec
+			s.Consumer, s.Log = name, filepath.Join(cfg.Dir, "consumer-"+name+".log")
+			return s
+		},
+	})
 	for slot := range cfg.Consumers {
-		cons.start(slot)
+		cons.Start(slot)
 	}
 	pub, err := millrace.NewPublisher(client, millrace.PublisherConfig{
 		Durability: millrace.Durability{Replicas: 1},
@@ -167,7 +176,7 @@ func Run(tb testing.TB, cfg Config) Result {
 	deadline := drained.Add(cfg.Drain)
 	var dead []DeadLetter
 	for {
-		cons.restartExited()
+		cons.RestartExited()
 		dead = deadLetters(ctx, client)
 		l, err := ReadLog(cfg.Dir)
 		if err != nil {
@@ -194,8 +203,8 @@ func Run(tb testing.TB, cfg Config) Result {
 			tb.Fatalf("chaos: %v", err)
 		}
 	}
-	cons.stopAll()
-	res.Unexpected = cons.unexpected
+	cons.StopAll()
+	res.Unexpected = cons.Unexpected()
 	res.Races = racesIn(cfg.Dir)
 	if res.Log, err = ReadLog(cfg.Dir); err != nil {
 		tb.Fatalf("chaos: %v", err)

@@ -2,11 +2,9 @@ package stagecheck
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/chaos/internal/childproc"
 )
 
 // consumerEnv carries a consumerSpec (JSON) to a stage consumer process.
@@ -46,34 +45,17 @@ func OutputPayload(i, j int) string { return fmt.Sprintf("%d/%d", i, j) }
 // the environment asks for one, and then never returns: it consumes until
 // it is killed or its parent is gone. Call it first thing in TestMain.
 func RunConsumerIfAsked() {
-	raw := os.Getenv(consumerEnv)
-	if raw == "" {
+	spec, ok := childproc.Spec[consumerSpec](consumerEnv)
+	if !ok {
 		return
 	}
-	var spec consumerSpec
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		fmt.Fprintf(os.Stderr, "stage consumer: bad %s: %v\n", consumerEnv, err)
-		os.Exit(3)
-	}
-	parent := os.Getppid()
-	go func() {
-		for os.Getppid() == parent {
-			time.Sleep(200 * time.Millisecond)
-		}
-		os.Exit(4)
-	}()
+	childproc.ExitWithParent()
 	client := redis.NewClient(&redis.Options{
 		Addr: spec.Addr, PoolSize: 20, DialTimeout: time.Second,
 		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, ContextTimeoutEnabled: true,
 	})
 	logger := watermill.NewStdLogger(false, false)
-	for {
-		// Run returns when the Router could not subscribe (a cut while the
-		// process started) or stopped; start it again.
-		err := runRouter(client, spec, logger)
-		logger.Error("Router stopped; starting it again", err, nil)
-		time.Sleep(200 * time.Millisecond)
-	}
+	childproc.Forever(logger, func() error { return runRouter(client, spec, logger) })
 }
 
 func runRouter(client redis.UniversalClient, spec consumerSpec, logger watermill.LoggerAdapter) error {

@@ -2,17 +2,12 @@ package stagecheck
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/chaos/internal/childproc"
 	"github.com/millrace/millrace/internal/faultproxy"
 	"github.com/millrace/millrace/internal/redistest"
 )
@@ -178,12 +174,18 @@ func Run(tb testing.TB, cfg Config) Result {
 	logger := watermill.NewStdLogger(false, false)
 
 	sink := startSink(tb, client, logger)
-	procs := &consumers{tb: tb, dir: cfg.Dir, procs: make([]*proc, cfg.Consumers), inc: make([]int, cfg.Consumers),
-		spec: consumerSpec{Addr: proxy.Addr(), In: inTopic, Out: outTopic, Group: group, Work: cfg.Work,
-			ClaimMinIdle: cfg.ClaimMinIdle, Plain: cfg.Plain, RunsKey: runsKey}}
-	tb.Cleanup(procs.stopAll)
+	spec := consumerSpec{Addr: proxy.Addr(), In: inTopic, Out: outTopic, Group: group, Work: cfg.Work,
+		ClaimMinIdle: cfg.ClaimMinIdle, Plain: cfg.Plain, RunsKey: runsKey}
+	procs := childproc.New(tb, childproc.Config[consumerSpec]{
+		Env: consumerEnv, Dir: cfg.Dir, Slots: cfg.Consumers, Prefix: "stagecheck",
+		Spec: func(name string) consumerSpec {
+			s := spec
+			s.Consumer = name
+			return s
+		},
+	})
 	for slot := range cfg.Consumers {
-		procs.start(slot)
+		procs.Start(slot)
 	}
 
 	pub, err := millrace.NewPublisher(client, millrace.PublisherConfig{}, logger)
@@ -206,11 +208,11 @@ faults:
 		case res.Inputs = <-published:
 			break faults
 		case now := <-tick.C:
-			procs.restartExited()
+			procs.RestartExited()
 			if now.After(nextKill) {
 				slot := rng.IntN(cfg.Consumers)
-				procs.kill(slot)
-				procs.start(slot)
+				procs.Kill(slot)
+				procs.Start(slot)
 				res.Kills++
 				nextKill = now.Add(gap(rng, cfg.KillGap))
 			}
@@ -235,15 +237,15 @@ faults:
 
 	deadline := time.Now().Add(cfg.Drain)
 	for time.Now().Before(deadline) && !res.Drained {
-		procs.restartExited()
+		procs.RestartExited()
 		res.Drained = drained(ctx, client, sink)
 		if !res.Drained {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	procs.stopAll()
+	procs.StopAll()
 	sink.stop(tb)
-	res.Exited = procs.unexpected
+	res.Exited = procs.Unexpected()
 
 	counts := map[string]int{}
 	xs, err := client.XRange(ctx, outTopic, "-", "+").Result()
@@ -376,81 +378,4 @@ func (s *sink) stop(tb testing.TB) {
 		tb.Errorf("stagecheck: close the final consumer: %v", err)
 	}
 	<-s.done
-}
-
-// proc is one stage consumer process.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	killed bool
-}
-
-// consumers runs one stage consumer process per slot; every start of a
-// slot is a new consumer name, "c<slot>.<incarnation>".
-type consumers struct {
-	tb         testing.TB
-	spec       consumerSpec
-	dir        string
-	procs      []*proc
-	inc        []int
-	unexpected []string
-}
-
-func (c *consumers) start(slot int) {
-	spec := c.spec
-	spec.Consumer = fmt.Sprintf("c%d.%d", slot, c.inc[slot])
-	c.inc[slot]++
-	raw, err := json.Marshal(spec)
-	if err != nil {
-		c.tb.Fatalf("stagecheck: %v", err)
-	}
-	out, err := os.Create(filepath.Join(c.dir, "consumer-"+spec.Consumer+".out"))
-	if err != nil {
-		c.tb.Fatalf("stagecheck: %v", err)
-	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), consumerEnv+"="+string(raw))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		c.tb.Fatalf("stagecheck: start consumer %s: %v", spec.Consumer, err)
-	}
-	p := &proc{name: spec.Consumer, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(p.done)
-	}()
-	c.procs[slot] = p
-}
-
-func (c *consumers) kill(slot int) {
-	p := c.procs[slot]
-	if p == nil {
-		return
-	}
-	p.killed = true
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-	c.procs[slot] = nil
-}
-
-func (c *consumers) restartExited() {
-	for slot, p := range c.procs {
-		select {
-		case <-p.done:
-			if !p.killed {
-				c.unexpected = append(c.unexpected, fmt.Sprintf("%s (%v)", p.name, p.cmd.ProcessState))
-				c.start(slot)
-			}
-		default:
-		}
-	}
-}
-
-func (c *consumers) stopAll() {
-	for slot := range c.procs {
-		c.kill(slot)
-	}
 }
