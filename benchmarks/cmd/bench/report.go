@@ -56,6 +56,7 @@ type figures struct {
 	publish, consume, cpu, serverCPU, latency, rss *report.Table
 	idleConns, idlePool, idleCommands              *report.Table
 	delay                                          *report.Distributions
+	idleWindow                                     time.Duration // how long idle commands are counted
 }
 
 func newFigures(o options) *figures {
@@ -100,6 +101,7 @@ func newFigures(o options) *figures {
 		idlePool:     &report.Table{Title: "Idle: client connections in use (PoolStats total − idle)", Format: fmtCount, Columns: redisColumns, Ratios: []report.Ratio{vsPeer}},
 		idleCommands: &report.Table{Title: "Idle: Redis commands/s (lower is better)", Format: fmtPerSec, Columns: redisColumns, Ratios: []report.Ratio{vsPeer}},
 		delay:        &report.Distributions{Title: "Millrace: lateness of delayed messages (handler time − due time), ms"},
+		idleWindow:   o.idleDuration,
 	}
 }
 

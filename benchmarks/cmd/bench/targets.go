@@ -82,12 +82,15 @@ func (r *figures) targets() []target {
 		ts = append(ts, target{Figure: row, Goal: fmt.Sprintf("≤ %s late at p%d", delayLateMax, delayPercentile),
 			Measured: fmt.Sprintf("p%d %s ms", delayPercentile, report.Millis(float64(late)/float64(time.Millisecond))), Met: late <= delayLateMax, Measurable: true})
 	}
+	// Looks slower than the window are not counted: the notes below the
+	// report say which, and what they cost.
+	idle := fmt.Sprintf("%%.2f/s over %s, without the looks slower than that (see the notes)", r.idleWindow)
 	ts = append(ts,
 		atMost("peak RSS draining the backlog", fmt.Sprintf("Millrace ≤ %d MB", rssMaxMB), r.rss, "peak RSS (VmHWM)", harness.Millrace, rssMaxMB, "%.1f MB"),
 		atMost("idle, 100 topics, one Subscriber", fmt.Sprintf("≤ %d Redis commands/s", idleCommandsPer100),
-			r.idleCommands, "100 topics, one Subscriber", harness.Millrace, idleCommandsPer100, "%.2f/s"),
+			r.idleCommands, "100 topics, one Subscriber", harness.Millrace, idleCommandsPer100, idle),
 		atMost("idle, 1000 topics, one Subscriber", fmt.Sprintf("≤ %d Redis commands/s", idleCommandsPer1k),
-			r.idleCommands, "1000 topics, one Subscriber", harness.Millrace, idleCommandsPer1k, "%.2f/s"),
+			r.idleCommands, "1000 topics, one Subscriber", harness.Millrace, idleCommandsPer1k, idle),
 	)
 	return ts
 }
