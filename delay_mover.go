@@ -35,6 +35,12 @@ const (
 	// reaches the listener's node over the cluster bus, and is lost while
 	// the bus link is down.
 	delaySafetyPollCluster = 30 * time.Second
+	// delaySafetySpacing spreads the safety looks of the movers that share
+	// a client's listener: with n of them, each looks every n ×
+	// delaySafetySpacing when that is longer than its safety poll, so that
+	// together they cost about one look (two commands) every two seconds
+	// however many topics the client subscribes to.
+	delaySafetySpacing = 2 * time.Second
 	// delayStartupPolls is how long after it starts a mover polls at
 	// delayPollInterval whatever it hears: an announcement published
 	// before its channel's SUBSCRIBE took effect (on Cluster, before the
@@ -147,9 +153,10 @@ func (d *delayMover) run(ctx context.Context) {
 		case moved >= delayMoveBatch:
 			next = 0
 		case d.listening():
-			next = d.safety
+			safety := d.wakeups.safety(d.safety)
+			next = safety
 			if wait >= 0 {
-				next = min(max(wait, time.Millisecond), d.safety)
+				next = min(max(wait, time.Millisecond), safety)
 			}
 		case wait < 0:
 			next = delayIdlePoll

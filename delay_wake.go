@@ -2,6 +2,7 @@ package millrace
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -137,6 +138,21 @@ func (w *wakeups) remove(m *delayMover) {
 		delete(w.movers, m.channel)
 	}
 	w.mu.Unlock()
+}
+
+// safety is how long a mover of w waits for its next safety look while it
+// hears announcements: base, or longer with many movers, so that the looks
+// of all of them come about every delaySafetySpacing; each wait is jittered
+// by ±25%, which spreads movers that started together.
+func (w *wakeups) safety(base time.Duration) time.Duration {
+	w.mu.Lock()
+	n := 0
+	for _, ms := range w.movers {
+		n += len(ms)
+	}
+	w.mu.Unlock()
+	d := max(base, time.Duration(n)*delaySafetySpacing)
+	return d - d/4 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 // listening reports whether announcements on ch are heard.
