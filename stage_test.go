@@ -164,11 +164,7 @@ func TestStage_CommitsOutputsWithTheAck(t *testing.T) {
 // acknowledged and its outputs are in the output stream once.
 func TestStage_RerunAfterCommitAddsNothing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	in, out := stageTopics()
-	pub := e.publisher(t, millrace.PublisherConfig{})
-	sub := e.subscriber(t, millrace.SubscriberConfig{ConsumerGroup: "g", BlockTime: 100 * time.Millisecond,
-		CloseTimeout: 300 * time.Millisecond, NackBackoff: time.Millisecond})
+	e, in, out, pub, sub := newStageEnv(t)
 	h := newSplitHandler(2)
 	var tw twice
 	runStageRouter(t, sub, in, pub, out, h.handle, tw.middleware, newStage(t, sub, pub).Middleware)
@@ -185,11 +181,7 @@ func TestStage_RerunAfterCommitAddsNothing(t *testing.T) {
 // outputs are added by the run that succeeds, once.
 func TestStage_HandlerErrorCommitsNothing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	in, out := stageTopics()
-	pub := e.publisher(t, millrace.PublisherConfig{})
-	sub := e.subscriber(t, millrace.SubscriberConfig{ConsumerGroup: "g", BlockTime: 100 * time.Millisecond,
-		CloseTimeout: 300 * time.Millisecond, NackBackoff: time.Millisecond})
+	e, in, out, pub, sub := newStageEnv(t)
 	h := newSplitHandler(2)
 	var outputsAtRetry atomic.Int64
 	failFirst := func(msg *message.Message) ([]*message.Message, error) {
@@ -393,11 +385,7 @@ func inputPublisher(t *testing.T, client redis.UniversalClient) *millrace.Publis
 // to deduplicate.
 func TestStage_OtherPublisherGetsDerivedUUIDs(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	in, out := stageTopics()
-	pub := e.publisher(t, millrace.PublisherConfig{})
-	sub := e.subscriber(t, millrace.SubscriberConfig{ConsumerGroup: "g", BlockTime: 100 * time.Millisecond,
-		CloseTimeout: 300 * time.Millisecond, NackBackoff: time.Millisecond})
+	e, in, out, pub, sub := newStageEnv(t)
 	other := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16, Persistent: true}, testLogger)
 	t.Cleanup(func() { require.NoError(t, other.Close()) })
 	outputs, err := other.Subscribe(context.Background(), out)
@@ -617,4 +605,16 @@ func TestStage_ConsumerKilled(t *testing.T) {
 			assert.Equal(t, map[string]int{"a/0": tc.each, "a/1": tc.each}, outputsByPayload(t, e.client, out))
 		})
 	}
+}
+
+// newStageEnv is a server, an input and an output topic, a Publisher and a
+// Subscriber of group "g" that redelivers at once and closes quickly.
+func newStageEnv(t *testing.T) (e *env, in, out string, pub *millrace.Publisher, sub *millrace.Subscriber) {
+	t.Helper()
+	e = newEnv(t)
+	in, out = stageTopics()
+	pub = e.publisher(t, millrace.PublisherConfig{})
+	sub = e.subscriber(t, millrace.SubscriberConfig{ConsumerGroup: "g", BlockTime: 100 * time.Millisecond,
+		CloseTimeout: 300 * time.Millisecond, NackBackoff: time.Millisecond})
+	return e, in, out, pub, sub
 }
