@@ -3,6 +3,7 @@ package millrace
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -100,6 +101,13 @@ func (l *consumerLease) take(ctx context.Context) (bool, error) {
 			// held until it expires.
 			return false, nil
 		}
+		if l.holder.orphaned(other) {
+			// Our own holder, for a subscription of this process that
+			// ended without giving the name up (its release met a cut
+			// connection): held by nothing.
+			dead = other
+			continue
+		}
 		// GET, not EXISTS: the lease needs no right beyond GET and SET.
 		err = l.client.Get(ctx, holder).Err()
 		if err == nil {
@@ -155,13 +163,31 @@ func (l *consumerLease) refresh(ctx context.Context) {
 	l.holder.mu.Unlock()
 }
 
-// release gives the name up at once, if it is still ours.
+// release gives the name up at once, if it is still ours. While Redis
+// cannot be reached (a restart, a cut connection) it tries again until ctx
+// ends: a name key left behind lingers for nameKeyTTL.
 func (l *consumerLease) release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.released = true
-	return dropLeaseScript.Run(ctx, l.client, []string{l.key}, l.value).Err()
+	for {
+		err := dropLeaseScript.Run(ctx, l.client, []string{l.key}, l.value).Err()
+		if !rediserr.IsUnavailable(err) {
+			return err
+		}
+		if !sleepCtx(ctx, releaseRetry) {
+			// The holder tries again while it lives: until then the key
+			// names a live holder, and other processes could not take
+			// the name.
+			l.holder.leave(l.key, l.value)
+			return err
+		}
+	}
 }
+
+// releaseRetry is the pause between attempts of a release that found Redis
+// unavailable.
+const releaseRetry = 100 * time.Millisecond
 
 // done drops the subscription's reference to the holder: the last one
 // stops its renewals and lets its key expire. Idempotent.
@@ -197,6 +223,36 @@ type nameHolder struct {
 	// look.
 	recheck int
 	renewer *loop
+	// left are the name keys (to their values) whose release did not
+	// reach Redis, given up on the next renewals.
+	left map[string]string
+}
+
+// leave adds a name key whose release did not reach Redis.
+func (h *nameHolder) leave(key, value string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.left == nil {
+		h.left = map[string]string{}
+	}
+	h.left[key] = value
+}
+
+// dropLeft gives up the names whose release did not reach Redis before;
+// those it cannot reach Redis for stay for the next call.
+func (h *nameHolder) dropLeft(ctx context.Context) {
+	h.mu.Lock()
+	left := maps.Clone(h.left)
+	h.mu.Unlock()
+	for key, value := range left {
+		err := dropLeaseScript.Run(ctx, h.client, []string{key}, value).Err()
+		if rediserr.IsUnavailable(err) {
+			continue
+		}
+		h.mu.Lock()
+		delete(h.left, key)
+		h.mu.Unlock()
+	}
 }
 
 // hold adds l to the names the holder keeps, setting its key first if it
@@ -225,6 +281,22 @@ func (h *nameHolder) hold(ctx context.Context, s *Subscriber, topic string, l *c
 	return nil
 }
 
+// orphaned reports a name key value that names this holder's key but no
+// lease it keeps: a subscription that ended without giving the name up.
+func (h *nameHolder) orphaned(value string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.key == "" || !strings.HasSuffix(value, "|"+h.key) {
+		return false
+	}
+	for l := range h.leases {
+		if l.value == value {
+			return false
+		}
+	}
+	return true
+}
+
 // drop removes l; after the last, the renewals stop and the key expires.
 func (h *nameHolder) drop(ctx context.Context, l *consumerLease) {
 	h.mu.Lock()
@@ -237,6 +309,7 @@ func (h *nameHolder) drop(ctx context.Context, l *consumerLease) {
 	h.renewer = nil
 	h.mu.Unlock()
 	r.stop()
+	h.dropLeft(ctx)
 	if err := client.Set(ctx, key, 0, time.Millisecond).Err(); err != nil {
 		logger.Error("Cannot release the consumer names; they are free after ConsumerLease", err, nil)
 	}
@@ -270,6 +343,7 @@ func (h *nameHolder) run(ctx context.Context, key string) {
 			continue
 		}
 		log.Recovered("Renewing the lease on the consumer names again", nil)
+		h.dropLeft(ctx)
 		h.mu.Lock()
 		if rediserr.IsNil(err) {
 			h.recheck = 3
@@ -347,6 +421,14 @@ func (s *Subscriber) leaseName(ctx context.Context, topic, name string, wait boo
 		take = l.acquire
 	}
 	ok, err := take(ctx)
+	if err != nil {
+		// The take may have been done with its reply lost (a cut
+		// connection, ctx ended): give the name up if it is ours,
+		// trying for a second at most, as Subscribe is failing.
+		final, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = l.release(final)
+		cancel()
+	}
 	if !ok || err != nil {
 		l.done(ctx)
 		return nil, false, err

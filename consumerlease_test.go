@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/millrace/millrace"
+	"github.com/millrace/millrace/internal/redistest"
 )
 
 func leaseConfig(consumer string, lease time.Duration) millrace.SubscriberConfig {
@@ -232,4 +234,112 @@ func consumers(t *testing.T, e *env, topic string) []string {
 		names[i] = c.Name
 	}
 	return names
+}
+
+// A name key that names the process's own live holder key, but no
+// subscription of the process (one whose release never reached Redis), is
+// taken at once: it holds nothing.
+func TestConsumerLease_OwnHoldersLeftoverTakenAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	live := newTopic()
+	subscribe(t, e.subscriber(t, leaseConfig("worker-1", time.Minute)), live)
+	holder := holderOf(t, e.client.Get(ctx, consumerKey(live, "worker-1")).Val())
+
+	topic := newTopic()
+	key := consumerKey(topic, "worker-2")
+	require.NoError(t, e.client.Set(ctx, key, "ended-subscriber|"+holder, time.Hour).Err())
+	// A minute-long lease: a Subscribe that waited for the leftover
+	// would time out.
+	_, err := e.subscriber(t, leaseConfig("worker-2", time.Minute)).Subscribe(ctxTimeout(t, 5*time.Second), topic)
+	require.NoError(t, err)
+	assert.NotEqual(t, "ended-subscriber|"+holder, e.client.Get(ctx, key).Val())
+}
+
+// A take whose reply is lost fails Subscribe, and gives the name up: the
+// key Redis wrote does not stay behind.
+func TestConsumerLease_TakeReplyLost(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{NoAOF: true})
+	direct := srv.Client(t)
+	proxy := startFaultProxy(t, srv.Addr())
+	o := srv.Options(t)
+	o.Addr, o.MaxRetries = proxy.Addr(), -1
+	c := redis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	topic := newTopic()
+	key := consumerKey(topic, "worker-1")
+	// EVAL, not EVALSHA: the script the server ran, after its NOSCRIPT.
+	lost := proxy.LoseReply(func(args []string) bool {
+		return len(args) > 3 && strings.EqualFold(args[0], "eval") && args[3] == key
+	})
+	sub, err := millrace.NewSubscriber(c, leaseConfig("worker-1", time.Minute), testLogger)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, sub.Close()) })
+	_, err = sub.Subscribe(ctxTimeout(t, 10*time.Second), topic)
+	require.Error(t, err)
+	awaitLost(t, lost, "the take")
+	// Given up is SET PX 1: gone a millisecond later.
+	require.Eventually(t, func() bool { return direct.Exists(context.Background(), key).Val() == 0 },
+		time.Second, time.Millisecond, "the name key is given up")
+}
+
+// Close gives the name up also when Redis is unreachable for a moment as
+// it does: the release is tried again within Close's final deadline.
+func TestConsumerLease_ReleaseOutlastsAnOutage(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{NoAOF: true})
+	direct := srv.Client(t)
+	proxy := startFaultProxy(t, srv.Addr())
+	sub, err := millrace.NewSubscriber(proxiedClient(t, srv, proxy), leaseConfig("worker-1", time.Minute), testLogger)
+	require.NoError(t, err)
+	topic := newTopic()
+	subscribe(t, sub, topic)
+	ctx := context.Background()
+	key := consumerKey(topic, "worker-1")
+	require.EqualValues(t, 1, direct.Exists(ctx, key).Val())
+
+	proxy.setMode(proxyReject)
+	proxy.CutAll()
+	closed := make(chan error, 1)
+	go func() { closed <- sub.Close() }()
+	time.Sleep(time.Second) // the outage, well within the final deadline
+	proxy.setMode(proxyForward)
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	require.Eventually(t, func() bool { return direct.Exists(ctx, key).Val() == 0 },
+		time.Second, time.Millisecond, "the name key is given up")
+}
+
+// A release that Redis stays unreachable for past Close's final deadline
+// is tried again by the client's holder while other subscriptions keep it
+// alive: the name is not held by a process that gave it up.
+func TestConsumerLease_ReleaseAfterTheDeadline(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{NoAOF: true})
+	direct := srv.Client(t)
+	proxy := startFaultProxy(t, srv.Addr())
+	proxied := &env{srv: srv, client: proxiedClient(t, srv, proxy)}
+	// Renewals every 100 ms.
+	subscribe(t, proxied.subscriber(t, leaseConfig("worker-1", 300*time.Millisecond)), newTopic())
+	closing, err := millrace.NewSubscriber(proxied.client, leaseConfig("worker-2", 300*time.Millisecond), testLogger)
+	require.NoError(t, err)
+	topic := newTopic()
+	subscribe(t, closing, topic)
+	ctx := context.Background()
+	key := consumerKey(topic, "worker-2")
+	require.EqualValues(t, 1, direct.Exists(ctx, key).Val())
+
+	proxy.setMode(proxyReject)
+	proxy.CutAll()
+	require.NoError(t, closing.Close()) // after its final deadline
+	require.EqualValues(t, 1, direct.Exists(ctx, key).Val(), "Redis was not reached")
+	proxy.setMode(proxyForward)
+	require.Eventually(t, func() bool { return direct.Exists(ctx, key).Val() == 0 },
+		10*time.Second, 5*time.Millisecond, "the holder gives the name up")
 }

@@ -166,9 +166,11 @@ func earliest(next map[string]time.Time) string {
 }
 
 // keysAfter waits until only the topics' streams (and publishers' sequence
-// keys, which expire by themselves) are left, or until a
-// consumer-name lease whose release met a restarting Redis has expired
-// (SubscriberConfig.ConsumerLease, 10 s), and returns the keys then.
+// keys, which expire by themselves) are left, or until a consumer-name
+// holder key whose release met a restarting Redis has expired
+// (SubscriberConfig.ConsumerLease, 10 s), and returns the keys then. A
+// name key is given up at Close, tried again until Redis is back; one left
+// here is a leak.
 func keysAfter(ctx context.Context, tb testing.TB, probe *redis.Client, topics []string) []string {
 	deadline := time.Now().Add(12 * time.Second)
 	for {

@@ -33,6 +33,14 @@ func IsServer(err error) bool {
 	return errors.As(err, &reply) && !IsNil(err)
 }
 
+// IsUnavailable reports a failure that says nothing was decided: no
+// reply reached us (a refused or cut connection, a timeout), or the server
+// is still loading its data (LOADING, after a restart). A call that failed
+// so may succeed once the server is back.
+func IsUnavailable(err error) bool {
+	return err != nil && (!IsServer(err) && !IsNil(err) || redis.HasErrorPrefix(err, "LOADING"))
+}
+
 // IsNoGroup reports NOGROUP: the consumer group or its stream does not
 // exist (XREADGROUP, XACK, XCLAIM, XAUTOCLAIM, XINFO CONSUMERS, ...).
 func IsNoGroup(err error) bool { return redis.HasErrorPrefix(err, "NOGROUP") }

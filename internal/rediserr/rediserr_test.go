@@ -61,7 +61,10 @@ func TestClassifiers_RealReplies(t *testing.T) {
 		"script refused":    c.Eval(ctx, "return redis.call('MULTI')", nil).Err(),
 		"script NOGROUP":    c.Eval(ctx, "return redis.call('XCLAIM', KEYS[1], 'nope', 'c', 0, '0-1')", []string{"s"}).Err(),
 		"wrong type":        c.LPush(ctx, "s", "x").Err(),
-		"network":           fmt.Errorf("wrapped: %w", errors.New("dial tcp: connection refused")),
+		// The reply a restarted server gives while it reads its data,
+		// with the wording Redis uses.
+		"LOADING": c.Eval(ctx, "return redis.error_reply('LOADING Redis is loading the dataset in memory')", nil).Err(),
+		"network": fmt.Errorf("wrapped: %w", errors.New("dial tcp: connection refused")),
 	}
 	slow := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 50 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { _ = slow.Close() })
@@ -91,10 +94,11 @@ func TestClassifiers_RealReplies(t *testing.T) {
 		}},
 		{"IsOOM", rediserr.IsOOM, []string{"OOM"}},
 		{"IsTimeout", rediserr.IsTimeout, []string{"timeout"}},
+		{"IsUnavailable", rediserr.IsUnavailable, []string{"network", "timeout", "LOADING"}},
 		{"IsServer", rediserr.IsServer, []string{
 			"NOGROUP", "BUSYGROUP", "no such key", "no stream", "unknown command", "unknown INFO", "NOPERM",
 			"no such user", "NOSCRIPT", "script refused", "OOM", "script NOGROUP", "wrong type", "script NOPERM",
-			"key NOPERM", "script key NOPERM",
+			"key NOPERM", "script key NOPERM", "LOADING",
 		}},
 	}
 	for _, tc := range cases {
