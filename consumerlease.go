@@ -13,6 +13,7 @@ import (
 
 	"github.com/millrace/millrace/internal/errlog"
 	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/noretry"
 	"github.com/millrace/millrace/internal/rediserr"
 )
 
@@ -316,7 +317,8 @@ func (h *nameHolder) drop(ctx context.Context, l *consumerLease) {
 }
 
 // run renews the key every third of ConsumerLease with one SET ... GET,
-// which also tells whether it had lapsed: then, and twice after, every
+// which also tells whether it had lapsed: then (or when the renewal's
+// outcome is unknown), and twice after, every
 // name is looked at (another Subscriber may have taken it meanwhile); a
 // name found taken is looked at on every renewal until it is ours again.
 func (h *nameHolder) run(ctx context.Context, key string) {
@@ -335,11 +337,17 @@ func (h *nameHolder) run(ctx context.Context, key string) {
 		ttl = h.ttl
 		h.mu.Unlock()
 		t.Reset(ttl / 3)
-		err := client.SetArgs(ctx, key, 1, redis.SetArgs{TTL: ttl, Get: true}).Err()
+		// Sent once: a SET resent after its reply was lost finds the key
+		// set, whether it had lapsed or not.
+		err := noretry.Do(ctx, client, "SET", key, 1, "PX", ttl.Milliseconds(), "GET").Err()
 		if err != nil && !rediserr.IsNil(err) {
 			if ctx.Err() == nil {
 				log.Failure("Cannot renew the lease on the consumer names", err, nil)
 			}
+			// It may have been done: look at every name after the next.
+			h.mu.Lock()
+			h.recheck = 3
+			h.mu.Unlock()
 			continue
 		}
 		log.Recovered("Renewing the lease on the consumer names again", nil)

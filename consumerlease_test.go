@@ -343,3 +343,34 @@ func TestConsumerLease_ReleaseAfterTheDeadline(t *testing.T) {
 	require.Eventually(t, func() bool { return direct.Exists(ctx, key).Val() == 0 },
 		10*time.Second, 5*time.Millisecond, "the holder gives the name up")
 }
+
+// A renewal whose reply is lost is not sent again blindly: sent again, it
+// would find the holder key set by the lost one and miss that it had
+// lapsed, and that another Subscriber took a name meanwhile. The names are
+// looked at again, and taken back once the other holder lapses.
+func TestConsumerLease_RenewalReplyLost(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{NoAOF: true})
+	direct := srv.Client(t)
+	proxy := startFaultProxy(t, srv.Addr())
+	proxied := &env{srv: srv, client: proxiedClient(t, srv, proxy)}
+	topic := newTopic()
+	subscribe(t, proxied.subscriber(t, leaseConfig("worker-1", 150*time.Millisecond)), topic)
+	ctx := context.Background()
+	key := consumerKey(topic, "worker-1")
+	value := direct.Get(ctx, key).Val()
+	holder := holderOf(t, value)
+
+	// The holder key lapses; another Subscriber takes the name meanwhile,
+	// and the first renewal after that loses its reply.
+	lost := proxy.LoseReply(func(args []string) bool {
+		return len(args) > 1 && strings.EqualFold(args[0], "set") && args[1] == holder
+	})
+	another := "another-token|{" + topic + "}:holder:another"
+	require.NoError(t, direct.Set(ctx, holderOf(t, another), 1, 600*time.Millisecond).Err())
+	require.NoError(t, direct.Set(ctx, key, another, time.Hour).Err())
+	require.NoError(t, direct.Del(ctx, holder).Err())
+	awaitLost(t, lost, "the renewal")
+	require.Eventually(t, func() bool { return direct.Get(ctx, key).Val() == value }, 10*time.Second, 10*time.Millisecond,
+		"the name is held again once the other holder lapsed")
+}
