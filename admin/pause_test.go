@@ -1,15 +1,19 @@
 package admin_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/millrace/millrace/admin"
+	"github.com/millrace/millrace/internal/faultproxy"
 	"github.com/millrace/millrace/internal/fixture"
 	"github.com/millrace/millrace/internal/keys"
+	"github.com/millrace/millrace/internal/redistest"
 )
 
 // A paused group shows as paused in the topic's stats, with the time of
@@ -72,4 +76,46 @@ func TestPause_PartitionedTopic(t *testing.T) {
 	state, err = a.GroupPaused(ctx, keys.Partition("shipments", 2), "billing")
 	require.NoError(t, err)
 	assert.False(t, state.Paused)
+}
+
+// A pause or resume whose reply is lost, sent again by go-redis, changes
+// the state once and says it changed it.
+func TestPause_ReplyLost(t *testing.T) {
+	srv := redistest.StartFromEnv(t)
+	direct := srv.Client(t)
+	fixture.Topology(t, direct)
+	proxy, err := faultproxy.Start(srv.Addr())
+	require.NoError(t, err)
+	t.Cleanup(proxy.Close)
+	o := srv.Options(t)
+	o.Addr = proxy.Addr()
+	c := redis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	a := admin.New(c, admin.Options{})
+	ctx := testCtx(t)
+	key := keys.Paused("orders", "billing")
+	// The script is cached: the replies lost below are of scripts that ran.
+	_, err = a.PauseGroup(ctx, "orders", "audit")
+	require.NoError(t, err)
+	for _, paused := range []bool{true, false} {
+		lost := proxy.LoseReply(func(args []string) bool {
+			return len(args) > 3 && strings.HasPrefix(strings.ToLower(args[0]), "eval") && args[3] == key
+		})
+		set := a.ResumeGroup
+		if paused {
+			set = a.PauseGroup
+		}
+		changed, err := set(ctx, "orders", "billing")
+		require.NoError(t, err)
+		select {
+		case <-lost:
+		default:
+			t.Fatal("no reply was lost")
+		}
+		assert.True(t, changed, "paused %v: this call changed the state", paused)
+		state, err := a.GroupPaused(ctx, "orders", "billing")
+		require.NoError(t, err)
+		assert.Equal(t, paused, state.Paused)
+	}
+	assert.EqualValues(t, 2, xlen(t, direct, key), "one change each")
 }

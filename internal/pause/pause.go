@@ -8,6 +8,8 @@ package pause
 
 import (
 	"context"
+	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -108,20 +110,25 @@ func parse(msgs []redis.XMessage) State {
 }
 
 // setScript adds ARGV[1] as the state of stream KEYS[1] unless it already
-// is its state ("resumed" when there is none), keeping ARGV[2] entries.
-// Returns 1 when it changed the state, 0 when not: sending it again
-// changes nothing more.
+// is its state ("resumed" when there is none), keeping ARGV[2] entries;
+// the entry names the call, ARGV[3]. Returns 1 when this call changed the
+// state, 0 when not: sent again (its reply lost), it changes nothing more
+// and finds its own entry, 1 again.
 var setScript = redis.NewScript(`
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local state = 'resumed'
+local state, by = 'resumed', nil
 if #last > 0 then
   local f = last[1][2]
   for i = 1, #f, 2 do
     if f[i] == 'state' then state = f[i + 1] end
+    if f[i] == 'by' then by = f[i + 1] end
   end
 end
-if state == ARGV[1] then return 0 end
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'state', ARGV[1])
+if state == ARGV[1] then
+  if by == ARGV[3] then return 1 end
+  return 0
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'state', ARGV[1], 'by', ARGV[3])
 return 1
 `)
 
@@ -132,6 +139,7 @@ func Set(ctx context.Context, client redis.Scripter, topic, group string, paused
 	if paused {
 		state = statePaused
 	}
-	n, err := setScript.Run(ctx, client, []string{keys.Paused(topic, group)}, state, history).Int()
+	call := strconv.FormatUint(rand.Uint64(), 36)
+	n, err := setScript.Run(ctx, client, []string{keys.Paused(topic, group)}, state, history, call).Int()
 	return n == 1, err
 }
