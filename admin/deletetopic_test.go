@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/millrace/millrace/admin"
+	"github.com/millrace/millrace/internal/faultproxy"
 	"github.com/millrace/millrace/internal/fixture"
 	"github.com/millrace/millrace/internal/keys"
 )
@@ -115,4 +116,26 @@ func TestDeleteTopic(t *testing.T) {
 	res, err = a.DeleteTopic(ctx, "refunds", false)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"{refunds}:dlq"}, res.Keys)
+}
+
+// A deletion whose UNLINK reply is lost, and that go-redis sends again,
+// deletes the topic and says what it deleted.
+func TestDeleteTopic_ReplyLost(t *testing.T) {
+	t.Parallel()
+	c, proxy, a := proxiedAdmin(t)
+	fixture.Topology(t, c)
+	auxKeys(t, c, "orders")
+	lost := proxy.LoseReply(faultproxy.Command("UNLINK"))
+	res, err := a.DeleteTopic(testCtx(t), "orders", true)
+	require.NoError(t, err)
+	select {
+	case <-lost:
+	default:
+		t.Fatal("no reply was lost")
+	}
+	assert.EqualValues(t, 10, res.Entries)
+	assert.EqualValues(t, 3, res.DeadLetters)
+	for _, k := range allKeys(t, c) {
+		assert.NotContains(t, k, "orders", "left behind")
+	}
 }

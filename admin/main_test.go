@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/millrace/millrace/admin"
+	"github.com/millrace/millrace/internal/faultproxy"
 	"github.com/millrace/millrace/internal/fixture"
 	"github.com/millrace/millrace/internal/redistest"
 )
@@ -29,6 +30,21 @@ func newAdmin(t *testing.T) (*redis.Client, *admin.Admin) {
 	t.Helper()
 	c := redistest.StartFromEnv(t).Client(t)
 	return c, admin.New(c, admin.Options{})
+}
+
+// proxiedAdmin starts a server and returns a client straight to it, and a
+// fault proxy in front of it with an Admin whose client goes through it.
+func proxiedAdmin(t *testing.T) (*redis.Client, *faultproxy.Proxy, *admin.Admin) {
+	t.Helper()
+	srv := redistest.StartFromEnv(t)
+	proxy, err := faultproxy.Start(srv.Addr())
+	require.NoError(t, err)
+	t.Cleanup(proxy.Close)
+	o := srv.Options(t)
+	o.Addr = proxy.Addr()
+	c := redis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	return srv.Client(t), proxy, admin.New(c, admin.Options{})
 }
 
 // withTopology is newAdmin on a server with fixture.Topology.

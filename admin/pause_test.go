@@ -5,15 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/millrace/millrace/admin"
-	"github.com/millrace/millrace/internal/faultproxy"
 	"github.com/millrace/millrace/internal/fixture"
 	"github.com/millrace/millrace/internal/keys"
-	"github.com/millrace/millrace/internal/redistest"
 )
 
 // A paused group shows as paused in the topic's stats, with the time of
@@ -81,21 +78,12 @@ func TestPause_PartitionedTopic(t *testing.T) {
 // A pause or resume whose reply is lost, sent again by go-redis, changes
 // the state once and says it changed it.
 func TestPause_ReplyLost(t *testing.T) {
-	srv := redistest.StartFromEnv(t)
-	direct := srv.Client(t)
+	direct, proxy, a := proxiedAdmin(t)
 	fixture.Topology(t, direct)
-	proxy, err := faultproxy.Start(srv.Addr())
-	require.NoError(t, err)
-	t.Cleanup(proxy.Close)
-	o := srv.Options(t)
-	o.Addr = proxy.Addr()
-	c := redis.NewClient(o)
-	t.Cleanup(func() { c.Close() })
-	a := admin.New(c, admin.Options{})
 	ctx := testCtx(t)
 	key := keys.Paused("orders", "billing")
 	// The script is cached: the replies lost below are of scripts that ran.
-	_, err = a.PauseGroup(ctx, "orders", "audit")
+	_, err := a.PauseGroup(ctx, "orders", "audit")
 	require.NoError(t, err)
 	for _, paused := range []bool{true, false} {
 		lost := proxy.LoseReply(func(args []string) bool {
