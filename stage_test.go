@@ -331,14 +331,15 @@ func TestStage_Durability(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		replicas int
+		timeout  time.Duration // the one that must pass, long enough on a loaded machine
 		err      error
 	}{
-		{"one replica asked", 1, nil},
-		{"two replicas asked", 2, millrace.ErrNotDurable},
+		{"one replica asked", 1, 5 * time.Second, nil},
+		{"two replicas asked", 2, 100 * time.Millisecond, millrace.ErrNotDurable},
 	} {
 		in, out := stageTopics()
 		pub, err := millrace.NewPublisher(client, millrace.PublisherConfig{
-			Durability: millrace.Durability{Replicas: tc.replicas, Timeout: 100 * time.Millisecond},
+			Durability: millrace.Durability{Replicas: tc.replicas, Timeout: tc.timeout},
 		}, testLogger)
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, pub.Close()) })

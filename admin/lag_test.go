@@ -264,11 +264,18 @@ func TestGroupMovesWithoutScripts(t *testing.T) {
 	c, _ := newAdmin(t)
 	ctx := testCtx(t)
 	addN(t, c, "orders", 1, 10)
-	for name, rules := range map[string][]string{
-		"no-eval":      {"+@all", "-eval", "-evalsha"},
-		"no-xinfo":     {"+@all", "-xinfo|stream"},
-		"no-xrevrange": {"+@all", "-xinfo|consumers", "-xrevrange"},
+	// In this order: the first user's move leaves the only group with a
+	// lag Redis does not know, which its read of the group's figures after
+	// the move may not work out.
+	for _, u := range []struct {
+		name  string
+		rules []string
+	}{
+		{"no-xrevrange", []string{"+@all", "-xinfo|consumers", "-xrevrange"}},
+		{"no-eval", []string{"+@all", "-eval", "-evalsha"}},
+		{"no-xinfo", []string{"+@all", "-xinfo|stream"}},
 	} {
+		name, rules := u.name, u.rules
 		args := []interface{}{"acl", "setuser", name, "on", ">pw", "~*", "&*"}
 		for _, r := range rules {
 			args = append(args, r)
