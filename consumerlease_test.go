@@ -100,8 +100,7 @@ func TestConsumerLease_RestartUnderTheSameName(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, e.client.Exists(ctx, consumerKey(topic, "worker-1")).Val(), "the name is held")
 	require.NoError(t, first.Close())
-	require.Eventually(t, func() bool { return e.client.Exists(ctx, consumerKey(topic, "worker-1")).Val() == 0 },
-		time.Second, time.Millisecond, "Close releases the name")
+	requireGivenUp(t, e.client, consumerKey(topic, "worker-1"))
 	restarted := e.subscriber(t, leaseConfig("worker-1", time.Minute))
 	_, err = restarted.Subscribe(ctxTimeout(t, 5*time.Second), topic)
 	require.NoError(t, err)
@@ -172,8 +171,7 @@ func TestConsumerLease_OneHolderCatchesSecondOnEveryTopic(t *testing.T) {
 	require.NoError(t, err, "the name of a dead holder is free")
 
 	require.NoError(t, first.Close())
-	require.Eventually(t, func() bool { return e.client.Exists(ctx, consumerKey(topics[0], "worker-1")).Val() == 0 },
-		time.Second, time.Millisecond, "Close releases the names")
+	requireGivenUp(t, e.client, consumerKey(topics[0], "worker-1"))
 	require.EqualValues(t, 1, e.client.Exists(ctx, holder).Val(), "the holder key lives on with the second's name")
 	for _, topic := range topics {
 		_, err := second.Subscribe(ctxTimeout(t, 5*time.Second), topic)
@@ -261,9 +259,7 @@ func TestConsumerLease_OwnHoldersLeftoverTakenAtOnce(t *testing.T) {
 // key Redis wrote does not stay behind.
 func TestConsumerLease_TakeReplyLost(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t, redistest.Options{NoAOF: true})
-	direct := srv.Client(t)
-	proxy := startFaultProxy(t, srv.Addr())
+	srv, direct, proxy := proxiedServer(t)
 	o := srv.Options(t)
 	o.Addr, o.MaxRetries = proxy.Addr(), -1
 	c := redis.NewClient(o)
@@ -280,25 +276,15 @@ func TestConsumerLease_TakeReplyLost(t *testing.T) {
 	_, err = sub.Subscribe(ctxTimeout(t, 10*time.Second), topic)
 	require.Error(t, err)
 	awaitLost(t, lost, "the take")
-	// Given up is SET PX 1: gone a millisecond later.
-	require.Eventually(t, func() bool { return direct.Exists(context.Background(), key).Val() == 0 },
-		time.Second, time.Millisecond, "the name key is given up")
+	requireGivenUp(t, direct, key)
 }
 
 // Close gives the name up also when Redis is unreachable for a moment as
 // it does: the release is tried again within Close's final deadline.
 func TestConsumerLease_ReleaseOutlastsAnOutage(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t, redistest.Options{NoAOF: true})
-	direct := srv.Client(t)
-	proxy := startFaultProxy(t, srv.Addr())
-	sub, err := millrace.NewSubscriber(proxiedClient(t, srv, proxy), leaseConfig("worker-1", time.Minute), testLogger)
-	require.NoError(t, err)
-	topic := newTopic()
-	subscribe(t, sub, topic)
-	ctx := context.Background()
-	key := consumerKey(topic, "worker-1")
-	require.EqualValues(t, 1, direct.Exists(ctx, key).Val())
+	srv, direct, proxy := proxiedServer(t)
+	sub, key := subscribeLeased(t, proxiedClient(t, srv, proxy), direct, leaseConfig("worker-1", time.Minute))
 
 	proxy.setMode(proxyReject)
 	proxy.CutAll()
@@ -312,8 +298,7 @@ func TestConsumerLease_ReleaseOutlastsAnOutage(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Close did not return")
 	}
-	require.Eventually(t, func() bool { return direct.Exists(ctx, key).Val() == 0 },
-		time.Second, time.Millisecond, "the name key is given up")
+	requireGivenUp(t, direct, key)
 }
 
 // A release that Redis stays unreachable for past Close's final deadline
@@ -321,19 +306,12 @@ func TestConsumerLease_ReleaseOutlastsAnOutage(t *testing.T) {
 // alive: the name is not held by a process that gave it up.
 func TestConsumerLease_ReleaseAfterTheDeadline(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t, redistest.Options{NoAOF: true})
-	direct := srv.Client(t)
-	proxy := startFaultProxy(t, srv.Addr())
+	srv, direct, proxy := proxiedServer(t)
 	proxied := &env{srv: srv, client: proxiedClient(t, srv, proxy)}
 	// Renewals every 100 ms.
 	subscribe(t, proxied.subscriber(t, leaseConfig("worker-1", 300*time.Millisecond)), newTopic())
-	closing, err := millrace.NewSubscriber(proxied.client, leaseConfig("worker-2", 300*time.Millisecond), testLogger)
-	require.NoError(t, err)
-	topic := newTopic()
-	subscribe(t, closing, topic)
+	closing, key := subscribeLeased(t, proxied.client, direct, leaseConfig("worker-2", 300*time.Millisecond))
 	ctx := context.Background()
-	key := consumerKey(topic, "worker-2")
-	require.EqualValues(t, 1, direct.Exists(ctx, key).Val())
 
 	proxy.setMode(proxyReject)
 	proxy.CutAll()
@@ -350,9 +328,7 @@ func TestConsumerLease_ReleaseAfterTheDeadline(t *testing.T) {
 // looked at again, and taken back once the other holder lapses.
 func TestConsumerLease_RenewalReplyLost(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t, redistest.Options{NoAOF: true})
-	direct := srv.Client(t)
-	proxy := startFaultProxy(t, srv.Addr())
+	srv, direct, proxy := proxiedServer(t)
 	proxied := &env{srv: srv, client: proxiedClient(t, srv, proxy)}
 	topic := newTopic()
 	subscribe(t, proxied.subscriber(t, leaseConfig("worker-1", 150*time.Millisecond)), topic)
@@ -373,4 +349,33 @@ func TestConsumerLease_RenewalReplyLost(t *testing.T) {
 	awaitLost(t, lost, "the renewal")
 	require.Eventually(t, func() bool { return direct.Get(ctx, key).Val() == value }, 10*time.Second, 10*time.Millisecond,
 		"the name is held again once the other holder lapsed")
+}
+
+// proxiedServer starts a server of the test's own, and a fault proxy in
+// front of it; direct goes straight to the server.
+func proxiedServer(t *testing.T) (srv *redistest.Server, direct *redis.Client, proxy *faultProxy) {
+	t.Helper()
+	srv = redistest.Start(t, redistest.Options{NoAOF: true})
+	return srv, srv.Client(t), startFaultProxy(t, srv.Addr())
+}
+
+// requireGivenUp waits for a name key to be given up: SET PX 1, gone a
+// millisecond later.
+func requireGivenUp(t *testing.T, c redis.UniversalClient, key string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return c.Exists(context.Background(), key).Val() == 0 },
+		time.Second, time.Millisecond, "the name key is given up")
+}
+
+// subscribeLeased subscribes a new Subscriber over c, which the test
+// closes, to a new topic, and returns it with its name key, held.
+func subscribeLeased(t *testing.T, c redis.UniversalClient, direct *redis.Client, cfg millrace.SubscriberConfig) (*millrace.Subscriber, string) {
+	t.Helper()
+	sub, err := millrace.NewSubscriber(c, cfg, testLogger)
+	require.NoError(t, err)
+	topic := newTopic()
+	subscribe(t, sub, topic)
+	key := consumerKey(topic, cfg.Consumer)
+	require.EqualValues(t, 1, direct.Exists(context.Background(), key).Val())
+	return sub, key
 }
