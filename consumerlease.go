@@ -84,8 +84,12 @@ return 0
 `)
 
 // take claims or refreshes the name; false when another live Subscriber
-// holds it. A name whose holder key is gone is taken over.
+// holds it. A name whose holder key is gone is taken over. Taken, the name
+// is no longer one the holder has left to give up.
 func (l *consumerLease) take(ctx context.Context) (bool, error) {
+	h := l.holder
+	h.dropping.RLock()
+	defer h.dropping.RUnlock()
 	dead := ""
 	for range 2 {
 		v, err := takeLeaseScript.Run(ctx, l.client, []string{l.key}, l.value, nameKeyTTL.Milliseconds(), dead).Result()
@@ -94,6 +98,9 @@ func (l *consumerLease) take(ctx context.Context) (bool, error) {
 		}
 		other, ok := v.(string)
 		if !ok {
+			h.mu.Lock()
+			delete(h.left, l.key)
+			h.mu.Unlock()
 			return true, nil
 		}
 		_, holder, ok := strings.Cut(other, "|")
@@ -102,7 +109,7 @@ func (l *consumerLease) take(ctx context.Context) (bool, error) {
 			// held until it expires.
 			return false, nil
 		}
-		if l.holder.orphaned(other) {
+		if h.orphaned(other) {
 			// Our own holder, for a subscription of this process that
 			// ended without giving the name up (its release met a cut
 			// connection): held by nothing.
@@ -227,6 +234,10 @@ type nameHolder struct {
 	// left are the name keys (to their values) whose release did not
 	// reach Redis, given up on the next renewals.
 	left map[string]string
+	// dropping orders the drops of left keys (writers) and the takes of
+	// names (readers): a name taken again is either dropped before or no
+	// longer left.
+	dropping sync.RWMutex
 }
 
 // leave adds a name key whose release did not reach Redis.
@@ -242,16 +253,20 @@ func (h *nameHolder) leave(key, value string) {
 // dropLeft gives up the names whose release did not reach Redis before;
 // those it cannot reach Redis for stay for the next call.
 func (h *nameHolder) dropLeft(ctx context.Context) {
+	h.dropping.Lock()
+	defer h.dropping.Unlock()
 	h.mu.Lock()
-	left := maps.Clone(h.left)
+	left, client := maps.Clone(h.left), h.client
 	h.mu.Unlock()
 	for key, value := range left {
-		err := dropLeaseScript.Run(ctx, h.client, []string{key}, value).Err()
+		err := dropLeaseScript.Run(ctx, client, []string{key}, value).Err()
 		if rediserr.IsUnavailable(err) {
 			continue
 		}
 		h.mu.Lock()
-		delete(h.left, key)
+		if h.left[key] == value {
+			delete(h.left, key)
+		}
 		h.mu.Unlock()
 	}
 }
@@ -344,14 +359,20 @@ func (h *nameHolder) run(ctx context.Context, key string) {
 			if ctx.Err() == nil {
 				log.Failure("Cannot renew the lease on the consumer names", err, nil)
 			}
-			// It may have been done: look at every name after the next.
+			// It may have been done: look at every name after the next,
+			// which comes soon (the error may be a stale connection's).
 			h.mu.Lock()
 			h.recheck = 3
 			h.mu.Unlock()
+			t.Reset(min(ttl/3, releaseRetry))
 			continue
 		}
 		log.Recovered("Renewing the lease on the consumer names again", nil)
-		h.dropLeft(ctx)
+		// Bounded, so that a node that does not answer (a left key's, on
+		// Cluster) does not hold up the renewals.
+		dropCtx, cancel := context.WithTimeout(ctx, ttl/3)
+		h.dropLeft(dropCtx)
+		cancel()
 		h.mu.Lock()
 		if rediserr.IsNil(err) {
 			h.recheck = 3
@@ -424,21 +445,21 @@ func (s *Subscriber) leaseName(ctx context.Context, topic, name string, wait boo
 		nameHolders.release(s.client, func(*nameHolder) {})
 		return nil, false, err
 	}
+	// Counted before the take: a subscription of this Subscriber under the
+	// name that ends meanwhile does not give up what this one takes.
+	s.mu.Lock()
+	s.names[l.key]++
+	s.mu.Unlock()
 	take := l.take
 	if wait {
 		take = l.acquire
 	}
 	ok, err := take(ctx)
-	if err != nil {
-		// The take may have been done with its reply lost (a cut
-		// connection, ctx ended): give the name up if it is ours,
-		// trying for a second at most, as Subscribe is failing.
-		final, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		_ = l.release(final)
-		cancel()
-	}
 	if !ok || err != nil {
-		l.done(ctx)
+		// The take may have been done with its reply lost (a cut
+		// connection, ctx ended): give the name up unless another
+		// subscription of this Subscriber holds it.
+		s.unclaimNow(l, false)
 		return nil, false, err
 	}
 	return l, true, nil

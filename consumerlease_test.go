@@ -284,7 +284,7 @@ func TestConsumerLease_TakeReplyLost(t *testing.T) {
 func TestConsumerLease_ReleaseOutlastsAnOutage(t *testing.T) {
 	t.Parallel()
 	srv, direct, proxy := proxiedServer(t)
-	sub, key := subscribeLeased(t, proxiedClient(t, srv, proxy), direct, leaseConfig("worker-1", time.Minute))
+	sub, _, key := subscribeLeased(t, proxiedClient(t, srv, proxy), direct, leaseConfig("worker-1", time.Minute))
 
 	proxy.setMode(proxyReject)
 	proxy.CutAll()
@@ -310,7 +310,7 @@ func TestConsumerLease_ReleaseAfterTheDeadline(t *testing.T) {
 	proxied := &env{srv: srv, client: proxiedClient(t, srv, proxy)}
 	// Renewals every 100 ms.
 	subscribe(t, proxied.subscriber(t, leaseConfig("worker-1", 300*time.Millisecond)), newTopic())
-	closing, key := subscribeLeased(t, proxied.client, direct, leaseConfig("worker-2", 300*time.Millisecond))
+	closing, _, key := subscribeLeased(t, proxied.client, direct, leaseConfig("worker-2", 300*time.Millisecond))
 	ctx := context.Background()
 
 	proxy.setMode(proxyReject)
@@ -368,14 +368,39 @@ func requireGivenUp(t *testing.T, c redis.UniversalClient, key string) {
 }
 
 // subscribeLeased subscribes a new Subscriber over c, which the test
-// closes, to a new topic, and returns it with its name key, held.
-func subscribeLeased(t *testing.T, c redis.UniversalClient, direct *redis.Client, cfg millrace.SubscriberConfig) (*millrace.Subscriber, string) {
+// closes, to a new topic, and returns it with the topic and its name key,
+// held.
+func subscribeLeased(t *testing.T, c redis.UniversalClient, direct *redis.Client, cfg millrace.SubscriberConfig) (sub *millrace.Subscriber, topic, key string) {
 	t.Helper()
 	sub, err := millrace.NewSubscriber(c, cfg, testLogger)
 	require.NoError(t, err)
-	topic := newTopic()
+	topic = newTopic()
 	subscribe(t, sub, topic)
-	key := consumerKey(topic, cfg.Consumer)
+	key = consumerKey(topic, cfg.Consumer)
 	require.EqualValues(t, 1, direct.Exists(context.Background(), key).Val())
-	return sub, key
+	return sub, topic, key
+}
+
+// A second Subscribe of a Subscriber under a name its running subscription
+// holds, whose take fails (its reply lost), gives up nothing: the running
+// subscription keeps the name.
+func TestConsumerLease_FailedSecondSubscribeKeepsTheName(t *testing.T) {
+	t.Parallel()
+	srv, direct, proxy := proxiedServer(t)
+	o := srv.Options(t)
+	o.Addr, o.MaxRetries = proxy.Addr(), -1
+	c := redis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	sub, topic, key := subscribeLeased(t, c, direct, leaseConfig("worker-1", time.Minute))
+	t.Cleanup(func() { require.NoError(t, sub.Close()) })
+
+	lost := proxy.LoseReply(func(args []string) bool {
+		return len(args) > 3 && strings.EqualFold(args[0], "evalsha") && args[3] == key
+	})
+	_, err := sub.Subscribe(ctxTimeout(t, 10*time.Second), topic)
+	require.Error(t, err)
+	awaitLost(t, lost, "the second take")
+	ttl, err := direct.PTTL(context.Background(), key).Result()
+	require.NoError(t, err)
+	assert.Greater(t, ttl, time.Minute, "the name key is not given up (SET PX 1)")
 }

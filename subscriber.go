@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -134,7 +135,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	start, err := prepareStart(ctx, s.client, topic, consumer, s.config, s.logger)
 	if err != nil {
-		s.releaseNameNow(lease, false)
+		s.unclaimNow(lease, false)
 		return nil, err
 	}
 	p := subscriptionParams{
@@ -155,7 +156,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		s.releaseNameNow(lease, true)
+		s.unclaimNow(lease, true)
 		return nil, ErrSubscriberClosed
 	}
 	key := consumerKey{stream: streamKey(topic), consumer: consumer}
@@ -172,9 +173,6 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if share != nil && share.ownPendingRead == nil {
 		share.ownPendingRead = sub.reader.ownPendingRead
 	}
-	if lease != nil {
-		s.names[lease.key]++
-	}
 	s.running.Add(1)
 	go func() {
 		defer s.running.Done()
@@ -187,10 +185,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 				delete(s.consumers, key)
 			}
 		}
-		if lease != nil {
-			s.names[lease.key]--
-		}
-		s.releaseName(final, lease, true)
+		s.unclaim(final, lease, true)
 	}()
 	return sub.out, nil
 }
@@ -218,9 +213,10 @@ func (s *Subscriber) waitForNews() *newsWaiter {
 	return s.news
 }
 
-// releaseName gives a consumer name up unless a running subscription of
-// this Subscriber still holds it. locked says whether s.mu is held.
-func (s *Subscriber) releaseName(ctx context.Context, lease *consumerLease, locked bool) {
+// unclaim ends one claim on a consumer name (counted in s.names from
+// before its take) and gives the name up unless another claim of this
+// Subscriber holds it. locked says whether s.mu is held.
+func (s *Subscriber) unclaim(ctx context.Context, lease *consumerLease, locked bool) {
 	if lease == nil {
 		return
 	}
@@ -229,21 +225,23 @@ func (s *Subscriber) releaseName(ctx context.Context, lease *consumerLease, lock
 		s.mu.Lock()
 		defer s.mu.Unlock()
 	}
-	if s.names[lease.key] > 0 {
+	if s.names[lease.key]--; s.names[lease.key] > 0 {
 		return
 	}
 	delete(s.names, lease.key)
 	if err := lease.release(ctx); err != nil {
-		s.logger.Error("Cannot release the consumer name; it expires after ConsumerLease", err,
+		s.logger.Error("Cannot release the consumer name; the client's holder gives it up once Redis is back, "+
+			"or it is free once the holder key expires (ConsumerLease)", err,
 			watermill.LogFields{"consumer": s.config.Consumer, "consumer_group": s.config.ConsumerGroup})
 	}
 }
 
-// releaseNameNow is releaseName within finalCallTimeout.
-func (s *Subscriber) releaseNameNow(lease *consumerLease, locked bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), finalCallTimeout)
+// unclaimNow is unclaim for a Subscribe that fails: it tries for a second
+// at most.
+func (s *Subscriber) unclaimNow(lease *consumerLease, locked bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	s.releaseName(ctx, lease, locked)
+	s.unclaim(ctx, lease, locked)
 }
 
 func (s *Subscriber) usable(topic string) error {

@@ -33,13 +33,30 @@ func IsServer(err error) bool {
 	return errors.As(err, &reply) && !IsNil(err)
 }
 
-// IsUnavailable reports a failure that says nothing was decided: no
-// reply reached us (a refused or cut connection, a timeout), or the server
-// is still loading its data (LOADING, after a restart). A call that failed
-// so may succeed once the server is back.
+// IsUnavailable reports a failure after which the same call may succeed
+// once the server is back: no reply reached us (a refused or cut
+// connection, a timeout; the command may have run), or the server said to
+// try later — LOADING (after a restart), READONLY and MASTERDOWN (during a
+// failover), CLUSTERDOWN, TRYAGAIN, BUSY (a script running long). A client
+// its user closed (redis.ErrClosed) is not: nothing reaches Redis again.
 func IsUnavailable(err error) bool {
-	return err != nil && (!IsServer(err) && !IsNil(err) || redis.HasErrorPrefix(err, "LOADING"))
+	if err == nil || IsNil(err) || errors.Is(err, redis.ErrClosed) {
+		return false
+	}
+	if !IsServer(err) {
+		return true
+	}
+	for _, code := range tryLaterCodes {
+		if redis.HasErrorPrefix(err, code) {
+			return true
+		}
+	}
+	return false
 }
+
+// tryLaterCodes are the codes of error replies that say the server cannot
+// serve the call now, but may soon.
+var tryLaterCodes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY "}
 
 // IsNoGroup reports NOGROUP: the consumer group or its stream does not
 // exist (XREADGROUP, XACK, XCLAIM, XAUTOCLAIM, XINFO CONSUMERS, ...).

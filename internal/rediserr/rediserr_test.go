@@ -61,11 +61,19 @@ func TestClassifiers_RealReplies(t *testing.T) {
 		"script refused":    c.Eval(ctx, "return redis.call('MULTI')", nil).Err(),
 		"script NOGROUP":    c.Eval(ctx, "return redis.call('XCLAIM', KEYS[1], 'nope', 'c', 0, '0-1')", []string{"s"}).Err(),
 		"wrong type":        c.LPush(ctx, "s", "x").Err(),
-		// The reply a restarted server gives while it reads its data,
-		// with the wording Redis uses.
-		"LOADING": c.Eval(ctx, "return redis.error_reply('LOADING Redis is loading the dataset in memory')", nil).Err(),
-		"network": fmt.Errorf("wrapped: %w", errors.New("dial tcp: connection refused")),
+		// The replies that say "try later", worded as Redis words them:
+		// they are not easily caught live.
+		"LOADING":     c.Eval(ctx, "return redis.error_reply('LOADING Redis is loading the dataset in memory')", nil).Err(),
+		"READONLY":    c.Eval(ctx, "return redis.error_reply(\"READONLY You can't write against a read only replica.\")", nil).Err(),
+		"MASTERDOWN":  c.Eval(ctx, "return redis.error_reply('MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to no.')", nil).Err(),
+		"CLUSTERDOWN": c.Eval(ctx, "return redis.error_reply('CLUSTERDOWN The cluster is down')", nil).Err(),
+		"TRYAGAIN":    c.Eval(ctx, "return redis.error_reply('TRYAGAIN Multiple keys request during rehashing of slot')", nil).Err(),
+		"BUSY":        c.Eval(ctx, "return redis.error_reply('BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.')", nil).Err(),
+		"network":     fmt.Errorf("wrapped: %w", errors.New("dial tcp: connection refused")),
 	}
+	closed := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	require.NoError(t, closed.Close())
+	replies["closed client"] = closed.Ping(ctx).Err()
 	slow := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 50 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { _ = slow.Close() })
 	replies["timeout"] = slow.Do(ctx, "BLPOP", "empty", 0).Err()
@@ -94,11 +102,13 @@ func TestClassifiers_RealReplies(t *testing.T) {
 		}},
 		{"IsOOM", rediserr.IsOOM, []string{"OOM"}},
 		{"IsTimeout", rediserr.IsTimeout, []string{"timeout"}},
-		{"IsUnavailable", rediserr.IsUnavailable, []string{"network", "timeout", "LOADING"}},
+		{"IsUnavailable", rediserr.IsUnavailable, []string{
+			"network", "timeout", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY",
+		}},
 		{"IsServer", rediserr.IsServer, []string{
 			"NOGROUP", "BUSYGROUP", "no such key", "no stream", "unknown command", "unknown INFO", "NOPERM",
 			"no such user", "NOSCRIPT", "script refused", "OOM", "script NOGROUP", "wrong type", "script NOPERM",
-			"key NOPERM", "script key NOPERM", "LOADING",
+			"key NOPERM", "script key NOPERM", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY",
 		}},
 	}
 	for _, tc := range cases {
