@@ -260,10 +260,7 @@ func TestConsumerLease_OwnHoldersLeftoverTakenAtOnce(t *testing.T) {
 func TestConsumerLease_TakeReplyLost(t *testing.T) {
 	t.Parallel()
 	srv, direct, proxy := proxiedServer(t)
-	o := srv.Options(t)
-	o.Addr, o.MaxRetries = proxy.Addr(), -1
-	c := redis.NewClient(o)
-	t.Cleanup(func() { c.Close() })
+	c := unretriedClient(t, srv, proxy)
 	topic := newTopic()
 	key := consumerKey(topic, "worker-1")
 	// EVAL, not EVALSHA: the script the server ran, after its NOSCRIPT.
@@ -387,10 +384,7 @@ func subscribeLeased(t *testing.T, c redis.UniversalClient, direct *redis.Client
 func TestConsumerLease_FailedSecondSubscribeKeepsTheName(t *testing.T) {
 	t.Parallel()
 	srv, direct, proxy := proxiedServer(t)
-	o := srv.Options(t)
-	o.Addr, o.MaxRetries = proxy.Addr(), -1
-	c := redis.NewClient(o)
-	t.Cleanup(func() { c.Close() })
+	c := unretriedClient(t, srv, proxy)
 	sub, topic, key := subscribeLeased(t, c, direct, leaseConfig("worker-1", time.Minute))
 	t.Cleanup(func() { require.NoError(t, sub.Close()) })
 
@@ -403,4 +397,16 @@ func TestConsumerLease_FailedSecondSubscribeKeepsTheName(t *testing.T) {
 	ttl, err := direct.PTTL(context.Background(), key).Result()
 	require.NoError(t, err)
 	assert.Greater(t, ttl, time.Minute, "the name key is not given up (SET PX 1)")
+}
+
+// unretriedClient is a client whose connections go through p to srv and
+// that go-redis does not send anything again for: a lost reply fails the
+// call.
+func unretriedClient(t *testing.T, srv *redistest.Server, p *faultProxy) *redis.Client {
+	t.Helper()
+	o := srv.Options(t)
+	o.Addr, o.MaxRetries = p.Addr(), -1
+	c := redis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
