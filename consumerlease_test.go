@@ -410,3 +410,20 @@ func unretriedClient(t *testing.T, srv *redistest.Server, p *faultProxy) *redis.
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// A release whose reply is lost, sent again by go-redis, finds the name
+// given up (or gives it up): it only ever expires the key while it holds
+// this Subscriber's value.
+func TestConsumerLease_ReleaseReplyLost(t *testing.T) {
+	t.Parallel()
+	srv, direct, proxy := proxiedServer(t)
+	sub, _, key := subscribeLeased(t, proxiedClient(t, srv, proxy), direct, leaseConfig("worker-1", time.Minute))
+	// EVAL, not EVALSHA: the release script the server ran, after its
+	// NOSCRIPT (the take's script is cached already, and is not sent).
+	lost := proxy.LoseReply(func(args []string) bool {
+		return len(args) > 3 && strings.EqualFold(args[0], "eval") && args[3] == key
+	})
+	require.NoError(t, sub.Close())
+	awaitLost(t, lost, "the release")
+	requireGivenUp(t, direct, key)
+}

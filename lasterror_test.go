@@ -128,15 +128,9 @@ func TestLastError_DeadLetteredByAnotherConsumer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	topic := newTopic()
-	first := groupConfig("g")
-	first.NackBackoff = time.Minute
-	sub := e.subscriber(t, first)
-	ch := subscribe(t, sub, topic)
-	publish(t, e.publisher(t, millrace.PublisherConfig{}), topic, "x")
-	m := receive(t, ch)
-	millrace.RecordError(m, errors.New(strings.Repeat("é", 2000)))
-	m.Nack()
-	require.NoError(t, sub.Close())
+	nackThenClose(t, e, topic, func(m *message.Message) {
+		millrace.RecordError(m, errors.New(strings.Repeat("é", 2000)))
+	})
 
 	second := groupConfig("g")
 	second.MaxDeliveries = 1

@@ -180,18 +180,31 @@ func TestNack_WaitingMessageReleasedOnClose(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	topic := newTopic()
-	cfg := groupConfig("g")
-	cfg.NackBackoff = time.Minute
-	first := e.subscriber(t, cfg)
-	ch := subscribe(t, first, topic)
-	sent := publish(t, e.publisher(t, millrace.PublisherConfig{}), topic, "nacked")
-	receive(t, ch).Nack()
-	require.NoError(t, first.Close())
+	sent := nackThenClose(t, e, topic, nil)
 	assert.EqualValues(t, 1, pendingCount(t, e.client, topic, "g"), "a Nacked entry stays pending")
 
 	start := time.Now()
 	got := receive(t, subscribe(t, e.subscriber(t, groupConfig("g")), topic)) // ClaimMinIdle 30s
-	assert.Equal(t, sent[0].UUID, got.UUID)
+	assert.Equal(t, sent.UUID, got.UUID)
 	assert.Less(t, time.Since(start), 10*time.Second)
 	got.Ack()
+}
+
+// nackThenClose publishes one message to topic and Nacks it (after mark,
+// if any) in a subscriber of group "g" that would redeliver it a minute
+// later, then closes that subscriber. It returns the message published.
+func nackThenClose(t *testing.T, e *env, topic string, mark func(*message.Message)) *message.Message {
+	t.Helper()
+	cfg := groupConfig("g")
+	cfg.NackBackoff = time.Minute
+	sub := e.subscriber(t, cfg)
+	ch := subscribe(t, sub, topic)
+	sent := publish(t, e.publisher(t, millrace.PublisherConfig{}), topic, "nacked")
+	m := receive(t, ch)
+	if mark != nil {
+		mark(m)
+	}
+	m.Nack()
+	require.NoError(t, sub.Close())
+	return sent[0]
 }

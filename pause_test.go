@@ -183,18 +183,7 @@ func TestPause_SurvivesSubscriberRestart(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, sub.Close()) })
 	ch = subscribe(t, sub, topic)
-	select {
-	case <-log.logged(pausedLine):
-	case <-ctx.Done():
-		t.Fatal("the restarted subscriber did not see the pause")
-	}
-	requireNoMessage(t, ch, time.Second)
-
-	_, err = adm.ResumeGroup(ctx, topic, "g")
-	require.NoError(t, err)
-	m := receive(t, ch)
-	assert.Equal(t, sent[0].UUID, m.UUID)
-	m.Ack()
+	takesOnlyOnceResumed(ctx, t, log, adm, topic, ch, sent[0].UUID)
 	<-log.logged(resumedLine)
 	state, err := adm.GroupPaused(ctx, topic, "g")
 	require.NoError(t, err)
@@ -262,17 +251,25 @@ func TestPause_NarrowACL(t *testing.T) {
 				m.Ack()
 				return
 			}
-			select {
-			case <-log.logged(pausedLine):
-			case <-ctx.Done():
-				t.Fatal("the pause was not seen")
-			}
-			requireNoMessage(t, ch, time.Second)
-			_, err = adm.ResumeGroup(ctx, topic, "g")
-			require.NoError(t, err)
-			m := receive(t, ch)
-			assert.Equal(t, sent[0].UUID, m.UUID)
-			m.Ack()
+			takesOnlyOnceResumed(ctx, t, log, adm, topic, ch, sent[0].UUID)
 		})
 	}
+}
+
+// takesOnlyOnceResumed waits for the subscriber logging to log to see the
+// pause of group "g" on topic, checks that it takes nothing meanwhile,
+// resumes the group and receives the message want from ch.
+func takesOnlyOnceResumed(ctx context.Context, t *testing.T, log *eventLogger, adm *admin.Admin, topic string, ch <-chan *message.Message, want string) {
+	t.Helper()
+	select {
+	case <-log.logged(pausedLine):
+	case <-ctx.Done():
+		t.Fatal("the subscriber did not see the pause")
+	}
+	requireNoMessage(t, ch, time.Second)
+	_, err := adm.ResumeGroup(ctx, topic, "g")
+	require.NoError(t, err)
+	m := receive(t, ch)
+	assert.Equal(t, want, m.UUID)
+	m.Ack()
 }

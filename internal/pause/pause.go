@@ -17,6 +17,7 @@ import (
 	"github.com/millrace/millrace/internal/entryid"
 	"github.com/millrace/millrace/internal/keys"
 	"github.com/millrace/millrace/internal/rediserr"
+	"github.com/millrace/millrace/internal/reply"
 )
 
 // The values of the "state" field.
@@ -89,13 +90,7 @@ func FromReply(v interface{}) (s State, ok bool) {
 			return State{ID: "0-0"}, false
 		}
 		id, _ := e[0].(string)
-		flat, _ := e[1].([]interface{})
-		values := make(map[string]interface{}, len(flat)/2)
-		for i := 0; i+1 < len(flat); i += 2 {
-			k, _ := flat[i].(string)
-			values[k] = flat[i+1]
-		}
-		msgs = []redis.XMessage{{ID: id, Values: values}}
+		msgs = []redis.XMessage{{ID: id, Values: reply.Map(e[1])}}
 	}
 	return parse(msgs), true
 }
